@@ -1,0 +1,1 @@
+"""Metrics providers and the provider-agnostic analysis judge."""

@@ -1,0 +1,53 @@
+"""Metrics provider: Prometheus' HTTP query API."""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+
+from activities.interfaces import BadRequest
+from engine.contracts import EnvironmentSpec
+
+
+class PrometheusMetrics:
+    """Runs an instant PromQL query and returns its single value."""
+
+    def __init__(self, env: EnvironmentSpec) -> None:
+        if not env.prometheus_url:
+            msg = f"environment {env.name!r} has no prometheus_url"
+            raise BadRequest(msg)
+        self._client = httpx.Client(base_url=env.prometheus_url, timeout=2.0)
+
+    def query(self, query: str) -> float | None:
+        response = self._client.get("/api/v1/query", params={"query": query})
+        body = (
+            response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        )
+        if response.status_code == 400 and body.get("errorType") == "bad_data":
+            msg = f"PromQL does not parse: {body.get('error')}"
+            raise BadRequest(msg)
+        response.raise_for_status()
+        data = body["data"]
+        match data["resultType"]:
+            case "scalar":
+                value = float(data["result"][1])
+            case "vector":
+                series = data["result"]
+                if not series:
+                    return None
+                if len(series) > 1:
+                    msg = f"query returns {len(series)} series; aggregate it to one (e.g. with sum)"
+                    raise BadRequest(msg)
+                value = float(series[0]["value"][1])
+            case other:
+                msg = f"query returns a {other}; an instant vector or scalar is needed"
+                raise BadRequest(msg)
+        return None if math.isnan(value) or math.isinf(value) else value
+
+    def check_syntax(self, query: str) -> str | None:
+        """The parse error of ``query``, or None when Prometheus accepts it."""
+        response = self._client.get("/api/v1/query", params={"query": query, "time": "0"})
+        if response.status_code == 400:
+            return str(response.json().get("error"))
+        return None

@@ -1,0 +1,164 @@
+"""The Temporal activities: one capability each, any provider behind it.
+
+Every activity is synchronous (the worker runs them in a thread pool), idempotent
+(safe to run twice), heartbeats while it waits, and turns a provider's
+:class:`~activities.interfaces.BadRequest` into a non-retryable error. Workflows
+call them by the names given here and never import a provider.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, CancelledError
+
+from activities import registry
+from activities.analysis import judge
+from activities.interfaces import BadRequest
+from engine.contracts import (
+    AnalysisRequest,
+    AnalysisResult,
+    EnvironmentRef,
+    Instance,
+    Measurement,
+    MetricTally,
+    Observed,
+    PoolRequest,
+    RouterState,
+    SmokeRequest,
+    SmokeResult,
+    StopRequest,
+    TrafficRequest,
+)
+
+log = structlog.get_logger()
+P = ParamSpec("P")
+R = TypeVar("R")
+
+VERIFY_WITHIN = 5.0
+"""Seconds a new split may take to be in force (health checks of servers just enabled)."""
+WEIGHT_TOLERANCE = 1.0
+"""Percentage points a read-back split may differ from the one asked (integer router weights)."""
+
+
+def _refuse_bad_requests(fn: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except BadRequest as exc:
+            raise ApplicationError(str(exc), type="BadRequest", non_retryable=True) from exc
+
+    return wrapper
+
+
+def _heartbeat(message: str) -> None:
+    activity.heartbeat(message)
+
+
+@activity.defn(name="platform.observe")
+@_refuse_bad_requests
+def observe(req: EnvironmentRef) -> Observed:
+    """What runs, and how the router splits traffic right now."""
+    env = req.environment
+    return Observed(instances=registry.platform(env).list_instances(), router=registry.router(env).read())
+
+
+@activity.defn(name="platform.start_pool")
+@_refuse_bad_requests
+def start_pool(req: PoolRequest) -> list[Instance]:
+    """Make sure ``count`` healthy instances of the version run in the pool."""
+    log.info("start_pool", pool=req.pool, version=req.version, count=req.count)
+    return registry.platform(req.environment).start(
+        version=req.version, pool=req.pool, count=req.count, progress=_heartbeat
+    )
+
+
+@activity.defn(name="platform.stop_pool")
+@_refuse_bad_requests
+def stop_pool(req: StopRequest) -> None:
+    log.info("stop_pool", pool=req.pool)
+    registry.platform(req.environment).stop(pool=req.pool)
+
+
+@activity.defn(name="router.set_traffic")
+@_refuse_bad_requests
+def set_traffic(req: TrafficRequest) -> RouterState:
+    """Apply a traffic split, then read it back: accepted is not the same as in force.
+
+    A server that just left maintenance serves only after its first health check,
+    so the read-back is polled for up to ``VERIFY_WITHIN`` seconds before failing.
+    """
+    router = registry.router(req.environment)
+    router.set_traffic(weights=dict(req.weights), members={k: list(v) for k, v in req.members.items()})
+    deadline = time.monotonic() + VERIFY_WITHIN
+    while True:
+        state = router.read()
+        off = {
+            pool: (asked, state.weights.get(pool, 0.0))
+            for pool, asked in req.weights.items()
+            if abs(state.weights.get(pool, 0.0) - asked) > WEIGHT_TOLERANCE
+        }
+        if not off:
+            log.info("traffic", weights=state.weights)
+            return state
+        if time.monotonic() > deadline:
+            detail = ", ".join(f"{p}: asked {a}%, in force {got:.1f}%" for p, (a, got) in off.items())
+            msg = f"router did not apply the split ({detail})"
+            raise ApplicationError(msg, type="WeightNotVerified")
+        activity.heartbeat("verifying split")
+        time.sleep(0.05)
+
+
+@activity.defn(name="smoke.check")
+@_refuse_bad_requests
+def smoke_check(req: SmokeRequest) -> SmokeResult:
+    failures = registry.smoke(req.environment).check(instances=list(req.instances), path=req.path)
+    return SmokeResult(ok=not failures, checked=len(req.instances), failures=failures)
+
+
+@activity.defn(name="analysis.run")
+@_refuse_bad_requests
+def run_analysis(req: AnalysisRequest) -> AnalysisResult:
+    """Measure and judge; resumes from the last heartbeat after a retry."""
+    resume = None
+    details = activity.info().heartbeat_details
+    if details:
+        saved: dict[str, Any] = details[0]
+        resume = (
+            [Measurement.model_validate(m) for m in saved["measurements"]],
+            {k: MetricTally.model_validate(v) for k, v in saved["tallies"].items()},
+            float(saved["elapsed"]),
+        )
+        log.info("analysis resumed", name=req.name, measurements=len(resume[0]))
+
+    def heartbeat(measurements: list[Measurement], tallies: dict[str, MetricTally], elapsed: float) -> None:
+        activity.heartbeat(
+            {
+                "measurements": [m.model_dump(mode="json") for m in measurements],
+                "tallies": {k: v.model_dump() for k, v in tallies.items()},
+                "elapsed": elapsed,
+            }
+        )
+
+    def sleep(seconds: float) -> None:
+        if activity.is_cancelled():  # sync activities see cancellation through heartbeats
+            raise CancelledError
+        time.sleep(seconds)
+
+    return judge.run(
+        req,
+        registry.metrics(req.environment),
+        clock=time.monotonic,
+        sleep=sleep,
+        heartbeat=heartbeat,
+        resume=resume,
+    )
+
+
+ALL = [observe, start_pool, stop_pool, set_traffic, smoke_check, run_analysis]

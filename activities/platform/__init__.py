@@ -1,0 +1,1 @@
+"""Platforms: where instances of a version run."""

@@ -1,0 +1,61 @@
+"""Platform provider: instances of the sample service as local processes.
+
+Backed by ``infrastructure.local``: each pool has fixed slots with fixed ports, and
+instances outlive the worker (a killed worker does not take production with it).
+"""
+
+from __future__ import annotations
+
+from activities.interfaces import BadRequest, Progress
+from engine.contracts import EnvironmentSpec, Instance
+from infrastructure.local.instances import InstanceInfo, InstanceManager, VersionConflictError
+from infrastructure.local.layout import POOLS, Layout
+
+
+def layout_for(env: EnvironmentSpec) -> Layout:
+    if env.local is None:
+        msg = f"environment {env.name!r} has no local platform settings"
+        raise BadRequest(msg)
+    return Layout(state_dir=env.local.state_dir, port_base=env.local.port_base, max_slots=env.local.max_slots)
+
+
+def _instance(info: InstanceInfo) -> Instance:
+    return Instance(
+        pool=info.pool,
+        slot=info.slot,
+        version=info.version,
+        address=f"127.0.0.1:{info.port}",
+        healthy=info.healthy,
+    )
+
+
+class LocalPlatform:
+    """Start, stop and list sample-service processes per pool."""
+
+    def __init__(self, env: EnvironmentSpec) -> None:
+        self._layout = layout_for(env)
+        self._manager = InstanceManager(self._layout)
+
+    def list_instances(self) -> list[Instance]:
+        return [_instance(i) for i in self._manager.list()]
+
+    def start(self, *, version: str, pool: str, count: int, progress: Progress) -> list[Instance]:
+        self._check_pool(pool)
+        if count > self._layout.max_slots:
+            msg = f"{count} instances asked; the local router has {self._layout.max_slots} slots per pool"
+            raise BadRequest(msg)
+        try:
+            started = self._manager.start(version, pool, count, on_progress=progress)
+        except VersionConflictError as exc:
+            raise BadRequest(str(exc)) from exc
+        return [_instance(i) for i in started]
+
+    def stop(self, *, pool: str) -> None:
+        self._check_pool(pool)
+        self._manager.stop(pool)
+
+    @staticmethod
+    def _check_pool(pool: str) -> None:
+        if pool not in POOLS:
+            msg = f"unknown pool {pool!r} (local pools: {', '.join(POOLS)})"
+            raise BadRequest(msg)

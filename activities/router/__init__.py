@@ -1,0 +1,1 @@
+"""Routers: how traffic is split between pools."""

@@ -1,0 +1,1 @@
+"""Smoke checks: do fresh instances answer before they take traffic?"""

@@ -1,0 +1,1 @@
+"""The engine's core: contracts, configuration, Temporal connection and logging."""

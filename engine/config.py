@@ -1,0 +1,345 @@
+"""deploy-code.yaml: the user's configuration, validated, and resolved into a release plan.
+
+``load_config`` turns the YAML into :class:`DeployConfig` or raises one
+:class:`ConfigError` whose message names the field path and the offending value.
+``resolve_release`` checks a request (version, strategy, environment) against it
+and returns the :class:`~engine.contracts.ReleaseSpec` a workflow runs: the whole
+plan, fixed at start, so the history shows exactly what was asked.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import Discriminator, Field, StringConstraints, Tag, ValidationError, model_validator
+
+from engine.contracts import (
+    STRATEGIES,
+    VERSION_PATTERN,
+    AnalysisRef,
+    AnalysisStep,
+    AnalysisTemplate,
+    AppSpec,
+    CanarySpec,
+    Duration,
+    EnvironmentSpec,
+    Identity,
+    LocalSettings,
+    PauseStep,
+    Percent,
+    Providers,
+    ReleaseSpec,
+    ResolvedStep,
+    SetWeightStep,
+    Strict,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "deploy-code.yaml"
+DEFAULT_STATE_DIR = REPO_ROOT / ".state" / "local"
+DEFAULT_PORT_BASE = 18000
+LOCAL_MAX_INSTANCES = 8
+"""Slots per pool on the local platform's router."""
+
+AVAILABLE_PROVIDERS: dict[str, tuple[str, ...]] = {
+    "platform": ("local",),
+    "router": ("haproxy",),
+    "analysis": ("prometheus",),
+    "smoke": ("http",),
+}
+"""Providers this engine ships; activities/registry.py maps each name to its class."""
+
+
+class InputError(ValueError):
+    """A request or configuration the engine refuses before any side effect."""
+
+
+class ConfigError(InputError):
+    """deploy-code.yaml is invalid."""
+
+
+# --------------------------------------------------------------------------- #
+# The file's schema
+# --------------------------------------------------------------------------- #
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, dict) and len(value) == 1:
+        return next(iter(value))
+    if isinstance(value, SetWeightStep | PauseStep | AnalysisStep):
+        return next(iter(type(value).model_fields))
+    return None
+
+
+StepConfig = Annotated[
+    Annotated[SetWeightStep, Tag("set_weight")]
+    | Annotated[PauseStep, Tag("pause")]
+    | Annotated[AnalysisStep, Tag("analysis")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="step_kind",
+        custom_error_message="a step has exactly one key: set_weight, pause or analysis",
+    ),
+]
+
+
+class AppConfig(Strict):
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,40}$")]
+    health_path: Annotated[str, StringConstraints(pattern=r"^/[\w./-]*$")] = "/healthz"
+    metrics_path: Annotated[str, StringConstraints(pattern=r"^/[\w./-]*$")] = "/metrics"
+    initial_version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN)] = "v1.0.0"
+
+
+class LocalConfig(Strict):
+    state_dir: str | None = None
+    port_base: Annotated[int, Field(ge=1024, le=65000)] | None = None
+
+
+class BackgroundAnalysisConfig(Strict):
+    templates: Annotated[list[str], Field(min_length=1)]
+    chunk: Duration = timedelta(seconds=5)
+
+
+class CanaryConfig(Strict):
+    steps: Annotated[list[StepConfig], Field(min_length=1)]
+    background_analysis: BackgroundAnalysisConfig | None = None
+    canary_instances: Annotated[int, Field(ge=1, le=64)] = 1
+    rollback_ramp: list[Percent] = Field(default_factory=list)
+    rollback_ramp_interval: Duration = timedelta(seconds=2)
+
+    @model_validator(mode="after")
+    def _check_order(self) -> CanaryConfig:
+        weights = [s.set_weight for s in self.steps if isinstance(s, SetWeightStep)]
+        for before, after in itertools.pairwise(weights):
+            if after <= before:
+                msg = f"set_weight steps must increase: {after} follows {before} (weights {weights})"
+                raise ValueError(msg)
+        ramp = self.rollback_ramp
+        if any(b >= a for a, b in itertools.pairwise(ramp)):
+            msg = f"rollback_ramp must decrease towards 0, got {ramp}"
+            raise ValueError(msg)
+        return self
+
+
+class StrategiesConfig(Strict):
+    canary: CanaryConfig
+
+
+class EnvironmentConfig(Strict):
+    providers: Providers
+    instances: Annotated[int, Field(ge=1, le=64)]
+    approvers: list[Identity] = Field(default_factory=list)
+    approval_timeout: Duration = timedelta(hours=24)
+    prometheus_url: str | None = None
+    local: LocalConfig | None = None
+    strategies: StrategiesConfig | None = Field(
+        default=None, description="overrides the top-level strategies for this environment"
+    )
+    aws: dict[str, Any] | None = None
+    kubernetes: dict[str, Any] | None = None
+
+
+class DeployConfig(Strict):
+    app: AppConfig
+    default_environment: str = "local"
+    environments: Annotated[dict[str, EnvironmentConfig], Field(min_length=1)]
+    analysis_templates: dict[str, AnalysisTemplate] = Field(default_factory=dict)
+    strategies: StrategiesConfig
+
+    @model_validator(mode="after")
+    def _check_references(self) -> DeployConfig:
+        if self.default_environment not in self.environments:
+            msg = f"default_environment {self.default_environment!r} is not one of the environments"
+            raise ValueError(msg)
+        sets = [("strategies", self.strategies)] + [
+            (f"environments.{n}.strategies", e.strategies) for n, e in self.environments.items()
+        ]
+        for where, strategies in sets:
+            if strategies is None:
+                continue
+            canary = strategies.canary
+            refs = [t for s in canary.steps if isinstance(s, AnalysisStep) for t in s.analysis.templates]
+            refs += canary.background_analysis.templates if canary.background_analysis else []
+            for name in refs:
+                if name not in self.analysis_templates:
+                    known = ", ".join(sorted(self.analysis_templates)) or "none"
+                    msg = f"{where}.canary names analysis template {name!r}, which is not defined ({known})"
+                    raise ValueError(msg)
+        return self
+
+
+# --------------------------------------------------------------------------- #
+# Loading
+# --------------------------------------------------------------------------- #
+
+
+def _format_errors(source: str, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        path: list[str] = []
+        for part in err["loc"]:
+            text = str(part)
+            if not path or path[-1] != text:  # the step tag repeats the field name
+                path.append(text)
+        where = ".".join(path) or "(top level)"
+        value = err.get("input")
+        shown = repr(value) if not isinstance(value, dict) else "{" + ", ".join(map(str, value)) + "}"
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {message} (got {shown[:120]})")
+    return f"{source} is invalid:\n  " + "\n  ".join(lines)
+
+
+def parse_config(text: str, source: str = "deploy-code.yaml") -> DeployConfig:
+    """Parse and validate configuration text."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        msg = f"{source} is not valid YAML{where}: {problem}"
+        raise ConfigError(msg) from None
+    if not isinstance(data, dict):
+        msg = f"{source} must be a mapping with app, environments and strategies (got {type(data).__name__})"
+        raise ConfigError(msg)
+    try:
+        return DeployConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from None
+
+
+def load_config(path: str | Path | None = None) -> DeployConfig:
+    """Load deploy-code.yaml (or ``path``)."""
+    file = Path(path) if path else DEFAULT_CONFIG
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        msg = f"cannot read configuration {file}: {exc.strerror}"
+        raise ConfigError(msg) from None
+    return parse_config(text, source=file.name)
+
+
+# --------------------------------------------------------------------------- #
+# Resolving a request into a release plan
+# --------------------------------------------------------------------------- #
+
+
+def check_version(version: str) -> str:
+    if not isinstance(version, str) or not re.match(VERSION_PATTERN, version) or len(version) > 64:
+        msg = f"version {version!r} is malformed: expected a semantic version such as v1.2.3 or 1.2.3-rc.1"
+        raise InputError(msg)
+    return version
+
+
+def check_strategy(strategy: str) -> str:
+    if strategy not in STRATEGIES:
+        hint = " (strategy names are lower case)" if strategy.lower() in STRATEGIES else ""
+        msg = f"unknown strategy {strategy!r}{hint}; this engine ships: {', '.join(STRATEGIES)}"
+        raise InputError(msg)
+    return strategy
+
+
+def resolve_environment(
+    config: DeployConfig, name: str | None = None, *, local: LocalSettings | None = None
+) -> EnvironmentSpec:
+    """Resolve one environment: providers available, settings filled in."""
+    name = name or config.default_environment
+    env = config.environments.get(name)
+    if env is None:
+        hint = " (environment names are case-sensitive)" if name.lower() in config.environments else ""
+        msg = (
+            f"unknown environment {name!r}{hint}; deploy-code.yaml defines: {', '.join(config.environments)}"
+        )
+        raise InputError(msg)
+    for capability, provider in env.providers.model_dump().items():
+        if provider not in AVAILABLE_PROVIDERS[capability]:
+            msg = (
+                f"environment {name!r} uses {capability} provider {provider!r}, which this engine does not "
+                f"ship yet (available: {', '.join(AVAILABLE_PROVIDERS[capability])})"
+            )
+            raise InputError(msg)
+    prometheus_url = env.prometheus_url
+    if env.providers.platform == "local":
+        if env.instances > LOCAL_MAX_INSTANCES:
+            msg = f"environments.{name}.instances: {env.instances} is over {LOCAL_MAX_INSTANCES} local slots"
+            raise InputError(msg)
+        local = local or LocalSettings(
+            state_dir=(env.local and env.local.state_dir)
+            or os.environ.get("DEPLOY_STATE_DIR")
+            or str(DEFAULT_STATE_DIR),
+            port_base=(env.local and env.local.port_base)
+            or int(os.environ.get("DEPLOY_PORT_BASE", DEFAULT_PORT_BASE)),
+        )
+        prometheus_url = prometheus_url or f"http://127.0.0.1:{local.port_base + 2}"
+    return EnvironmentSpec(
+        name=name,
+        providers=env.providers,
+        instances=env.instances,
+        approvers=env.approvers,
+        approval_timeout=env.approval_timeout,
+        prometheus_url=prometheus_url,
+        local=local if env.providers.platform == "local" else None,
+    )
+
+
+def resolve_release(
+    config: DeployConfig,
+    version: str,
+    strategy: str,
+    environment: str | None = None,
+    *,
+    requested_by: str = "unknown",
+    local: LocalSettings | None = None,
+) -> ReleaseSpec:
+    """Check a release request against the configuration and return its plan."""
+    check_version(version)
+    check_strategy(strategy)
+    env_spec = resolve_environment(config, environment, local=local)
+    env_config = config.environments[env_spec.name]
+    canary = (env_config.strategies or config.strategies).canary
+
+    def refs(names: list[str]) -> list[AnalysisRef]:
+        return [AnalysisRef(name=n, metrics=config.analysis_templates[n].metrics) for n in names]
+
+    steps = []
+    for step in canary.steps:
+        if isinstance(step, PauseStep) and step.pause.duration is None and not env_spec.approvers:
+            msg = f"the canary pauses for approval, but environments.{env_spec.name}.approvers is empty"
+            raise InputError(msg)
+        if isinstance(step, AnalysisStep):
+            for ref in refs(step.analysis.templates):
+                if any(m.count is None for m in ref.metrics):
+                    msg = f"analysis template {ref.name!r} is used as a step, so each metric needs a count"
+                    raise InputError(msg)
+        steps.append(
+            ResolvedStep(
+                step=step, analyses=refs(step.analysis.templates) if isinstance(step, AnalysisStep) else []
+            )
+        )
+    if canary.canary_instances > env_spec.instances:
+        msg = f"canary_instances ({canary.canary_instances}) exceeds the environment's {env_spec.instances}"
+        raise InputError(msg)
+    background = canary.background_analysis
+    return ReleaseSpec(
+        app=AppSpec(
+            name=config.app.name, health_path=config.app.health_path, metrics_path=config.app.metrics_path
+        ),
+        environment=env_spec,
+        version=version,
+        strategy="canary",
+        canary=CanarySpec(
+            steps=steps,
+            background_analysis=refs(background.templates) if background else [],
+            background_chunk=background.chunk if background else timedelta(seconds=5),
+            canary_instances=canary.canary_instances,
+            rollback_ramp=canary.rollback_ramp,
+            rollback_ramp_interval=canary.rollback_ramp_interval,
+        ),
+        requested_by=requested_by,
+    )

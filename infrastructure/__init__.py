@@ -1,0 +1,1 @@
+"""Infrastructure the deployment engine runs against (see ``infrastructure.local``)."""

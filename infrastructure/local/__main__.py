@@ -1,0 +1,76 @@
+"""CLI of the local platform: ``python -m infrastructure.local up|down|status|behave``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from infrastructure.local import platform
+from infrastructure.local.layout import Layout
+from infrastructure.local.logs import configure_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and run one command; returns the exit code."""
+    p = argparse.ArgumentParser(prog="python -m infrastructure.local", description=__doc__)
+    p.add_argument("--state-dir", type=Path, default=None, help="overrides DEPLOY_STATE_DIR")
+    p.add_argument("--port-base", type=int, default=None, help="overrides DEPLOY_PORT_BASE")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logs")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    u = sub.add_parser("up", help="start (idempotent) Temporal, HAProxy, Prometheus, instances, load")
+    u.add_argument("--stable-version", default="v1.0.0")
+    u.add_argument("--instances", type=int, default=3)
+    u.add_argument("--traffic-rps", type=float, default=20.0)
+    u.add_argument("--no-temporal", action="store_true")
+    u.add_argument("--temporal-port", type=int, default=None)
+    u.add_argument("--temporal-ui-port", type=int, default=None)
+    u.add_argument("--worker-cmd", default=None, help="command line of the engine worker to run detached")
+    u.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("down", help="stop everything up started")
+    d.add_argument("--purge", action="store_true", help="also delete the state dir")
+
+    s = sub.add_parser("status", help="what runs where")
+    s.add_argument("--json", action="store_true")
+
+    b = sub.add_parser("behave", help="set error rate / latency / health of a version")
+    b.add_argument("version")
+    b.add_argument("--error-rate", type=float, default=0.0)
+    b.add_argument("--latency-ms", type=int, default=0)
+    b.add_argument("--unhealthy", action="store_true")
+
+    a = p.parse_args(argv)
+    configure_logging(verbose=a.verbose)
+    layout = Layout.from_env(state_dir=a.state_dir, port_base=a.port_base)
+
+    if a.cmd == "up":
+        st = platform.up(
+            layout,
+            stable_version=a.stable_version,
+            instances=a.instances,
+            traffic_rps=a.traffic_rps,
+            temporal=not a.no_temporal,
+            temporal_port=a.temporal_port,
+            temporal_ui_port=a.temporal_ui_port,
+            worker_cmd=a.worker_cmd,
+        )
+        print(json.dumps(st, indent=1) if a.json else platform.format_status(st))
+    elif a.cmd == "down":
+        platform.down(layout, purge=a.purge)
+        print("down" + (" (state purged)" if a.purge else ""))
+    elif a.cmd == "status":
+        st = platform.status(layout)
+        print(json.dumps(st, indent=1) if a.json else platform.format_status(st))
+    elif a.cmd == "behave":
+        beh = platform.behave(
+            layout, a.version, error_rate=a.error_rate, latency_ms=a.latency_ms, healthy=not a.unhealthy
+        )
+        print(f"{a.version}: {beh.model_dump_json()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

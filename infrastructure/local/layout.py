@@ -1,0 +1,275 @@
+"""Where every file and port of one local stack lives.
+
+A :class:`Layout` is computed from a state directory and a port base only, so two
+stacks with different state dirs and port bases never collide (tests run several
+in parallel).  Port map, relative to ``port_base``::
+
+    +0  router (HAProxy frontend "public")     +5  Temporal web UI
+    +1  preview (HAProxy frontend "preview")   +6  worker metrics
+    +2  Prometheus                             +7  Temporal HTTP API
+    +3  HAProxy prometheus-exporter            +8  Temporal server metrics
+    +4  Temporal gRPC frontend
+    +10 .. +10+max_slots-1   pool "blue" instances
+    +30 .. +30+max_slots-1   pool "green" instances
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Pool = Literal["blue", "green"]
+POOLS: tuple[Pool, ...] = ("blue", "green")
+APP_LABEL = "sample-api"
+"""The `app` label of every instance's series."""
+_POOL_OFFSET: dict[str, int] = {"blue": 10, "green": 30}
+PORT_BLOCK = 60
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PORT_BASE = 18000
+# A unix socket path must fit in sun_path (108 bytes); longer ones move to the temp dir.
+_MAX_SOCKET_PATH = 100
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Every path and port of one local stack, derived from ``state_dir`` and ``port_base``."""
+
+    state_dir: Path
+    port_base: int
+    max_slots: int = 8
+
+    def __post_init__(self) -> None:
+        """Normalise the state dir and check the slot count fits the port map."""
+        object.__setattr__(self, "state_dir", Path(self.state_dir).resolve())
+        if not 1 <= self.max_slots <= 20:
+            raise ValueError(f"max_slots must be 1..20, got {self.max_slots}")
+        if not 1024 <= self.port_base <= 65535 - PORT_BLOCK:
+            raise ValueError(f"port_base out of range: {self.port_base}")
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_env(cls, *, state_dir: Path | str | None = None, port_base: int | None = None) -> Layout:
+        """Build from ``DEPLOY_STATE_DIR`` / ``DEPLOY_PORT_BASE`` (explicit arguments win)."""
+        sd = state_dir or os.environ.get("DEPLOY_STATE_DIR") or REPO_ROOT / ".state" / "local"
+        pb = (
+            port_base if port_base is not None else int(os.environ.get("DEPLOY_PORT_BASE", DEFAULT_PORT_BASE))
+        )
+        return cls(state_dir=Path(sd), port_base=pb)
+
+    @classmethod
+    def for_tests(cls, tmp_path: Path, *, max_slots: int = 8) -> Layout:
+        """A layout in ``tmp_path`` on a free block of 60 ports (each port bind-tested).
+
+        Blocks are drawn at random below the Linux ephemeral range, so parallel
+        pytest-xdist workers practically never pick the same one.
+        """
+        rng = random.Random(os.getpid() ^ hash(str(tmp_path)))  # noqa: S311 - not crypto
+        for _ in range(200):
+            base = rng.randrange(20000, 32000 - PORT_BLOCK, PORT_BLOCK)
+            if all(port_is_free(p) for p in range(base, base + PORT_BLOCK)):
+                return cls(state_dir=tmp_path / "state", port_base=base, max_slots=max_slots)
+        raise RuntimeError("no free block of 60 ports found")
+
+    # ---- ports ---------------------------------------------------------------------------------
+    @property
+    def router_port(self) -> int:
+        """HAProxy frontend ``public`` (backend ``app``)."""
+        return self.port_base
+
+    @property
+    def preview_port(self) -> int:
+        """HAProxy frontend ``preview`` (backend ``preview``)."""
+        return self.port_base + 1
+
+    @property
+    def prometheus_port(self) -> int:
+        """Prometheus web/API port."""
+        return self.port_base + 2
+
+    @property
+    def haproxy_metrics_port(self) -> int:
+        """HAProxy's built-in prometheus-exporter."""
+        return self.port_base + 3
+
+    @property
+    def temporal_port(self) -> int:
+        """Temporal dev server gRPC frontend."""
+        return self.port_base + 4
+
+    @property
+    def temporal_ui_port(self) -> int:
+        """Temporal web UI."""
+        return self.port_base + 5
+
+    @property
+    def worker_metrics_port(self) -> int:
+        """Where the engine's worker serves its SDK metrics."""
+        return self.port_base + 6
+
+    @property
+    def temporal_http_port(self) -> int:
+        """Temporal HTTP API (pinned so it never lands on a random port of another stack)."""
+        return self.port_base + 7
+
+    @property
+    def temporal_metrics_port(self) -> int:
+        """Temporal server /metrics (pinned for the same reason)."""
+        return self.port_base + 8
+
+    def instance_port(self, pool: str, slot: int) -> int:
+        """Fixed port of ``slot`` in ``pool``."""
+        if pool not in _POOL_OFFSET:
+            raise ValueError(f"unknown pool {pool!r} (expected one of {POOLS})")
+        if not 0 <= slot < self.max_slots:
+            raise ValueError(f"slot {slot} out of range 0..{self.max_slots - 1}")
+        return self.port_base + _POOL_OFFSET[pool] + slot
+
+    @property
+    def router_url(self) -> str:
+        """Public URL of the router."""
+        return f"http://127.0.0.1:{self.router_port}"
+
+    @property
+    def preview_url(self) -> str:
+        """Preview URL of the router."""
+        return f"http://127.0.0.1:{self.preview_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        """Prometheus base URL."""
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    # ---- paths ---------------------------------------------------------------------------------
+    @property
+    def haproxy_dir(self) -> Path:
+        """HAProxy config/state directory."""
+        return self.state_dir / "haproxy"
+
+    @property
+    def haproxy_cfg(self) -> Path:
+        """Generated HAProxy config."""
+        return self.haproxy_dir / "haproxy.cfg"
+
+    @property
+    def haproxy_sock(self) -> Path:
+        """HAProxy runtime API socket (moved to the temp dir if the path is too long)."""
+        path = self.haproxy_dir / "admin.sock"
+        if len(str(path)) <= _MAX_SOCKET_PATH:
+            return path
+        digest = hashlib.sha1(str(self.state_dir).encode(), usedforsecurity=False).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"deploy-haproxy-{digest}.sock"
+
+    @property
+    def haproxy_pidfile(self) -> Path:
+        """HAProxy daemon pidfile."""
+        return self.haproxy_dir / "haproxy.pid"
+
+    @property
+    def haproxy_state_file(self) -> Path:
+        """server-state-file used across reloads (cleared at cold start)."""
+        return self.haproxy_dir / "server-state"
+
+    @property
+    def prometheus_dir(self) -> Path:
+        """Prometheus config directory."""
+        return self.state_dir / "prometheus"
+
+    @property
+    def prometheus_yml(self) -> Path:
+        """Generated Prometheus config."""
+        return self.prometheus_dir / "prometheus.yml"
+
+    @property
+    def prometheus_targets(self) -> Path:
+        """file_sd target list of the app instances."""
+        return self.prometheus_dir / "targets.json"
+
+    @property
+    def prometheus_data(self) -> Path:
+        """Prometheus TSDB directory."""
+        return self.prometheus_dir / "data"
+
+    @property
+    def instances_dir(self) -> Path:
+        """Directory of instance records."""
+        return self.state_dir / "instances"
+
+    def instance_record(self, pool: str, slot: int) -> Path:
+        """Record of one instance: ``instances/{pool}-{slot}.json``."""
+        return self.instances_dir / f"{pool}-{slot}.json"
+
+    @property
+    def behaviour_dir(self) -> Path:
+        """Directory of behaviour files."""
+        return self.state_dir / "behaviour"
+
+    def behaviour_file(self, version: str) -> Path:
+        """Behaviour of every instance of ``version``."""
+        return self.behaviour_dir / f"{version}.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        """Process logs."""
+        return self.state_dir / "logs"
+
+    def log_file(self, name: str) -> Path:
+        """``logs/NAME.log``."""
+        return self.logs_dir / f"{name}.log"
+
+    @property
+    def temporal_dir(self) -> Path:
+        """Temporal dev server state."""
+        return self.state_dir / "temporal"
+
+    @property
+    def temporal_db(self) -> Path:
+        """Temporal dev server sqlite file."""
+        return self.temporal_dir / "temporal.db"
+
+    @property
+    def pids_dir(self) -> Path:
+        """Pidfiles of detached components."""
+        return self.state_dir / "pids"
+
+    def pidfile(self, name: str) -> Path:
+        """``pids/NAME.pid``."""
+        return self.pids_dir / f"{name}.pid"
+
+    def ensure_dirs(self) -> None:
+        """Create every directory of the layout."""
+        for d in (
+            self.haproxy_dir,
+            self.prometheus_dir,
+            self.prometheus_data,
+            self.instances_dir,
+            self.behaviour_dir,
+            self.logs_dir,
+            self.temporal_dir,
+            self.pids_dir,
+        ):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that make a child process find this same layout."""
+        return {"DEPLOY_STATE_DIR": str(self.state_dir), "DEPLOY_PORT_BASE": str(self.port_base)}
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True if ``host:port`` can be bound right now (TCP), as our servers bind it.
+
+    SO_REUSEADDR, as the servers set it: connections in TIME_WAIT after a stopped
+    instance must not make its port look taken.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,299 @@
+"""The sample HTTP service the local platform deploys (several instances, several versions).
+
+Run as::
+
+    python -m infrastructure.local.sample_service --version V --pool P --slot I --port N --state-dir S
+
+* ``GET /`` (and any other app path) -> JSON ``{"version", "pool", "slot"}``, header ``X-Version``;
+  500 per the injected error rate.
+* ``GET /healthz`` -> 200 ``ok`` (503 when the behaviour says ``healthy: false``).
+* ``GET /metrics`` -> ``http_requests_total{code,version,pool}`` and
+  ``http_request_duration_seconds{version}``.
+* ``GET|POST /admin/behaviour`` -> read / change this instance's behaviour at runtime.
+
+Behaviour (``{"error_rate", "latency_ms", "healthy"}``) is read from
+``behaviour/{version}.json`` at start and whenever that file changes (polled every 200 ms).
+Error injection is deterministic: with rate r, request n fails iff
+``floor(n*r) > floor((n-1)*r)``, so 20 % fails exactly every 5th request.
+SIGTERM stops accepting, finishes in-flight requests and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from pydantic import BaseModel, Field
+
+from infrastructure.local.logs import configure_logging
+
+if TYPE_CHECKING:
+    from infrastructure.local.layout import Layout
+
+log = structlog.get_logger(__name__)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
+_POLL_S = 0.2
+_EPS = 1e-9
+
+
+class Behaviour(BaseModel):
+    """How an instance behaves: share of 500s, added latency, health."""
+
+    error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    latency_ms: int = Field(default=0, ge=0, le=60_000)
+    healthy: bool = True
+
+
+def set_behaviour(
+    layout: Layout,
+    version: str,
+    *,
+    error_rate: float = 0.0,
+    latency_ms: int = 0,
+    healthy: bool = True,
+) -> Behaviour:
+    """Write ``behaviour/{version}.json`` atomically; running instances pick it up within ~0.2 s."""
+    b = Behaviour(error_rate=error_rate, latency_ms=latency_ms, healthy=healthy)
+    path = layout.behaviour_file(version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(b.model_dump_json())
+    tmp.replace(path)
+    return b
+
+
+def clear_behaviour(layout: Layout, version: str) -> None:
+    """Remove the behaviour file of ``version`` (instances keep their current behaviour)."""
+    layout.behaviour_file(version).unlink(missing_ok=True)
+
+
+class _State:
+    """Shared, lock-protected state of one instance."""
+
+    def __init__(self, version: str, pool: str, slot: int, behaviour_file: Path) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram  # noqa: PLC0415
+
+        self.version, self.pool, self.slot = version, pool, slot
+        self.behaviour_file = behaviour_file
+        self.lock = threading.Lock()
+        self.behaviour = Behaviour()
+        self._file_mtime: int | None = None
+        self._n = 0
+        self._failed = 0
+        self.inflight = 0
+        self.idle = threading.Condition(self.lock)
+        self.stopping = False
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "http_requests",
+            "HTTP requests served by the app",
+            ["code", "version", "pool"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "http_request_duration_seconds",
+            "App request latency",
+            ["version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        # Pre-create the series so rate() sees them from the first scrapes on.
+        for code in ("200", "500"):
+            self.requests.labels(code=code, version=version, pool=pool)
+        self.duration.labels(version=version)
+        self.reload_file()
+
+    def set(self, behaviour: Behaviour) -> None:
+        with self.lock:
+            if behaviour != self.behaviour:
+                self._n = self._failed = 0
+            self.behaviour = behaviour
+        log.info("behaviour", **behaviour.model_dump())
+
+    def reload_file(self) -> None:
+        try:
+            mtime = self.behaviour_file.stat().st_mtime_ns
+        except OSError:
+            self._file_mtime = None
+            return
+        if mtime == self._file_mtime:
+            return
+        try:
+            b = Behaviour.model_validate_json(self.behaviour_file.read_text())
+        except (OSError, ValueError) as exc:
+            log.warning("behaviour_file_invalid", path=str(self.behaviour_file), error=str(exc))
+            return
+        self._file_mtime = mtime
+        self.set(b)
+
+    def next_outcome(self) -> tuple[bool, Behaviour]:
+        """Decide (deterministically) whether this request fails; returns (fail, behaviour)."""
+        with self.lock:
+            b = self.behaviour
+            self._n += 1
+            should = math.floor(self._n * b.error_rate + _EPS)
+            fail = should > self._failed
+            if fail:
+                self._failed += 1
+            return fail, b
+
+    def watch(self) -> None:
+        while True:
+            time.sleep(_POLL_S)
+            self.reload_file()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence per-request access logs."""
+
+    def _send(self, code: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Version", self.server.state.version)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        if self.server.state.stopping:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, code: int, obj: Any) -> None:
+        self._send(code, json.dumps(obj).encode(), "application/json")
+
+    def _tracked(self, fn: Any) -> None:
+        st = self.server.state
+        with st.lock:
+            st.inflight += 1
+        try:
+            fn()
+        finally:
+            with st.lock:
+                st.inflight -= 1
+                st.idle.notify_all()
+
+    def do_GET(self) -> None:
+        """Route GET requests."""
+        self._tracked(self._get)
+
+    def do_HEAD(self) -> None:
+        """HEAD behaves like GET without a body."""
+        self._tracked(self._get)
+
+    def do_POST(self) -> None:
+        """Route POST requests."""
+        self._tracked(self._post)
+
+    def _get(self) -> None:
+        st = self.server.state
+        path = self.path.split("?", 1)[0]
+        if path == "/healthz":
+            if st.behaviour.healthy:
+                self._send(200, b"ok", "text/plain")
+            else:
+                self._send(503, b"unhealthy", "text/plain")
+        elif path == "/metrics":
+            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415
+
+            self._send(200, generate_latest(st.registry), CONTENT_TYPE_LATEST)
+        elif path == "/admin/behaviour":
+            self._json(200, st.behaviour.model_dump())
+        else:
+            self._app()
+
+    def _app(self) -> None:
+        st = self.server.state
+        start = time.perf_counter()
+        fail, b = st.next_outcome()
+        if b.latency_ms:
+            time.sleep(b.latency_ms / 1000)
+        code = 500 if fail else 200
+        body: dict[str, Any] = {"version": st.version, "pool": st.pool, "slot": st.slot}
+        if fail:
+            body["error"] = "injected"
+        self._json(code, body)
+        st.requests.labels(code=str(code), version=st.version, pool=st.pool).inc()
+        st.duration.labels(version=st.version).observe(time.perf_counter() - start)
+
+    def _post(self) -> None:
+        st = self.server.state
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b"{}"
+        if self.path.split("?", 1)[0] != "/admin/behaviour":
+            self._json(404, {"error": "not found"})
+            return
+        try:
+            merged = {**st.behaviour.model_dump(), **json.loads(raw or b"{}")}
+            b = Behaviour.model_validate(merged)
+        except ValueError as exc:
+            self._json(400, {"error": str(exc)})
+            return
+        st.set(b)
+        self._json(200, b.model_dump())
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr: tuple[str, int], state: _State) -> None:
+        self.state = state
+        super().__init__(addr, _Handler)
+
+
+def serve(*, version: str, pool: str, slot: int, port: int, state_dir: Path) -> int:
+    """Serve until SIGTERM/SIGINT; then drain in-flight requests and return 0."""
+    behaviour_file = state_dir / "behaviour" / f"{version}.json"  # == Layout.behaviour_file(version)
+    state = _State(version, pool, slot, behaviour_file)
+    server = _Server(("127.0.0.1", port), state)
+    threading.Thread(target=state.watch, daemon=True, name="behaviour-watch").start()
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        state.stopping = True
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    log.info("listening", version=version, pool=pool, slot=slot, port=port, pid=os.getpid())
+    server.serve_forever(poll_interval=0.1)
+    server.server_close()
+    with state.lock:
+        state.idle.wait_for(lambda: state.inflight == 0, timeout=10.0)
+    log.info("stopped", version=version, pool=pool, slot=slot)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--version", required=True)
+    p.add_argument("--pool", required=True)
+    p.add_argument("--slot", type=int, required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--state-dir", type=Path, required=True)
+    a = p.parse_args(argv)
+    configure_logging()
+    return serve(version=a.version, pool=a.pool, slot=a.slot, port=a.port, state_dir=a.state_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+# Cross-region read replica of the primary PostgreSQL (promoted by the DR workflow) and a
+# standby Redis (a cache: it starts cold after failover).
+
+resource "aws_db_subnet_group" "main" {
+  name       = "${local.name}-db"
+  subnet_ids = aws_subnet.database[*].id
+}
+
+resource "aws_security_group" "database" {
+  name        = "${local.name}-database"
+  description = "PostgreSQL from the standby EKS nodes only"
+  vpc_id      = aws_vpc.main.id
+
+  ingress {
+    from_port       = 5432
+    to_port         = 5432
+    protocol        = "tcp"
+    security_groups = [aws_eks_cluster.main.vpc_config[0].cluster_security_group_id]
+  }
+}
+
+resource "aws_db_instance" "replica" {
+  identifier          = "${local.name}-db-replica"
+  replicate_source_db = local.primary.primary_db_instance_arn
+  instance_class      = var.db_instance_class
+
+  storage_type      = "gp3"
+  storage_encrypted = true
+  kms_key_id        = aws_kms_key.main.arn
+
+  multi_az               = true
+  db_subnet_group_name   = aws_db_subnet_group.main.name
+  vpc_security_group_ids = [aws_security_group.database.id]
+  publicly_accessible    = false
+
+  # Backups on the replica so that, once promoted, the new primary is already backed up.
+  backup_retention_period   = var.db_backup_retention_days
+  deletion_protection       = true
+  skip_final_snapshot       = false
+  final_snapshot_identifier = "${local.name}-db-replica-final"
+
+  performance_insights_enabled    = true
+  performance_insights_kms_key_id = aws_kms_key.main.arn
+  enabled_cloudwatch_logs_exports = ["postgresql"]
+  auto_minor_version_upgrade      = true
+
+  # After a promotion replicate_source_db is empty in AWS: do not let Terraform re-create it.
+  lifecycle {
+    prevent_destroy = true
+    ignore_changes  = [replicate_source_db]
+  }
+}
+
+resource "aws_elasticache_subnet_group" "main" {
+  name       = "${local.name}-redis"
+  subnet_ids = aws_subnet.database[*].id
+}
+
+resource "aws_security_group" "redis" {
+  name        = "${local.name}-redis"
+  description = "Redis from the standby EKS nodes only"
+  vpc_id      = aws_vpc.main.id
+
+  ingress {
+    from_port       = 6379
+    to_port         = 6379
+    protocol        = "tcp"
+    security_groups = [aws_eks_cluster.main.vpc_config[0].cluster_security_group_id]
+  }
+}
+
+resource "aws_elasticache_replication_group" "redis" {
+  replication_group_id       = "${local.name}-redis"
+  description                = "claude-deployment DR cache (cluster mode)"
+  engine                     = "redis"
+  engine_version             = var.redis_engine_version
+  node_type                  = var.redis_node_type
+  parameter_group_name       = "default.redis7.cluster.on"
+  num_node_groups            = 3
+  replicas_per_node_group    = 1
+  multi_az_enabled           = true
+  automatic_failover_enabled = true
+  subnet_group_name          = aws_elasticache_subnet_group.main.name
+  security_group_ids         = [aws_security_group.redis.id]
+  at_rest_encryption_enabled = true
+  kms_key_id                 = aws_kms_key.main.arn
+  transit_encryption_enabled = true
+  snapshot_retention_limit   = 7
+}

@@ -1,0 +1,34 @@
+# Outputs read by the engine's DR workflow (python starters/failover.py).
+
+output "replica_db_instance_id" {
+  description = "Cross-region read replica the DR workflow promotes."
+  value       = aws_db_instance.replica.identifier
+}
+
+output "alb_listener_arn" {
+  value = aws_lb_listener.https.arn
+}
+
+output "blue_target_group_arn" {
+  value = aws_lb_target_group.pool["blue"].arn
+}
+
+output "green_target_group_arn" {
+  value = aws_lb_target_group.pool["green"].arn
+}
+
+output "eks_cluster_name" {
+  value = aws_eks_cluster.main.name
+}
+
+output "route53_zone_id" {
+  value = local.primary.route53_zone_id
+}
+
+output "api_record_name" {
+  value = local.primary.api_record_name
+}
+
+output "secondary_health_check_id" {
+  value = aws_route53_health_check.secondary.id
+}

@@ -1,0 +1,14 @@
+# Example DR values: terraform plan -var-file=secondary.tfvars
+environment              = "production"
+region                   = "us-east-1"
+cluster_name             = "claude-deployment-prod"
+kubernetes_version       = "1.32"
+vpc_cidr                 = "10.1.0.0/16"
+node_instance_types      = ["m6i.2xlarge"]
+node_min_size            = 3
+node_max_size            = 20
+db_instance_class        = "db.r6g.xlarge"
+db_backup_retention_days = 7
+redis_engine_version     = "7.1"
+redis_node_type          = "cache.r6g.large"
+domain_name              = "claude-deployment.com"

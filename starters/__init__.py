@@ -1,0 +1,1 @@
+"""Command-line starters: deploy, control a running release."""

@@ -1,0 +1,65 @@
+"""What the starters share: finding the release of an environment, printing progress."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from engine.contracts import Decision, ReleaseStatus
+
+EXIT_OK, EXIT_RELEASE_FAILED, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
+"""Exit codes: succeeded; rolled back or failed; refused input; refused by a running release."""
+
+
+def default_identity() -> str:
+    return os.environ.get("DEPLOY_IDENTITY") or getpass.getuser()
+
+
+def fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def format_decision(d: Decision) -> str:
+    by = "" if d.by == "engine" else f" [{d.by}]"
+    reason = f": {d.reason}" if d.reason else ""
+    return f"  {d.at:%H:%M:%S} {d.what}{by}{reason}"
+
+
+def format_status(s: ReleaseStatus) -> str:
+    analysis = ", ".join(
+        f"{m.metric}={'-' if m.value is None else f'{m.value:.4g}'} {m.phase}" for m in s.last_analysis
+    )
+    parts = [
+        f"[{s.phase.value}]",
+        f"step {s.step_index}/{s.step_count} {s.step}".rstrip(),
+        f"canary {s.canary_weight:g}%",
+    ]
+    if analysis:
+        parts.append(f"analysis: {analysis}")
+    if s.paused:
+        parts.append(f"PAUSED: {s.pause_reason}")
+    if s.awaiting_approval:
+        parts.append("AWAITING APPROVAL")
+    return " | ".join(parts)
+
+
+class ProgressPrinter:
+    """Prints new decisions and status changes, once each."""
+
+    def __init__(self, out: Callable[[str], Any] = print) -> None:
+        self._seen = 0
+        self._last = ""
+        self._out = out
+
+    def show(self, status: ReleaseStatus) -> None:
+        for d in status.decisions[self._seen :]:
+            self._out(format_decision(d))
+        self._seen = len(status.decisions)
+        line = format_status(status)
+        if line != self._last:
+            self._out(line)
+            self._last = line

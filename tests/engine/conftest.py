@@ -1,0 +1,234 @@
+"""Fixtures for the engine's tests: a real local platform and a real Temporal dev server.
+
+One platform stack (HAProxy, Prometheus, sample instances, load generator, Temporal
+dev server) per pytest-xdist worker, on its own port block and temp dir, torn
+down at the end of the session. Each test gets its own task queue and worker,
+starts from one stable pool, and deploys versions no other test uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
+
+import worker as worker_module
+from engine import temporal
+from engine.config import parse_config, resolve_release
+from engine.contracts import LocalSettings, ReleaseSpec
+from infrastructure.local import platform
+from infrastructure.local.haproxy import HAProxy
+from infrastructure.local.layout import Layout
+from infrastructure.local.temporal_server import temporal_binary
+
+REPO = Path(__file__).resolve().parents[2]
+_versions = itertools.count(1)
+
+BASE_CONFIG = """
+app: {name: sample-api}
+environments:
+  local:
+    providers: {platform: local, router: haproxy, analysis: prometheus}
+    instances: 2
+    approvers: [alice]
+    approval_timeout: %(approval_timeout)s
+analysis_templates:
+  error-rate:
+    metrics:
+      - name: error-ratio
+        query: >-
+          (sum(rate(http_requests_total{version="{{canary_version}}",code=~"5.."}[4s])) or vector(0))
+          / sum(rate(http_requests_total{version="{{canary_version}}"}[4s]))
+        success_condition: result < 0.05
+        failure_condition: result >= 0.05
+        interval: 1s
+        initial_delay: 2s
+        count: %(count)s
+        inconclusive_limit: 3
+  no-data:
+    metrics:
+      - name: missing
+        query: sum(rate(metric_that_does_not_exist_total[5s]))
+        success_condition: result < 1
+        interval: 500ms
+        count: 3
+        inconclusive_limit: 1
+strategies:
+  canary:
+    canary_instances: 1
+    steps:
+%(steps)s
+"""
+
+
+@dataclass
+class Stack:
+    """One running local platform."""
+
+    layout: Layout
+    tmp: Path
+    temporal_address: str
+    haproxy: HAProxy = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.haproxy = HAProxy(self.layout)
+
+    @property
+    def local(self) -> LocalSettings:
+        layout = self.layout
+        return LocalSettings(
+            state_dir=str(layout.state_dir), port_base=layout.port_base, max_slots=layout.max_slots
+        )
+
+    def config_text(self, steps: str, *, count: int = 3, approval_timeout: str = "24h") -> str:
+        indented = textwrap.indent(textwrap.dedent(steps).strip(), " " * 6)
+        return BASE_CONFIG % {"steps": indented, "count": count, "approval_timeout": approval_timeout}
+
+    def spec(self, version: str, steps: str, **kwargs: object) -> ReleaseSpec:
+        config = parse_config(self.config_text(steps, **kwargs))  # type: ignore[arg-type]
+        return resolve_release(config, version, "canary", "local", requested_by="pytest", local=self.local)
+
+    def write_config(self, steps: str, **kwargs: object) -> Path:
+        path = self.tmp / f"deploy-code-{uuid.uuid4().hex[:6]}.yaml"
+        path.write_text(self.config_text(steps, **kwargs))  # type: ignore[arg-type]
+        return path
+
+    def env(self, task_queue: str) -> dict[str, str]:
+        """Environment for a starter or worker subprocess aimed at this stack."""
+        return {
+            **os.environ,
+            **self.layout.env(),
+            "TEMPORAL_ADDRESS": self.temporal_address,
+            "DEPLOY_TASK_QUEUE": task_queue,
+            "PATH": f"{Path(temporal_binary()).parent}:{os.environ.get('PATH', '')}",
+        }
+
+    def weights(self) -> dict[str, int]:
+        """Per-pool total of HAProxy weights of servers taking traffic."""
+        totals = {"blue": 0, "green": 0}
+        for s in self.haproxy.servers("app"):
+            if s.admin == "ready" and s.status.startswith("UP"):
+                totals[s.name.rstrip("0123456789")] += s.weight
+        return totals
+
+    def count_versions(self, requests: int = 200) -> dict[str, int]:
+        """Send requests through the router and count which version answered."""
+        seen: dict[str, int] = {}
+        with httpx.Client(base_url=self.layout.router_url, timeout=5) as http:
+            for _ in range(requests):
+                version = http.get("/").headers.get("x-version", "none")
+                seen[version] = seen.get(version, 0) + 1
+        return seen
+
+    def stable_version(self) -> str:
+        live = {
+            s.name.rstrip("0123456789")
+            for s in self.haproxy.servers("app")
+            if s.admin == "ready" and s.weight > 0
+        }
+        assert len(live) == 1, f"traffic split across {live}"
+        versions = self.count_versions(20)
+        assert len(versions) == 1, versions
+        return next(iter(versions))
+
+
+def new_version() -> str:
+    """A version no other test in this session deploys."""
+    return f"v{os.getpid() % 1000}.{next(_versions)}.0"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("stack")
+    layout = Layout.for_tests(tmp)
+    try:
+        platform.up(layout, instances=2, traffic_rps=40)
+        yield Stack(layout=layout, tmp=tmp, temporal_address=f"127.0.0.1:{layout.temporal_port}")
+    finally:
+        platform.down(layout, purge=False)
+
+
+@pytest.fixture
+async def client(stack: Stack) -> Client:
+    return await temporal.connect(target_host=stack.temporal_address)
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def worker(client: Client, task_queue: str) -> AsyncIterator[None]:
+    """An in-process worker of the engine on the test's own task queue."""
+    with ThreadPoolExecutor(max_workers=64) as executor:
+        async with worker_module.build_worker(client, task_queue, executor):
+            yield
+
+
+@pytest.fixture(autouse=True)
+async def clean_release(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """No release left running by an earlier test; traffic on one stable pool."""
+    if "stack" not in request.fixturenames:
+        yield
+        return
+    stack: Stack = request.getfixturevalue("stack")
+    yield
+    client = await temporal.connect(target_host=stack.temporal_address)
+    handle = client.get_workflow_handle(temporal.release_workflow_id("sample-api", "local"))
+    with contextlib.suppress(Exception):
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await handle.terminate("test cleanup")
+
+
+class WorkerProcess:
+    """``python worker.py`` as a real process, to be killed and restarted."""
+
+    def __init__(self, stack: Stack, task_queue: str) -> None:
+        self.stack, self.task_queue = stack, task_queue
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "worker.py", "--task-queue", self.task_queue, "--metrics-bind", ""],
+            cwd=REPO,
+            env=self.stack.env(self.task_queue),
+            stdout=subprocess.DEVNULL,
+            stderr=(self.stack.tmp / f"worker-{self.task_queue}.log").open("ab"),
+            start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def worker_process(stack: Stack, task_queue: str) -> Iterator[WorkerProcess]:
+    wp = WorkerProcess(stack, task_queue)
+    try:
+        yield wp
+    finally:
+        wp.stop()

@@ -1,0 +1,1 @@
+"""Release and recovery workflows: one strategy per file, each reading like its runbook."""
