@@ -17,6 +17,7 @@ import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from temporalio.client import Client
@@ -32,17 +33,20 @@ WORKFLOWS = [CanaryRelease]
 log = structlog.get_logger()
 
 
-def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor, **options: object) -> Worker:
+def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor, **overrides: Any) -> Worker:
     """The worker with every workflow and activity of the engine (also used by tests)."""
+    options: dict[str, Any] = {
+        "max_concurrent_activities": 64,
+        "graceful_shutdown_timeout": timedelta(seconds=10),
+        **overrides,
+    }
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=ACTIVITIES,
         activity_executor=executor,
-        max_concurrent_activities=64,
-        graceful_shutdown_timeout=timedelta(seconds=10),
-        **options,  # type: ignore[arg-type]
+        **options,
     )
 
 

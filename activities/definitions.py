@@ -42,8 +42,10 @@ R = TypeVar("R")
 
 VERIFY_WITHIN = 5.0
 """Seconds a new split may take to be in force (health checks of servers just enabled)."""
-WEIGHT_TOLERANCE = 1.0
-"""Percentage points a read-back split may differ from the one asked (integer router weights)."""
+WEIGHT_TOLERANCE = 0.5
+"""Percentage points a read-back split may differ from the one the router set."""
+ROUNDING_WARNING = 1.0
+"""Percentage points of rounding (integer weights) worth a warning in the log."""
 
 
 def _refuse_bad_requests(fn: Callable[P, R]) -> Callable[P, R]:
@@ -95,20 +97,25 @@ def set_traffic(req: TrafficRequest) -> RouterState:
     so the read-back is polled for up to ``VERIFY_WITHIN`` seconds before failing.
     """
     router = registry.router(req.environment)
-    router.set_traffic(weights=dict(req.weights), members={k: list(v) for k, v in req.members.items()})
+    intended = router.set_traffic(
+        weights=dict(req.weights), members={k: list(v) for k, v in req.members.items()}
+    )
+    rounding = {p: round(intended.get(p, 0.0) - asked, 2) for p, asked in req.weights.items()}
+    if any(abs(r) > ROUNDING_WARNING for r in rounding.values()):
+        log.warning("router rounds the split", asked=dict(req.weights), intended=intended)
     deadline = time.monotonic() + VERIFY_WITHIN
     while True:
         state = router.read()
         off = {
-            pool: (asked, state.weights.get(pool, 0.0))
-            for pool, asked in req.weights.items()
-            if abs(state.weights.get(pool, 0.0) - asked) > WEIGHT_TOLERANCE
+            pool: (want, state.weights.get(pool, 0.0))
+            for pool, want in intended.items()
+            if abs(state.weights.get(pool, 0.0) - want) > WEIGHT_TOLERANCE
         }
         if not off:
             log.info("traffic", weights=state.weights)
-            return state
+            return state.model_copy(update={"detail": {**state.detail, "rounding": rounding}})
         if time.monotonic() > deadline:
-            detail = ", ".join(f"{p}: asked {a}%, in force {got:.1f}%" for p, (a, got) in off.items())
+            detail = ", ".join(f"{p}: set {a:.1f}%, in force {got:.1f}%" for p, (a, got) in off.items())
             msg = f"router did not apply the split ({detail})"
             raise ApplicationError(msg, type="WeightNotVerified")
         activity.heartbeat("verifying split")

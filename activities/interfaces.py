@@ -38,8 +38,12 @@ class Platform(Protocol):
 class Router(Protocol):
     """Splits traffic between pools."""
 
-    def set_traffic(self, *, weights: dict[str, int], members: dict[str, list[Instance]]) -> None:
-        """Apply the split; instances not in ``members`` take no traffic afterwards."""
+    def set_traffic(self, *, weights: dict[str, int], members: dict[str, list[Instance]]) -> dict[str, float]:
+        """Apply the split; instances not in ``members`` take no traffic afterwards.
+
+        Returns the split as it will be in force, percent per pool: a router with
+        integer weights may only approximate what was asked.
+        """
         ...
 
     def read(self) -> RouterState:

@@ -36,6 +36,8 @@ from starters.common import (
 )
 
 ACTIONS = ("approve", "promote", "resume", "pause", "abort", "status")
+ANSWER_WITHIN = 30.0
+"""Seconds to wait for a worker to run the update."""
 
 
 async def main(argv: list[str] | None = None) -> int:
@@ -72,7 +74,12 @@ async def main(argv: list[str] | None = None) -> int:
                 for d in status.refused:
                     print("  REFUSED" + format_decision(d))
             return EXIT_OK
-        answer = await handle.execute_update(args.action, control, result_type=str)
+        answer = await asyncio.wait_for(
+            handle.execute_update(args.action, control, result_type=str), timeout=ANSWER_WITHIN
+        )
+    except TimeoutError:
+        msg = f"no worker answered within {ANSWER_WITHIN:g}s: is worker.py running on this task queue?"
+        return fail(msg, EXIT_REFUSED)
     except WorkflowUpdateFailedError as exc:
         return fail(f"{args.action} refused: {exc.cause}", EXIT_REFUSED)
     except RPCError as exc:

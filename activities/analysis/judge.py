@@ -113,7 +113,14 @@ def run(
             due[m.name] = m.initial_delay.total_seconds()
         else:
             due[m.name] = elapsed_before
-    chunk = request.chunk.total_seconds() if request.chunk else None
+    chunk = None
+    if request.chunk:
+        # A chunk lasts at least one interval of every metric, and the first one also covers the
+        # initial delay: every chunk measures, so a background analysis can never spin empty.
+        first = not any(t.measured for t in request.tallies.values())
+        longest_wait = max(m.interval.total_seconds() for m in request.metrics)
+        delay = max(m.initial_delay.total_seconds() for m in request.metrics) if first else 0.0
+        chunk = max(request.chunk.total_seconds(), longest_wait) + delay
 
     def done(m: Metric) -> bool:
         return chunk is None and m.count is not None and tallies[m.name].measured >= m.count

@@ -23,12 +23,15 @@ MAX_WEIGHT = 256
 
 
 def server_weights(weights: dict[str, int], members: dict[str, int]) -> dict[str, int]:
-    """Per-server weight for each pool so that pool totals split exactly as asked.
+    """Per-server weight for each pool so that pool totals split as asked.
 
     ``members`` is the number of servers behind each pool. With L the least common
-    multiple of the member counts, a server of pool p gets ``percent_p * L / n_p``;
-    the result is reduced by the common divisor and, if still above HAProxy's
-    maximum of 256, scaled down (rounding, never to zero for a non-zero share).
+    multiple of the member counts, a server of pool p gets ``percent_p * L / n_p``
+    times one scale factor that depends only on the member counts (so it shrinks
+    weights under HAProxy's maximum of 256 the same way for every split). The scale
+    never changes between steps: HAProxy applies a batch one command at a time, and
+    with a fixed scale every half-applied state lies between the old split and the
+    new one, never beyond it.
     """
     live = {p: w for p, w in weights.items() if w > 0}
     for pool in live:
@@ -38,14 +41,10 @@ def server_weights(weights: dict[str, int], members: dict[str, int]) -> dict[str
     if not live:
         msg = "a split must send traffic somewhere"
         raise BadRequest(msg)
-    lcm = reduce(math.lcm, (members[p] for p in live), 1)
-    raw = {p: w * lcm // members[p] for p, w in live.items()}
-    divisor = reduce(math.gcd, raw.values())
-    per_server = {p: v // divisor for p, v in raw.items()}
-    top = max(per_server.values())
-    if top > MAX_WEIGHT:
-        per_server = {p: max(1, round(v * MAX_WEIGHT / top)) for p, v in per_server.items()}
-    return {p: per_server.get(p, 0) for p in weights}
+    counts = [n for n in members.values() if n > 0]
+    lcm = reduce(math.lcm, counts, 1)
+    scale = min(1.0, MAX_WEIGHT * min(counts) / (100 * lcm))
+    return {p: (max(1, round(w * lcm / members[p] * scale)) if w > 0 else 0) for p, w in weights.items()}
 
 
 class HAProxyRouter:
@@ -56,7 +55,7 @@ class HAProxyRouter:
     def __init__(self, env: EnvironmentSpec) -> None:
         self._haproxy = HAProxy(layout_for(env))
 
-    def set_traffic(self, *, weights: dict[str, int], members: dict[str, list[Instance]]) -> None:
+    def set_traffic(self, *, weights: dict[str, int], members: dict[str, list[Instance]]) -> dict[str, float]:
         unknown = set(weights) - set(POOLS)
         if unknown:
             msg = f"unknown pool(s) {sorted(unknown)} (local pools: {', '.join(POOLS)})"
@@ -84,6 +83,8 @@ class HAProxyRouter:
                 ]
         if enable or disable:
             self._haproxy.command("; ".join(enable + disable))
+        totals = {p: per_server[p] * len(slots[p]) for p in per_server}
+        return {p: 100.0 * t / sum(totals.values()) for p, t in totals.items()}
 
     def read(self) -> RouterState:
         servers = self._haproxy.servers(self.backend)

@@ -1,0 +1,110 @@
+"""The analysis judge's verdicts, on a metrics source that answers from a script."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from activities.analysis import judge
+from engine.contracts import AnalysisRequest, AnalysisResult, EnvironmentSpec, Metric, MetricTally, Providers
+
+ENV = EnvironmentSpec(
+    name="local", providers=Providers(platform="local", router="haproxy", analysis="prometheus"), instances=1
+)
+
+
+class Scripted:
+    """Answers queries from a list: numbers, None (no data) or an exception (unreachable)."""
+
+    def __init__(self, answers: list[float | Exception | None]) -> None:
+        self.answers = list(answers)
+        self.asked = 0
+
+    def query(self, query: str) -> float | None:
+        self.asked += 1
+        answer = self.answers.pop(0) if self.answers else 0.0
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def run(
+    answers: list[float | Exception | None], **metric: object
+) -> tuple[AnalysisResult, Scripted, FakeClock]:
+    fields = {
+        "name": "error-ratio",
+        "query": "q",
+        "success_condition": "result < 0.05",
+        "failure_condition": "result >= 0.05",
+        "count": 5,
+        **metric,
+    }
+    chunk = fields.pop("chunk", None)
+    tallies = fields.pop("tallies", {})
+    request = AnalysisRequest(
+        environment=ENV, name="t", metrics=[Metric(**fields)], args={}, chunk=chunk, tallies=tallies
+    )  # type: ignore[arg-type]
+    source, clock = Scripted(answers), FakeClock()
+    result = judge.run(request, source, clock=clock.time, sleep=clock.sleep, heartbeat=lambda *_: None)
+    return result, source, clock
+
+
+def test_success_after_count_measurements_at_the_interval() -> None:
+    result, source, clock = run([0.01] * 5, interval=timedelta(seconds=2))
+    assert result.phase == "successful"
+    assert source.asked == 5
+    assert clock.now == pytest.approx(8.0)  # first at once, then every 2 s
+
+
+def test_failure_beyond_the_limit_stops_at_once() -> None:
+    result, source, _ = run([0.01, 0.2, 0.3], failure_limit=1)
+    assert result.phase == "failed"
+    assert source.asked == 3
+    assert "2 failed measurements (limit 1)" in result.message
+
+
+def test_no_data_is_inconclusive_never_success() -> None:
+    result, _, _ = run([None, None], inconclusive_limit=1)
+    assert result.phase == "inconclusive"
+    assert "no data" in result.message
+
+
+def test_unreachable_metrics_are_inconclusive_after_consecutive_errors() -> None:
+    down = ConnectionError("connection refused")
+    result, _, _ = run([down] * 6, inconclusive_limit=10, consecutive_error_limit=3)
+    assert result.phase == "inconclusive"
+    assert "4 errors in a row: connection refused" in result.message
+
+
+def test_only_a_success_condition_fails_when_not_met() -> None:
+    result, _, _ = run([0.9], failure_condition=None, success_condition="result < 0.5")
+    assert result.phase == "failed"
+
+
+def test_background_chunk_with_a_long_initial_delay_still_measures() -> None:
+    result, source, clock = run(
+        [0.0] * 10, count=None, chunk=timedelta(seconds=2), initial_delay=timedelta(seconds=3)
+    )
+    assert result.phase == "running"
+    assert source.asked >= 1 and clock.now >= 3
+    again, source2, _ = run([0.0] * 10, count=None, chunk=timedelta(seconds=2), tallies=result.tallies)
+    assert again.tallies["error-ratio"].measured > result.tallies["error-ratio"].measured
+    assert source2.asked >= 2
+
+
+def test_background_failures_accumulate_across_chunks() -> None:
+    carried = {"error-ratio": MetricTally(measured=10, failed=1)}
+    result, _, _ = run([0.3], count=None, chunk=timedelta(seconds=5), failure_limit=1, tallies=carried)
+    assert result.phase == "failed"
