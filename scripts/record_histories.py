@@ -68,7 +68,7 @@ async def record(name: str, version: str, layout: Layout, *, bad: bool) -> None:
         async with worker_module.build_worker(client, "record", executor):
             handle, _ = await start_or_attach(client, spec, task_queue="record")
             if not bad:
-                while not (await handle.query("status", result_type=ReleaseStatus)).awaiting_approval:
+                while not (await handle.query("status", result_type=ReleaseStatus)).awaiting_approval:  # noqa: ASYNC110
                     await asyncio.sleep(0.2)
                 await handle.execute_update("approve", Control(identity="alice", reason="recorded"))
             result = await handle.result()

@@ -29,7 +29,6 @@ log = structlog.get_logger(__name__)
 SERVICE_MODULE = "infrastructure.local.sample_service"
 
 
-
 class InstanceError(RuntimeError):
     """An instance could not be started or does not match what was asked."""
 

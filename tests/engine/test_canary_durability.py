@@ -118,7 +118,8 @@ async def test_ci_reruns_attach_and_a_different_version_is_refused(
     # A re-run of the finished release attaches to it and deploys nothing.
     code, out = await run_starter(stack, task_queue, version, "canary", "--config", config, "--wait")
     assert code == 0 and out.startswith(f"attached to sample-api/local@{version}"), out
-    query = f'WorkflowId = "{temporal.release_workflow_id("sample-api", "local")}" AND DeployVersion = "{version}"'
+    workflow_id = temporal.release_workflow_id("sample-api", "local")
+    query = f'WorkflowId = "{workflow_id}" AND DeployVersion = "{version}"'
     runs = [w async for w in client.list_workflows(query)]
     assert len(runs) == 1
 
