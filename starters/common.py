@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn
 
 from engine.contracts import Decision, ReleaseStatus
 
 EXIT_OK, EXIT_RELEASE_FAILED, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
 """Exit codes: succeeded; rolled back or failed; refused input; refused by a running release."""
+
+
+def run(main: Coroutine[Any, Any, int]) -> NoReturn:
+    """Run a starter's main and exit with its code.
+
+    Exits with ``os._exit`` after flushing: the Temporal client's Rust threads can abort
+    interpreter finalization of a short-lived process (temporalio/sdk-python#300),
+    turning a successful run into SIGABRT.
+    """
+    code = asyncio.run(main)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def default_identity() -> str:

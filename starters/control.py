@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
@@ -33,6 +32,7 @@ from starters.common import (
     fail,
     format_decision,
     format_status,
+    run,
 )
 
 ACTIONS = ("approve", "promote", "resume", "pause", "abort", "status")
@@ -89,4 +89,4 @@ async def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    run(main())

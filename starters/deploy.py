@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import sys
 
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.client import Client, WorkflowHandle
@@ -43,6 +42,7 @@ from starters.common import (
     ProgressPrinter,
     default_identity,
     fail,
+    run,
 )
 
 WORKFLOW_TYPES = {"canary": "CanaryRelease"}
@@ -195,4 +195,4 @@ async def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    run(main())

@@ -8,6 +8,7 @@ starts from one stable pool, and deploys versions no other test uses.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import os
@@ -24,11 +25,12 @@ from pathlib import Path
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
 
 import worker as worker_module
 from engine import temporal
 from engine.config import parse_config, resolve_release
-from engine.contracts import LocalSettings, ReleaseSpec
+from engine.contracts import Control, LocalSettings, ReleaseSpec
 from infrastructure.local import platform
 from infrastructure.local.haproxy import HAProxy
 from infrastructure.local.layout import Layout
@@ -187,11 +189,33 @@ async def clean_release(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         return
     stack: Stack = request.getfixturevalue("stack")
     yield
+    await abort_leftover_release(stack)
+
+
+async def abort_leftover_release(stack: Stack) -> None:
+    """Abort a release a failed test left running, so its compensation restores the platform.
+
+    The test's own worker is gone by now: a temporary one serves the run's task queue.
+    Terminating would skip compensation and leave traffic split for the next test.
+    """
     client = await temporal.connect(target_host=stack.temporal_address)
     handle = client.get_workflow_handle(temporal.release_workflow_id("sample-api", "local"))
-    with contextlib.suppress(Exception):
-        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-            await handle.terminate("test cleanup")
+    try:
+        desc = await handle.describe()
+    except RPCError:
+        return
+    if desc.status != WorkflowExecutionStatus.RUNNING:
+        return
+    with ThreadPoolExecutor(max_workers=64) as executor:
+        async with worker_module.build_worker(client, desc.task_queue, executor):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    handle.execute_update("abort", Control(identity="pytest", reason="test cleanup")), 30
+                )
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(handle.result(), 60)
+    if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        await handle.terminate("test cleanup: abort did not finish")
 
 
 class WorkerProcess:
