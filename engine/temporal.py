@@ -10,13 +10,17 @@ with mTLS, or Temporal Cloud with an API key.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
+
+from engine.codec import codec_from_environment
 
 TASK_QUEUE = os.environ.get("DEPLOY_TASK_QUEUE", "deploy-engine")
 UI_URL = os.environ.get("TEMPORAL_UI_URL", "http://localhost:8233")
@@ -37,14 +41,27 @@ def connect_config(**overrides: Any) -> dict[str, Any]:
     return config
 
 
+def data_converter() -> DataConverter:
+    """Pydantic contracts, encrypted when codec keys are configured (see engine/codec.py)."""
+    codec = codec_from_environment()
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+
+
 async def connect(**overrides: Any) -> Client:
-    """A client with the pydantic data converter every contract needs."""
-    return await Client.connect(**connect_config(**overrides), data_converter=pydantic_data_converter)
+    """A client with the data converter every contract needs (the worker inherits it)."""
+    return await Client.connect(**connect_config(**overrides), data_converter=data_converter())
 
 
 def release_workflow_id(app: str, environment: str) -> str:
     """One release per app and environment at a time: the server enforces it through this id."""
     return f"release-{app}-{environment}"
+
+
+def dr_workflow_id(app: str, environment: str, kind: str = "failover") -> str:
+    """One DR operation of a kind (failover, drill, monitor) per app and environment at a time."""
+    return f"dr-{kind}-{app}-{environment}"
 
 
 def ui_link(workflow_id: str, run_id: str | None, namespace: str = "default") -> str:

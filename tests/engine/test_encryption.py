@@ -1,0 +1,118 @@
+"""Payloads are encrypted end to end; operators decrypt through the codec server; logs redact secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import structlog
+from aiohttp import web
+
+import worker as worker_module
+from engine import temporal
+from engine.codec import EncryptionCodec, new_key, parse_keys
+from engine.config import parse_config, resolve_release
+from engine.contracts import Control, ReleaseResult, ReleaseStatus
+from engine.log import configure as configure_logging
+from engine.log import redact_secrets
+from infrastructure.local.temporal_server import temporal_binary
+from starters.codec_server import build_app
+from starters.deploy import start_or_attach
+from tests.engine.conftest import Stack, new_version
+
+MARKER = "marker-secret-7f3a9c"
+
+
+async def raw_history(stack: Stack, workflow_id: str) -> str:
+    """The history as the server stores it, read by the CLI without any codec."""
+    proc = await asyncio.create_subprocess_exec(
+        temporal_binary(), "workflow", "show", "--address", stack.temporal_address,
+        "--workflow-id", workflow_id, "--output", "json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_history_holds_no_plaintext_and_operators_can_decrypt(
+    stack: Stack, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_key, new_key_entry = new_key("k1"), new_key("k2")
+    monkeypatch.setenv("DEPLOY_CODEC_KEYS", old_key)
+    client = await temporal.connect(target_host=stack.temporal_address)
+    config = parse_config(stack.config_text("- set_weight: 20\n- pause: {}"))
+    spec = resolve_release(config, new_version(), "canary", "local", requested_by=MARKER, local=stack.local)
+    with ThreadPoolExecutor(max_workers=64) as executor:
+        async with worker_module.build_worker(client, task_queue, executor):
+            handle, _ = await start_or_attach(client, spec, task_queue=task_queue)
+            while not (await handle.query("status", result_type=ReleaseStatus)).awaiting_approval:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+            await handle.execute_update("abort", Control(identity="alice", reason=f"done {MARKER}"))
+            result: ReleaseResult = await handle.result()
+    assert result.outcome == "rolled_back" and MARKER in result.reason
+
+    raw = await raw_history(stack, handle.id)
+    assert MARKER not in raw
+    assert "YmluYXJ5L2VuY3J5cHRlZA==" in raw  # base64 of the "binary/encrypted" encoding
+
+    # After a rotation (new key first, old kept for decryption) a worker still replays the old run.
+    monkeypatch.setenv("DEPLOY_CODEC_KEYS", f"{new_key_entry},{old_key}")
+    rotated = await temporal.connect(target_host=stack.temporal_address)
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        async with worker_module.build_worker(rotated, task_queue, executor, max_concurrent_activities=4):
+            status = await rotated.get_workflow_handle(handle.id).query("status", result_type=ReleaseStatus)
+    assert MARKER in status.decisions[0].what
+
+    # The codec server decrypts for the web UI, and only the UI's origin may call it from a browser.
+    port, origin = free_port(), "http://localhost:8233"
+    runner = web.AppRunner(build_app(EncryptionCodec(parse_keys(old_key)), origin))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        started = json.loads(raw)["events"][0]["workflowExecutionStartedEventAttributes"]["input"]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            decoded = await http.post("/decode", json=started, headers={"Origin": origin})
+            other = await http.post("/decode", json=started, headers={"Origin": "http://evil.example"})
+    finally:
+        await runner.cleanup()
+    assert decoded.status_code == 200
+    assert decoded.headers["Access-Control-Allow-Origin"] == origin
+    assert "Access-Control-Allow-Origin" not in other.headers
+    plain = base64.b64decode(decoded.json()["payloads"][0]["data"]).decode()
+    assert MARKER in plain
+
+
+def test_secrets_are_redacted_from_logs(capsys: pytest.CaptureFixture[str]) -> None:
+    event = redact_secrets(
+        None, "info", {"event": "connect", "api_key": "sk-123", "password": "p", "user": "u"}
+    )
+    assert event == {"event": "connect", "api_key": "[redacted]", "password": "[redacted]", "user": "u"}
+    configure_logging("INFO")  # the worker's and starters' real set-up
+    try:
+        structlog.get_logger().info("connecting", api_key="sk-live-123", namespace="prod")
+        written = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    finally:
+        structlog.reset_defaults()
+    assert written["api_key"] == "[redacted]" and written["namespace"] == "prod"
+    assert "sk-live-123" not in json.dumps(written)
+
+
+def test_bad_keys_are_refused() -> None:
+    from engine.codec import CodecError
+
+    with pytest.raises(CodecError, match="must be 32 bytes"):
+        parse_keys("k1=c2hvcnQ=")
+    with pytest.raises(CodecError, match="id=base64key"):
+        parse_keys("no-separator")
