@@ -33,9 +33,21 @@ SEARCH_ATTRIBUTES = (ENVIRONMENT, VERSION, STRATEGY, PHASE)
 """Registered on the dev server by infrastructure/local (``--search-attribute``)."""
 
 
+class ConnectionSettingsError(ValueError):
+    """The Temporal connection settings cannot work (e.g. a TLS file that is not there)."""
+
+
 def connect_config(**overrides: Any) -> dict[str, Any]:
     """Keyword arguments for ``Client.connect``, from the standard Temporal env config."""
-    config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+    try:
+        config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+    except OSError as exc:
+        msg = (
+            f"Temporal connection settings: cannot read {exc.filename} ({exc.strerror}); "
+            "check TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH, "
+            "TEMPORAL_TLS_SERVER_CA_CERT_PATH and the profile file"
+        )
+        raise ConnectionSettingsError(msg) from None
     config.setdefault("target_host", "localhost:7233")
     config.update({k: v for k, v in overrides.items() if v is not None})
     return config

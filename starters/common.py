@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
 from engine.contracts import Decision, ReleaseStatus
+from engine.temporal import ConnectionSettingsError
 
 EXIT_OK, EXIT_RELEASE_FAILED, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
 """Exit codes: succeeded; rolled back or failed; refused input; refused by a running release."""
@@ -22,7 +23,10 @@ def run(main: Coroutine[Any, Any, int]) -> NoReturn:
     interpreter finalization of a short-lived process (temporalio/sdk-python#300),
     turning a successful run into SIGABRT.
     """
-    code = asyncio.run(main)
+    try:
+        code = asyncio.run(main)
+    except ConnectionSettingsError as exc:
+        code = fail(str(exc), EXIT_BAD_INPUT)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -10,6 +10,7 @@ Run as::
 * ``GET /metrics`` -> ``http_requests_total{code,version,pool}`` and
   ``http_request_duration_seconds{version}``.
 * ``GET|POST /admin/behaviour`` -> read / change this instance's behaviour at runtime.
+* ``GET /admin/inflight`` -> ``{"inflight": N}``, requests being served right now.
 
 Behaviour (``{"error_rate", "latency_ms", "healthy"}``) is read from
 ``behaviour/{version}.json`` at start and whenever that file changes (polled every 200 ms).
@@ -216,6 +217,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, generate_latest(st.registry), CONTENT_TYPE_LATEST)
         elif path == "/admin/behaviour":
             self._json(200, st.behaviour.model_dump())
+        elif path == "/admin/inflight":
+            with st.lock:
+                self._json(200, {"inflight": st.inflight - 1})  # not counting this request
         else:
             self._app()
 

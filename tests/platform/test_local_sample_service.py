@@ -129,7 +129,10 @@ def test_sigterm_finishes_inflight_request(layout: Layout, http: httpx.Client) -
 
         t = threading.Thread(target=slow)
         t.start()
-        time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        while http.get(url + "/admin/inflight").json()["inflight"] < 1:  # the request is being served
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)
         t.join(5)
         assert result == {"code": 200}
