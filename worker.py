@@ -25,11 +25,20 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.definitions import ALL as ACTIVITIES
+from activities.dr_definitions import ALL as DR_ACTIVITIES
+from activities.pipeline_definitions import ALL as PIPELINE_ACTIVITIES
 from engine import log as logging_setup
 from engine import temporal
+from workflows.blue_green import BlueGreenRelease
 from workflows.canary import CanaryRelease
+from workflows.dr_drill import DrDrill
+from workflows.dr_failover import DrFailover
+from workflows.dr_monitor import DrMonitor
+from workflows.release import Release
+from workflows.rolling import RollingRelease
 
-WORKFLOWS = [CanaryRelease]
+WORKFLOWS = [CanaryRelease, BlueGreenRelease, RollingRelease, Release]
+DR_WORKFLOWS = [DrFailover, DrDrill, DrMonitor]
 log = structlog.get_logger()
 
 
@@ -43,8 +52,8 @@ def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor, 
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=WORKFLOWS,
-        activities=ACTIVITIES,
+        workflows=[*WORKFLOWS, *DR_WORKFLOWS],
+        activities=[*ACTIVITIES, *PIPELINE_ACTIVITIES, *DR_ACTIVITIES],
         activity_executor=executor,
         **options,
     )

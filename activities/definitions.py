@@ -23,12 +23,15 @@ from activities.interfaces import BadRequest
 from engine.contracts import (
     AnalysisRequest,
     AnalysisResult,
+    DrainRequest,
     EnvironmentRef,
     Instance,
     Measurement,
     MetricTally,
     Observed,
     PoolRequest,
+    PreviewCheck,
+    PreviewRequest,
     RouterState,
     SmokeRequest,
     SmokeResult,
@@ -84,8 +87,11 @@ def start_pool(req: PoolRequest) -> list[Instance]:
 @activity.defn(name="platform.stop_pool")
 @_refuse_bad_requests
 def stop_pool(req: StopRequest) -> None:
-    log.info("stop_pool", pool=req.pool)
-    registry.platform(req.environment).stop(pool=req.pool)
+    log.info("stop_pool", pool=req.pool, slots=req.slots)
+    if req.slots is None:
+        registry.platform(req.environment).stop(pool=req.pool)
+    else:
+        registry.platform(req.environment).stop(pool=req.pool, slots=list(req.slots))
 
 
 @activity.defn(name="router.set_traffic")
@@ -120,6 +126,64 @@ def set_traffic(req: TrafficRequest) -> RouterState:
             raise ApplicationError(msg, type="WeightNotVerified")
         activity.heartbeat("verifying split")
         time.sleep(0.05)
+
+
+@activity.defn(name="router.set_preview")
+@_refuse_bad_requests
+def set_preview(req: PreviewRequest) -> list[str]:
+    """Point the preview route at exactly ``members``, then read it back until it is so."""
+    router = registry.router(req.environment)
+    if not hasattr(router, "set_preview"):
+        msg = f"router {req.environment.providers.router!r} has no preview route"
+        raise ApplicationError(msg, type="BadRequest", non_retryable=True)
+    router.set_preview(members=list(req.members))
+    wanted = sorted(i.address for i in req.members)
+    deadline = time.monotonic() + VERIFY_WITHIN
+    while (serving := router.read_preview()) != wanted:
+        if time.monotonic() > deadline:
+            msg = f"the preview route serves {serving}, not {wanted}"
+            raise ApplicationError(msg, type="PreviewNotVerified")
+        activity.heartbeat("verifying preview")
+        time.sleep(0.05)
+    log.info("preview", serving=serving)
+    return serving
+
+
+@activity.defn(name="router.drain")
+@_refuse_bad_requests
+def drain(req: DrainRequest) -> dict[str, int]:
+    """Send no new requests to ``instances``; wait until none has a request in flight.
+
+    Returns what each still had in flight when drained. Fails (retryably) after the
+    timeout: the instances stay drained, a retry waits again.
+    """
+    router = registry.router(req.environment)
+    deadline = time.monotonic() + req.timeout.total_seconds()
+    first = in_flight = router.drain(instances=list(req.instances))
+    while any(in_flight.values()):
+        if time.monotonic() > deadline:
+            msg = f"requests still in flight after {req.timeout}: {in_flight}"
+            raise ApplicationError(msg, type="DrainTimeout")
+        activity.heartbeat(f"draining: {in_flight}")
+        time.sleep(0.05)
+        in_flight = router.drain(instances=list(req.instances))
+    log.info("drained", servers=sorted(first), in_flight_at_start=first)
+    return first
+
+
+@activity.defn(name="smoke.preview")
+@_refuse_bad_requests
+def preview_check(req: PreviewCheck) -> SmokeResult:
+    """Requests through the preview route: each answered by the new version (and 2xx)."""
+    url = registry.router(req.environment).preview_url().rstrip("/") + req.path
+    failures = registry.smoke(req.environment).check_route(
+        url=url,
+        requests=req.requests,
+        version=req.version,
+        duration=req.duration.total_seconds() if req.duration else 0.0,
+        judge_codes=req.judge_codes,
+    )
+    return SmokeResult(ok=not failures, checked=req.requests, failures=failures[:20])
 
 
 @activity.defn(name="smoke.check")
@@ -168,4 +232,14 @@ def run_analysis(req: AnalysisRequest) -> AnalysisResult:
     )
 
 
-ALL = [observe, start_pool, stop_pool, set_traffic, smoke_check, run_analysis]
+ALL = [
+    observe,
+    start_pool,
+    stop_pool,
+    set_traffic,
+    set_preview,
+    drain,
+    smoke_check,
+    preview_check,
+    run_analysis,
+]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from engine.contracts import Instance, RouterState
+from engine.contracts.dr import DbNode
 
 Progress = Callable[[str], None]
 """Called by long operations while they wait, so the activity can heartbeat."""
@@ -30,8 +31,8 @@ class Platform(Protocol):
         """Make sure ``count`` healthy instances of ``version`` run in ``pool``; idempotent."""
         ...
 
-    def stop(self, *, pool: str) -> None:
-        """Stop every instance of ``pool``; idempotent."""
+    def stop(self, *, pool: str, slots: list[int] | None = None) -> None:
+        """Stop every instance of ``pool`` (or only those in ``slots``); idempotent."""
         ...
 
 
@@ -50,6 +51,28 @@ class Router(Protocol):
         """The split actually in force, as a percentage per pool."""
         ...
 
+    # Routers with the "preview" capability (engine.config.ROUTER_CAPABILITIES) also have:
+
+    def set_preview(self, *, members: list[Instance]) -> None:
+        """Make the preview route serve exactly ``members`` (nothing when empty)."""
+        ...
+
+    def read_preview(self) -> list[str]:
+        """Addresses of the instances the preview route serves right now."""
+        ...
+
+    def preview_url(self) -> str:
+        """Where the preview route answers."""
+        ...
+
+    def drain(self, *, instances: list[Instance]) -> dict[str, int]:
+        """Send no new requests to ``instances``; returns the requests each still has in flight.
+
+        Called again, it only reports (draining is idempotent); an instance that takes no
+        traffic is left alone.
+        """
+        ...
+
 
 class Metrics(Protocol):
     """Answers one query with one number."""
@@ -64,4 +87,80 @@ class Smoke(Protocol):
 
     def check(self, *, instances: list[Instance], path: str) -> list[str]:
         """Failures, one line each; empty when every instance passed."""
+        ...
+
+    def check_route(
+        self, *, url: str, requests: int, version: str, duration: float = 0.0, judge_codes: bool = True
+    ) -> list[str]:
+        """GET ``url`` ``requests`` times (spread over ``duration`` s); each answer must come from
+        ``version`` (and be 2xx if ``judge_codes``). Failures, one line each."""
+        ...
+
+
+# Disaster recovery: built from a DrSpec (engine.contracts.dr), one provider per file under
+# activities/database/, activities/global_entry/, activities/regions/.
+
+
+class Database(Protocol):
+    """The replicated database of a two-region environment; nodes are named by region."""
+
+    def node(self, region: str) -> DbNode:
+        """Role, fence and replication state of the region's node (``reachable=False`` when down)."""
+        ...
+
+    def fence(self, region: str) -> bool:
+        """Stop the node taking writes, also after a restart; idempotent. False if it was unreachable
+        (then it is fenced where it lies, so it cannot come back writable)."""
+        ...
+
+    def unfence(self, region: str) -> None:
+        """Undo :meth:`fence`; idempotent."""
+        ...
+
+    def promote(self, region: str) -> bool:
+        """Make the standby a writable primary; True if it already was one (not an error)."""
+        ...
+
+    def rebuild_as_standby(self, region: str, *, primary: str, progress: Progress) -> None:
+        """Replace the node's data with a streaming copy of ``primary``; idempotent."""
+        ...
+
+    def set_replication(self, *, primary: str, standby: str | None, synchronous: bool) -> None:
+        """Synchronous (commits wait for ``standby``) or asynchronous replication on ``primary``."""
+        ...
+
+    def catch_up(self, *, standby: str, primary: str, timeout: float, progress: Progress) -> int:
+        """Wait until the standby replayed all the primary wrote; returns bytes still missing."""
+        ...
+
+
+class GlobalEntry(Protocol):
+    """Which region users reach (DNS on AWS: Route53 failover records)."""
+
+    def active(self) -> str | None: ...
+
+    def switch(self, region: str) -> None:
+        """Send every user to ``region``; idempotent."""
+        ...
+
+    def url(self) -> str:
+        """Where users (and the write probe) reach the service."""
+        ...
+
+
+class Regions(Protocol):
+    """The service's instances in each region."""
+
+    def scale(self, region: str, count: int, *, progress: Progress) -> int:
+        """Run ``count`` healthy instances in ``region`` behind its router; returns how many run."""
+        ...
+
+    def use_database(self, region: str, database: str | None) -> None:
+        """Make the region's instances write to ``database``'s node (None: refuse writes)."""
+        ...
+
+    def writes_to(self, region: str) -> str | None: ...
+
+    def health(self, region: str) -> list[str]:
+        """Failures of the region's health check (router and database), one line each."""
         ...

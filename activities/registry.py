@@ -11,14 +11,34 @@ import importlib
 from functools import cache
 from typing import Any
 
-from activities.interfaces import Metrics, Platform, Router, Smoke
+from activities.interfaces import Database, GlobalEntry, Metrics, Platform, Regions, Router, Smoke
 from engine.contracts import EnvironmentSpec
+from engine.contracts.dr import DrSpec
 
 _PROVIDERS: dict[str, dict[str, str]] = {
-    "platform": {"local": "activities.platform.local:LocalPlatform"},
-    "router": {"haproxy": "activities.router.haproxy:HAProxyRouter"},
-    "analysis": {"prometheus": "activities.analysis.prometheus:PrometheusMetrics"},
+    "platform": {
+        "local": "activities.platform.local:LocalPlatform",
+        "kubernetes": "activities.platform.kubernetes:KubernetesPlatform",
+    },
+    "router": {
+        "haproxy": "activities.router.haproxy:HAProxyRouter",
+        "alb": "activities.router.alb:AlbRouter",
+        "kubernetes": "activities.router.kubernetes:KubernetesRouter",
+    },
+    "analysis": {
+        "prometheus": "activities.analysis.prometheus:PrometheusMetrics",
+        "cloudwatch": "activities.analysis.cloudwatch:CloudWatchMetrics",
+    },
     "smoke": {"http": "activities.smoke.http:HttpSmoke"},
+    "database": {
+        "postgres-local": "activities.database.postgres_local:LocalPostgres",
+        "rds": "activities.database.rds:RdsDatabase",  # needs DrSpec.aws (contracts.aws_dr.AwsDrSettings)
+    },
+    "global_entry": {
+        "haproxy-local": "activities.global_entry.haproxy_local:LocalGlobalEntry",
+        "route53": "activities.global_entry.route53:Route53GlobalEntry",  # needs DrSpec.aws
+    },
+    "regions": {"local": "activities.regions.local:LocalRegions"},
 }
 
 
@@ -50,3 +70,27 @@ def metrics(env: EnvironmentSpec) -> Metrics:
 
 def smoke(env: EnvironmentSpec) -> Smoke:
     return _build("smoke", env.providers.smoke, env)
+
+
+@cache
+def _dr_cached(capability: str, spec_json: str) -> Any:
+    spec = DrSpec.model_validate_json(spec_json)
+    name = getattr(spec.providers, capability)
+    target = _PROVIDERS[capability].get(name)
+    if target is None:
+        msg = f"no {capability} provider named {name!r} (known: {', '.join(_PROVIDERS[capability])})"
+        raise LookupError(msg)
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)(spec)
+
+
+def database(spec: DrSpec) -> Database:
+    return _dr_cached("database", spec.model_dump_json())
+
+
+def global_entry(spec: DrSpec) -> GlobalEntry:
+    return _dr_cached("global_entry", spec.model_dump_json())
+
+
+def regions(spec: DrSpec) -> Regions:
+    return _dr_cached("regions", spec.model_dump_json())

@@ -26,19 +26,25 @@ from engine.contracts import (
     AnalysisStep,
     AnalysisTemplate,
     AppSpec,
+    AwsSettings,
+    BlueGreenSpec,
     CanarySpec,
     Duration,
     EnvironmentSpec,
     Identity,
+    KubernetesSettings,
     LocalSettings,
     PauseStep,
     Percent,
     Providers,
     ReleaseSpec,
     ResolvedStep,
+    RollingSpec,
     SetWeightStep,
     Strict,
 )
+from engine.contracts.dr import DrConfig
+from engine.pipeline import PipelineConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "deploy-code.yaml"
@@ -48,12 +54,23 @@ LOCAL_MAX_INSTANCES = 8
 """Slots per pool on the local platform's router."""
 
 AVAILABLE_PROVIDERS: dict[str, tuple[str, ...]] = {
-    "platform": ("local",),
-    "router": ("haproxy",),
-    "analysis": ("prometheus",),
+    "platform": ("local", "kubernetes"),
+    "router": ("haproxy", "alb", "kubernetes"),
+    "analysis": ("prometheus", "cloudwatch"),
     "smoke": ("http",),
+    "database": ("postgres-local",),
+    "global_entry": ("haproxy-local",),
+    "regions": ("local",),
 }
 """Providers this engine ships; activities/registry.py maps each name to its class."""
+
+ROUTER_CAPABILITIES: dict[str, frozenset[str]] = {
+    "haproxy": frozenset({"weights", "preview"}),
+    "alb": frozenset({"weights"}),
+    "kubernetes": frozenset({"weights"}),
+}
+"""What each router can do. ``preview``: a second route (its own frontend/port) that serves
+only the members given to ``Router.set_preview``; blue-green needs it."""
 
 
 class InputError(ValueError):
@@ -127,8 +144,59 @@ class CanaryConfig(Strict):
         return self
 
 
+class AnalysisRefsConfig(Strict):
+    templates: Annotated[list[str], Field(min_length=1)]
+
+
+class BlueGreenConfig(Strict):
+    """Argo Rollouts' blue-green: autoPromotionEnabled/Seconds, pre/post analysis, scaleDownDelay."""
+
+    auto_promotion_enabled: bool = True
+    auto_promotion_delay: Duration = timedelta(0)
+    scale_down_delay: Duration = timedelta(seconds=30)
+    preview_requests: Annotated[int, Field(ge=0, le=100_000)] = 20
+    pre_promotion_analysis: AnalysisRefsConfig | None = None
+    post_promotion_analysis: AnalysisRefsConfig | None = None
+
+
+class RollingConfig(Strict):
+    """A Kubernetes-style rolling update; a health gate (analysis templates) after every batch."""
+
+    max_surge: Annotated[int, Field(ge=0, le=64)] = 1
+    max_unavailable: Annotated[int, Field(ge=0, le=64)] = 0
+    analysis: AnalysisRefsConfig | None = None
+    batch_pause: Duration = timedelta(0)
+    drain_timeout: Duration = timedelta(seconds=30)
+
+    @model_validator(mode="after")
+    def _check_progress(self) -> RollingConfig:
+        if self.max_surge == 0 and self.max_unavailable == 0:
+            msg = "max_surge and max_unavailable are both 0: no batch could ever make progress"
+            raise ValueError(msg)
+        return self
+
+
 class StrategiesConfig(Strict):
     canary: CanaryConfig
+    blue_green: BlueGreenConfig | None = None
+    rolling: RollingConfig | None = None
+
+    def analysis_refs(self) -> list[tuple[str, str]]:
+        """``(strategy, template)`` for every analysis template these strategies name."""
+        canary = self.canary
+        refs = [
+            ("canary", t) for s in canary.steps if isinstance(s, AnalysisStep) for t in s.analysis.templates
+        ]
+        refs += [
+            ("canary", t)
+            for t in (canary.background_analysis.templates if canary.background_analysis else [])
+        ]
+        bg, rolling = self.blue_green, self.rolling
+        for gate in (bg.pre_promotion_analysis, bg.post_promotion_analysis) if bg else ():
+            refs += [("blue_green", t) for t in (gate.templates if gate else [])]
+        if rolling and rolling.analysis:
+            refs += [("rolling", t) for t in rolling.analysis.templates]
+        return refs
 
 
 class EnvironmentConfig(Strict):
@@ -141,8 +209,12 @@ class EnvironmentConfig(Strict):
     strategies: StrategiesConfig | None = Field(
         default=None, description="overrides the top-level strategies for this environment"
     )
-    aws: dict[str, Any] | None = None
-    kubernetes: dict[str, Any] | None = None
+    aws: AwsSettings | None = Field(default=None, description="region, role, ALB/CloudWatch resources")
+    kubernetes: KubernetesSettings | None = Field(default=None, description="cluster, namespace, image")
+    dr: DrConfig | None = Field(default=None, description="disaster recovery: regions, RPO budget, trigger")
+    release: PipelineConfig | None = Field(
+        default=None, description="the release pipeline around the strategy (engine/pipeline.py)"
+    )
 
 
 class DeployConfig(Strict):
@@ -163,13 +235,12 @@ class DeployConfig(Strict):
         for where, strategies in sets:
             if strategies is None:
                 continue
-            canary = strategies.canary
-            refs = [t for s in canary.steps if isinstance(s, AnalysisStep) for t in s.analysis.templates]
-            refs += canary.background_analysis.templates if canary.background_analysis else []
-            for name in refs:
+            for strategy, name in strategies.analysis_refs():
                 if name not in self.analysis_templates:
                     known = ", ".join(sorted(self.analysis_templates)) or "none"
-                    msg = f"{where}.canary names analysis template {name!r}, which is not defined ({known})"
+                    msg = (
+                        f"{where}.{strategy} names analysis template {name!r}, which is not defined ({known})"
+                    )
                     raise ValueError(msg)
         return self
 
@@ -285,6 +356,8 @@ def resolve_environment(
         approval_timeout=env.approval_timeout,
         prometheus_url=prometheus_url,
         local=local if env.providers.platform == "local" else None,
+        aws=env.aws,
+        kubernetes=env.kubernetes,
     )
 
 
@@ -302,6 +375,10 @@ def resolve_release(
     check_strategy(strategy)
     env_spec = resolve_environment(config, environment, local=local)
     env_config = config.environments[env_spec.name]
+    if strategy == "blue-green":
+        return _release(config, env_spec, version, requested_by, blue_green=_blue_green(config, env_spec))
+    if strategy == "rolling":
+        return _release(config, env_spec, version, requested_by, rolling=_rolling(config, env_spec))
     canary = (env_config.strategies or config.strategies).canary
 
     def refs(names: list[str]) -> list[AnalysisRef]:
@@ -342,4 +419,82 @@ def resolve_release(
             rollback_ramp_interval=canary.rollback_ramp_interval,
         ),
         requested_by=requested_by,
+    )
+
+
+def _release(
+    config: DeployConfig, env_spec: EnvironmentSpec, version: str, requested_by: str, **plan: Any
+) -> ReleaseSpec:
+    strategy = "blue-green" if "blue_green" in plan else "rolling"
+    app = AppSpec(
+        name=config.app.name, health_path=config.app.health_path, metrics_path=config.app.metrics_path
+    )
+    return ReleaseSpec(
+        app=app, environment=env_spec, version=version, strategy=strategy, requested_by=requested_by, **plan
+    )
+
+
+def _strategy_config(config: DeployConfig, env: str, name: str) -> Any:
+    """The environment's own settings of a strategy, else the top-level ones (None if neither)."""
+    own = config.environments[env].strategies
+    return (own and getattr(own, name)) or getattr(config.strategies, name)
+
+
+def _gates(config: DeployConfig, refs: AnalysisRefsConfig | None, where: str) -> list[AnalysisRef]:
+    """Analysis templates used as gates: each metric needs a count, so the gate ends."""
+    out = [
+        AnalysisRef(name=n, metrics=config.analysis_templates[n].metrics)
+        for n in (refs.templates if refs else [])
+    ]
+    for ref in out:
+        if any(m.count is None for m in ref.metrics):
+            msg = f"analysis template {ref.name!r} is used as {where}, so each metric needs a count"
+            raise InputError(msg)
+    return out
+
+
+def _blue_green(config: DeployConfig, env: EnvironmentSpec) -> BlueGreenSpec:
+    router = env.providers.router
+    if "preview" not in ROUTER_CAPABILITIES.get(router, frozenset()):
+        msg = (
+            f"blue-green needs a preview route, and environment {env.name!r} routes with {router!r}, "
+            "which has none; use canary or rolling there"
+        )
+        raise InputError(msg)
+    bg: BlueGreenConfig = _strategy_config(config, env.name, "blue_green") or BlueGreenConfig()
+    if not bg.auto_promotion_enabled and not env.approvers:
+        msg = f"blue-green waits for approval to promote, but environments.{env.name}.approvers is empty"
+        raise InputError(msg)
+    return BlueGreenSpec(
+        pre_promotion_analysis=_gates(config, bg.pre_promotion_analysis, "pre-promotion analysis"),
+        post_promotion_analysis=_gates(config, bg.post_promotion_analysis, "post-promotion analysis"),
+        preview_requests=bg.preview_requests,
+        auto_promotion=bg.auto_promotion_enabled,
+        auto_promotion_delay=bg.auto_promotion_delay,
+        scale_down_delay=bg.scale_down_delay,
+    )
+
+
+def _rolling(config: DeployConfig, env: EnvironmentSpec) -> RollingSpec:
+    rolling: RollingConfig = _strategy_config(config, env.name, "rolling") or RollingConfig()
+    for name in ("max_surge", "max_unavailable"):
+        batch = getattr(rolling, name)
+        if batch > env.instances:
+            msg = (
+                f"rolling.{name} ({batch}) is a batch larger than environment {env.name!r}'s "
+                f"{env.instances} instances"
+            )
+            raise InputError(msg)
+    if rolling.max_unavailable >= env.instances:
+        msg = (
+            f"rolling.max_unavailable ({rolling.max_unavailable}) would take all {env.instances} "
+            f"instances of environment {env.name!r} out of service at once"
+        )
+        raise InputError(msg)
+    return RollingSpec(
+        max_surge=rolling.max_surge,
+        max_unavailable=rolling.max_unavailable,
+        analysis=_gates(config, rolling.analysis, "a rolling batch gate"),
+        batch_pause=rolling.batch_pause,
+        drain_timeout=rolling.drain_timeout,
     )

@@ -10,13 +10,16 @@ cd "$(dirname "$0")/.."
 task="${1:-demo}"
 shift || true
 
-APT_PACKAGES=(haproxy prometheus prometheus-alertmanager)
+APT_PACKAGES=(haproxy prometheus prometheus-alertmanager docker-registry redis-server skopeo postgresql-15)
 
 install() {
   local missing=()
   command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
   command -v prometheus >/dev/null || missing+=(prometheus)
   command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+  command -v initdb >/dev/null || [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
+  command -v docker-registry >/dev/null || missing+=(docker-registry)
+  command -v redis-server >/dev/null || missing+=(redis-server)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -25,7 +28,7 @@ install() {
   fi
   command -v terraform >/dev/null || { echo "terraform is not on PATH (it ships with these machines)"; exit 1; }
   # Debian may start its own copies on their default ports; ours run on their own ports.
-  for svc in haproxy prometheus prometheus-alertmanager; do
+  for svc in haproxy prometheus prometheus-alertmanager docker-registry redis-server postgresql; do
     systemctl stop "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
   done
   if [ ! -x .venv/bin/python ]; then

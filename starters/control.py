@@ -34,6 +34,7 @@ from starters.common import (
     format_status,
     run,
 )
+from starters.pipeline import control_target, format_report
 
 ACTIONS = ("approve", "promote", "resume", "pause", "abort", "status")
 ANSWER_WITHIN = 30.0
@@ -73,9 +74,12 @@ async def main(argv: list[str] | None = None) -> int:
                     print(format_decision(d))
                 for d in status.refused:
                     print("  REFUSED" + format_decision(d))
+                if status.stages:
+                    print(format_report(status))
             return EXIT_OK
+        target = await asyncio.wait_for(control_target(handle), timeout=ANSWER_WITHIN)
         answer = await asyncio.wait_for(
-            handle.execute_update(args.action, control, result_type=str), timeout=ANSWER_WITHIN
+            target.execute_update(args.action, control, result_type=str), timeout=ANSWER_WITHIN
         )
     except TimeoutError:
         msg = f"no worker answered within {ANSWER_WITHIN:g}s: is worker.py running on this task queue?"

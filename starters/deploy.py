@@ -33,7 +33,15 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine import temporal
 from engine.config import InputError, load_config, resolve_release
-from engine.contracts import ReleaseResult, ReleaseSpec, ReleaseStatus, describe_step
+from engine.contracts import (
+    AnalysisRef,
+    ReleaseResult,
+    ReleaseSpec,
+    ReleaseStatus,
+    describe_step,
+    rolling_batches,
+)
+from engine.pipeline import STRATEGY_WORKFLOWS, PipelineSpec, resolve_pipeline
 from starters.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -44,8 +52,9 @@ from starters.common import (
     fail,
     run,
 )
+from starters.pipeline import format_report, print_pipeline_plan
 
-WORKFLOW_TYPES = {"canary": "CanaryRelease"}
+WORKFLOW_TYPES = STRATEGY_WORKFLOWS
 
 
 class Refused(Exception):
@@ -57,23 +66,75 @@ def print_plan(spec: ReleaseSpec) -> None:
     print(f"DRY RUN: nothing is started. Plan for {spec.release_id} ({spec.strategy}):")
     print(f"  environment {env.name}: providers {env.providers.model_dump()}, {env.instances} instances")
     print(f"  approvers: {', '.join(env.approvers) or 'none'}; approval timeout {env.approval_timeout}")
+    if spec.blue_green is not None:
+        _print_blue_green(spec)
+        return
+    if spec.rolling is not None:
+        _print_rolling(spec)
+        return
+    if spec.canary is None:
+        return
     print(f"  start {spec.canary.canary_instances} canary instance(s) of {spec.version} beside stable")
     for i, resolved in enumerate(spec.canary.steps, start=1):
         print(f"  step {i}: {describe_step(resolved.step)}")
-        for ref in resolved.analyses:
-            for m in ref.metrics:
-                print(
-                    f"      {ref.name}/{m.name}: every {m.interval} x{m.count}, fail if {m.failure_condition}"
-                )
+        _print_gates("    ", resolved.analyses)
     for ref in spec.canary.background_analysis:
         print(f"  background analysis: {ref.name} ({', '.join(m.name for m in ref.metrics)})")
     print(f"  promote: scale {spec.version} to {env.instances}, send it 100%, retire the old version")
 
 
+def _print_gates(what: str, refs: list[AnalysisRef]) -> None:
+    for ref in refs:
+        for m in ref.metrics:
+            fails, passes = m.failure_condition, m.success_condition
+            rule = f"fail if {fails}" if fails else f"pass if {passes}"
+            print(f"  {what} {ref.name}/{m.name}: every {m.interval.total_seconds():g}s x{m.count}, {rule}")
+
+
+def _print_blue_green(spec: ReleaseSpec) -> None:
+    plan, n = spec.blue_green, spec.environment.instances
+    assert plan is not None
+    print(f"  1. start green: {n} x {spec.version} beside blue (the live pool); smoke-test it")
+    print(f"  2. preview route -> green only; {plan.preview_requests} requests through it must reach green")
+    _print_gates("3. pre-promotion analysis", plan.pre_promotion_analysis)
+    if plan.auto_promotion:
+        print(f"  4. promote automatically after {plan.auto_promotion_delay}")
+    else:
+        print("  4. promote when an approver approves")
+    print("  5. switch every user from blue to green at once; read the router back")
+    _print_gates("6. post-promotion analysis", plan.post_promotion_analysis)
+    print(f"  7. keep blue {plan.scale_down_delay} (rollback = flip back), then stop it")
+
+
+def _print_rolling(spec: ReleaseSpec) -> None:
+    plan, n = spec.rolling, spec.environment.instances
+    assert plan is not None
+    batches = rolling_batches(n, n, plan.max_surge, plan.max_unavailable)
+    print(
+        f"  max surge {plan.max_surge}, max unavailable {plan.max_unavailable} (assuming {n} live instances):"
+    )
+    for i, (up, down) in enumerate(batches, start=1):
+        gate = ", gate: " + ", ".join(r.name for r in plan.analysis) if up and plan.analysis else ""
+        print(f"  batch {i}: start {up} x {spec.version}, smoke{gate}; drain and stop {down} old")
+    print(f"  drain timeout {plan.drain_timeout}; pause between batches {plan.batch_pause}")
+
+
 async def start_or_attach(
-    client: Client, spec: ReleaseSpec, *, redeploy: bool = False, task_queue: str | None = None
+    client: Client,
+    spec: ReleaseSpec | PipelineSpec,
+    *,
+    redeploy: bool = False,
+    task_queue: str | None = None,
 ) -> tuple[WorkflowHandle, bool]:
-    """The handle of this release's run, and whether it was already there."""
+    """The handle of this release's run, and whether it was already there.
+
+    A :class:`PipelineSpec` starts the release pipeline (workflow ``Release``, which runs
+    the strategy as its child); a bare :class:`ReleaseSpec` starts the strategy workflow.
+    """
+    workflow_type, argument = (
+        ("Release", spec) if isinstance(spec, PipelineSpec) else (WORKFLOW_TYPES[spec.strategy], spec)
+    )
+    spec = spec.release if isinstance(spec, PipelineSpec) else spec
     workflow_id = temporal.release_workflow_id(spec.app.name, spec.environment.name)
     for _ in range(3):
         try:
@@ -107,8 +168,8 @@ async def start_or_attach(
                     )
         try:
             handle = await client.start_workflow(
-                WORKFLOW_TYPES[spec.strategy],
-                spec,
+                workflow_type,
+                argument,
                 id=workflow_id,
                 result_type=ReleaseResult,
                 task_queue=task_queue or temporal.TASK_QUEUE,
@@ -134,11 +195,15 @@ async def start_or_attach(
 
 async def follow(handle: WorkflowHandle) -> ReleaseResult:
     """Print live progress until the release ends; return its result."""
-    printer = ProgressPrinter()
+    printer, strategy_printer = ProgressPrinter(), ProgressPrinter(lambda line: print("  |" + line))
     result_task = asyncio.ensure_future(handle.result())
     while not result_task.done():
         with contextlib.suppress(RPCError):  # the first workflow task may not have run yet
-            printer.show(await handle.query("status", result_type=ReleaseStatus))
+            status = await handle.query("status", result_type=ReleaseStatus)
+            printer.show(status)
+            if status.child_workflow_id:  # the release pipeline's strategy, as it runs
+                child = handle._client.get_workflow_handle(status.child_workflow_id)
+                strategy_printer.show(await child.query("status", result_type=ReleaseStatus))
         await asyncio.wait([result_task], timeout=0.5)
     result = result_task.result()
     printer.show(result.status)
@@ -171,18 +236,19 @@ async def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        spec = resolve_release(
-            load_config(args.config), args.version, args.strategy, args.env, requested_by=args.identity
-        )
+        config = load_config(args.config)
+        spec = resolve_release(config, args.version, args.strategy, args.env, requested_by=args.identity)
+        pipeline = resolve_pipeline(config, spec)
     except InputError as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
     if args.dry_run:
         print_plan(spec)
+        print_pipeline_plan(pipeline)
         return EXIT_OK
 
     client = await temporal.connect()
     try:
-        handle, attached = await start_or_attach(client, spec, redeploy=args.redeploy)
+        handle, attached = await start_or_attach(client, pipeline, redeploy=args.redeploy)
     except Refused as exc:
         return fail(str(exc), EXIT_REFUSED)
     verb = "attached to" if attached else "started"
@@ -190,6 +256,8 @@ async def main(argv: list[str] | None = None) -> int:
     if not args.wait:
         return EXIT_OK
     result = await follow(handle)
+    if result.status.stages:
+        print(format_report(result.status))
     print(f"{result.outcome.upper()}: {result.reason} (live: {result.live_version})")
     return EXIT_OK if result.outcome in ("succeeded", "no_change") else EXIT_RELEASE_FAILED
 

@@ -27,14 +27,21 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from engine import temporal as names
     from engine.contracts import (
+        AnalysisRef,
+        AnalysisRequest,
+        AnalysisResult,
         Control,
         Decision,
+        DrainRequest,
         EnvironmentRef,
         Instance,
         Measurement,
+        MetricTally,
         Observed,
         Phase,
         PoolRequest,
+        PreviewCheck,
+        PreviewRequest,
         ReleaseResult,
         ReleaseSpec,
         ReleaseStatus,
@@ -47,46 +54,43 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
+POOLS = ("blue", "green")
+"""The two pools every platform offers: the live one and the one a release goes to."""
+
 NON_RETRYABLE = ["BadRequest"]
-QUICK = {
-    "start_to_close_timeout": timedelta(seconds=15),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(milliseconds=200),
-        maximum_interval=timedelta(seconds=3),
-        maximum_attempts=20,
+
+
+def retry(first: timedelta, most: timedelta, attempts: int = 0) -> RetryPolicy:
+    """Exponential retry from ``first`` up to ``most`` apart; 0 attempts means until it succeeds.
+
+    Bad input (``BadRequest``) is never retried.
+    """
+    return RetryPolicy(
+        initial_interval=first,
+        maximum_interval=most,
+        maximum_attempts=attempts,
         non_retryable_error_types=NON_RETRYABLE,
-    ),
-}
+    )
+
+
+def options(timeout: timedelta, policy: RetryPolicy, heartbeat: timedelta | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``workflow.execute_activity``."""
+    out: dict[str, Any] = {"start_to_close_timeout": timeout, "retry_policy": policy}
+    if heartbeat is not None:
+        out["heartbeat_timeout"] = heartbeat
+    return out
+
+
+MS, S = timedelta(milliseconds=1), timedelta(seconds=1)
+QUICK = options(15 * S, retry(200 * MS, 3 * S, attempts=20))
 """Router changes, observations and smoke checks: fast, retried for about a minute."""
-SLOW = {
-    "start_to_close_timeout": timedelta(minutes=5),
-    "heartbeat_timeout": timedelta(seconds=10),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        maximum_interval=timedelta(seconds=10),
-        maximum_attempts=5,
-        non_retryable_error_types=NON_RETRYABLE,
-    ),
-}
+SLOW = options(5 * 60 * S, retry(1 * S, 10 * S, attempts=5), heartbeat=10 * S)
 """Starting and stopping instances: heartbeats while instances come up."""
-COMPENSATE = {
-    "start_to_close_timeout": timedelta(minutes=5),
-    "heartbeat_timeout": timedelta(seconds=10),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(milliseconds=200),
-        maximum_interval=timedelta(seconds=10),
-        non_retryable_error_types=NON_RETRYABLE,
-    ),
-}
+COMPENSATE = options(5 * 60 * S, retry(200 * MS, 10 * S), heartbeat=10 * S)
 """Undo steps, and steps past the point of no return, retry until they succeed and cannot be
 interrupted (``finish=True``): a half-undone release is worse than a slow one."""
-ANALYSIS_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    maximum_interval=timedelta(seconds=2),
-    maximum_attempts=10,
-    non_retryable_error_types=NON_RETRYABLE,
-)
-ANALYSIS_HEARTBEAT = timedelta(seconds=2)
+ANALYSIS_RETRY = retry(200 * MS, 2 * S, attempts=10)
+ANALYSIS_HEARTBEAT = 2 * S
 """A worker killed mid-analysis is noticed within this, and the analysis resumes elsewhere."""
 
 
@@ -127,6 +131,9 @@ class ReleaseWorkflow:
         self._promote_requested = False
         self._point_of_no_return = False
         self._compensations: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        self.stable_pool = ""
+        self.canary_pool = ""
+        self.stable: list[Instance] = []
 
     # ------------------------------------------------------------------ #
     # Running a release
@@ -240,13 +247,60 @@ class ReleaseWorkflow:
         )
         return await (call if finish else self.guarded(lambda: call))
 
-    async def stop_pool(self, pool: str) -> None:
+    async def stop_pool(self, pool: str, slots: list[int] | None = None) -> None:
         await workflow.execute_activity(
             "platform.stop_pool",
-            StopRequest(environment=self.env, pool=pool),
-            summary=f"stop {pool}",
+            StopRequest(environment=self.env, pool=pool, slots=slots),
+            summary=f"stop {pool}" + (f" slots {slots}" if slots is not None else ""),
             **COMPENSATE,
         )
+
+    async def set_preview(self, members: list[Instance], *, finish: bool = False) -> list[str]:
+        """Point the preview route at ``members`` (none: it serves nothing); read back."""
+        summary = f"preview -> {len(members)} instance(s)" if members else "preview serves nothing"
+        call = workflow.execute_activity(
+            "router.set_preview",
+            PreviewRequest(environment=self.env, members=members),
+            result_type=list[str],
+            summary=summary,
+            **(COMPENSATE if finish else QUICK),
+        )
+        return await (call if finish else self.guarded(lambda: call))
+
+    async def drain(self, instances: list[Instance], within: timedelta) -> dict[str, int]:
+        """No new requests to ``instances`` at the router; returns once none has one in flight."""
+        return await workflow.execute_activity(
+            "router.drain",
+            DrainRequest(environment=self.env, instances=instances, timeout=within),
+            result_type=dict[str, int],
+            summary=f"drain {', '.join(f'{i.pool}{i.slot}' for i in instances)}",
+            **COMPENSATE,
+        )
+
+    async def preview_check(
+        self, requests: int, duration: timedelta | None = None, *, judge_codes: bool = True
+    ) -> None:
+        """Requests through the preview route: all answered by this release (and 2xx)."""
+        request = PreviewCheck(
+            environment=self.env,
+            requests=requests,
+            version=self.spec.version,
+            duration=duration,
+            judge_codes=judge_codes,
+        )
+        result = await self.guarded(
+            lambda: workflow.execute_activity(
+                "smoke.preview",
+                request,
+                result_type=SmokeResult,
+                summary=f"{requests} requests through the preview route",
+                start_to_close_timeout=(duration or timedelta(0)) + timedelta(seconds=30),
+                retry_policy=QUICK["retry_policy"],
+            )
+        )
+        if not result.ok:
+            raise Interrupted("preview check failed: " + "; ".join(result.failures[:3]))
+        self.decide(f"preview check passed: {result.checked} requests answered by {self.spec.version}")
 
     async def set_traffic(
         self, weights: dict[str, int], members: dict[str, list[Instance]], *, finish: bool = False
@@ -274,6 +328,92 @@ class ReleaseWorkflow:
         if not result.ok:
             raise Interrupted("smoke check failed: " + "; ".join(result.failures))
         self.decide(f"smoke check passed on {result.checked} instances")
+
+    # ------------------------------------------------------------------ #
+    # What is live; analysis
+    # ------------------------------------------------------------------ #
+
+    def find_stable(self, live: Observed) -> str:
+        """The pool taking traffic, and its version; refuse anything ambiguous.
+
+        Sets ``stable_pool``, ``stable`` (its instances) and ``canary_pool`` (the other pool,
+        where the new version goes).
+        """
+        serving = [pool for pool, weight in live.router.weights.items() if weight > 0]
+        if not serving:
+            msg = f"nothing takes traffic in {self.env.name!r}: start the platform first"
+            raise Interrupted(msg)
+        if len(serving) > 1:
+            split = ", ".join(f"{p} {live.router.weights[p]:g}%" for p in serving)
+            msg = f"traffic is split ({split}): another release is in progress or was interrupted"
+            raise Interrupted(msg)
+        self.stable_pool = serving[0]
+        self.canary_pool = next(p for p in POOLS if p != self.stable_pool)
+        self.stable = [i for i in live.instances if i.pool == self.stable_pool]
+        versions = sorted({i.version for i in self.stable})
+        if len(versions) != 1:
+            msg = f"the stable pool {self.stable_pool} runs {versions or 'nothing'}; expected one version"
+            raise Interrupted(msg)
+        self.update_status(
+            stable_version=versions[0], stable_pool=self.stable_pool, canary_pool=self.canary_pool
+        )
+        return versions[0]
+
+    async def clear_leftovers(self, live: Observed) -> None:
+        """Stop idle instances of another version left in the pool this release goes to."""
+        leftovers = [
+            i for i in live.instances if i.pool == self.canary_pool and i.version != self.spec.version
+        ]
+        if leftovers:
+            self.decide(f"clearing {len(leftovers)} idle leftover instance(s) of {leftovers[0].version}")
+            await self.stop_pool(self.canary_pool)
+
+    def analysis_args(self) -> dict[str, str]:
+        return {
+            "app": self.spec.app.name,
+            "environment": self.env.name,
+            "canary_version": self.spec.version,
+            "stable_version": self.status.stable_version or "",
+            "canary_pool": self.canary_pool,
+            "stable_pool": self.stable_pool,
+        }
+
+    async def run_analysis(
+        self, ref: AnalysisRef, chunk: timedelta | None = None, tallies: dict[str, MetricTally] | None = None
+    ) -> AnalysisResult:
+        """One analysis activity: to its verdict, or for one chunk of a background run."""
+        longest = max(m.initial_delay + m.interval * (m.count or 1) for m in ref.metrics)
+        request = AnalysisRequest(
+            environment=self.env,
+            name=ref.name,
+            metrics=ref.metrics,
+            args=self.analysis_args(),
+            chunk=chunk,
+            tallies=tallies or {},
+        )
+        return await workflow.execute_activity(
+            "analysis.run",
+            request,
+            result_type=AnalysisResult,
+            summary=f"analysis {ref.name}" + (" (background)" if chunk else ""),
+            start_to_close_timeout=(chunk or longest) * 2 + timedelta(seconds=30),
+            heartbeat_timeout=ANALYSIS_HEARTBEAT,
+            retry_policy=ANALYSIS_RETRY,
+        )
+
+    async def analyse(self, refs: list[AnalysisRef]) -> None:
+        """An analysis gate: every template must succeed; failed rolls back, inconclusive pauses."""
+        results = await self.guarded(lambda: asyncio.gather(*(self.run_analysis(r) for r in refs)))
+        for result in results:
+            self.record_analysis(result.measurements)
+            if result.phase == "failed":
+                raise Interrupted(f"analysis {result.name} failed: {result.message}")
+        for result in results:
+            if result.phase == "inconclusive":
+                self.pause_for_human(f"analysis {result.name} inconclusive: {result.message}")
+                await self.checkpoint()
+                return
+        self.decide("analysis passed: " + ", ".join(f"{r.name} ({r.message})" for r in results))
 
     # ------------------------------------------------------------------ #
     # Pauses, approvals and status

@@ -17,22 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
-from workflows.base import ANALYSIS_HEARTBEAT, ANALYSIS_RETRY, Interrupted, ReleaseWorkflow
+from workflows.base import ReleaseWorkflow
 
 with workflow.unsafe.imports_passed_through():
     from engine.contracts import (
-        AnalysisRef,
-        AnalysisRequest,
-        AnalysisResult,
         AnalysisStep,
         Instance,
         MetricTally,
-        Observed,
         PauseStep,
         Phase,
         ReleaseResult,
@@ -40,8 +35,6 @@ with workflow.unsafe.imports_passed_through():
         SetWeightStep,
         describe_step,
     )
-
-POOLS = ("blue", "green")
 
 
 @workflow.defn(name="CanaryRelease")
@@ -67,7 +60,7 @@ class CanaryRelease(ReleaseWorkflow):
 
         # 1. What is live?
         live = await self.observe()
-        stable_version = self._find_stable(live)
+        stable_version = self.find_stable(live)
         if stable_version == spec.version:
             self.set_phase(Phase.SUCCEEDED)
             self.decide(f"{spec.version} is already live in {self.stable_pool}; nothing to do")
@@ -76,10 +69,7 @@ class CanaryRelease(ReleaseWorkflow):
         self.decide(f"stable is {stable_version} in {self.stable_pool}; canary goes to {self.canary_pool}")
 
         # 2. Canary instances beside stable, no traffic yet.
-        leftovers = [i for i in live.instances if i.pool == self.canary_pool and i.version != spec.version]
-        if leftovers:
-            self.decide(f"clearing {len(leftovers)} idle leftover instance(s) of {leftovers[0].version}")
-            await self.stop_pool(self.canary_pool)
+        await self.clear_leftovers(live)
         self.on_failure_undo("stop the canary instances", lambda: self.stop_pool(self.canary_pool))
         self.canary = await self.start_pool(self.canary_pool, spec.version, plan.canary_instances)
         await self.smoke(self.canary)
@@ -115,7 +105,7 @@ class CanaryRelease(ReleaseWorkflow):
                         self.decide(f"pause {pause.duration}")
                         await self.hold(pause.duration)
                     case AnalysisStep():
-                        await self._analyse(resolved.analyses)
+                        await self.analyse(resolved.analyses)
             await self.checkpoint()
         finally:
             if background is not None:
@@ -143,28 +133,6 @@ class CanaryRelease(ReleaseWorkflow):
 
     # ------------------------------------------------------------------ #
 
-    def _find_stable(self, live: Observed) -> str:
-        """The pool taking traffic, and its version; refuse anything ambiguous."""
-        serving = [pool for pool, weight in live.router.weights.items() if weight > 0]
-        if not serving:
-            msg = f"nothing takes traffic in {self.env.name!r}: start the platform first"
-            raise Interrupted(msg)
-        if len(serving) > 1:
-            split = ", ".join(f"{p} {live.router.weights[p]:g}%" for p in serving)
-            msg = f"traffic is split ({split}): another release is in progress or was interrupted"
-            raise Interrupted(msg)
-        self.stable_pool = serving[0]
-        self.canary_pool = next(p for p in POOLS if p != self.stable_pool)
-        self.stable = [i for i in live.instances if i.pool == self.stable_pool]
-        versions = sorted({i.version for i in self.stable})
-        if len(versions) != 1:
-            msg = f"the stable pool {self.stable_pool} runs {versions or 'nothing'}; expected one version"
-            raise Interrupted(msg)
-        self.update_status(
-            stable_version=versions[0], stable_pool=self.stable_pool, canary_pool=self.canary_pool
-        )
-        return versions[0]
-
     async def _shift(self, weight: int, *, finish: bool = False) -> None:
         state = await self.set_traffic(
             {self.stable_pool: 100 - weight, self.canary_pool: weight},
@@ -185,53 +153,6 @@ class CanaryRelease(ReleaseWorkflow):
                 await workflow.sleep(plan.rollback_ramp_interval)
         await self._shift(0, finish=True)
 
-    def _analysis_args(self) -> dict[str, str]:
-        return {
-            "app": self.spec.app.name,
-            "environment": self.env.name,
-            "canary_version": self.spec.version,
-            "stable_version": self.status.stable_version or "",
-            "canary_pool": self.canary_pool,
-            "stable_pool": self.stable_pool,
-        }
-
-    async def _run_analysis(
-        self, ref: AnalysisRef, chunk: timedelta | None = None, tallies: dict[str, MetricTally] | None = None
-    ) -> AnalysisResult:
-        """One analysis activity: to its verdict, or for one chunk of a background run."""
-        longest = max(m.initial_delay + m.interval * (m.count or 1) for m in ref.metrics)
-        request = AnalysisRequest(
-            environment=self.env,
-            name=ref.name,
-            metrics=ref.metrics,
-            args=self._analysis_args(),
-            chunk=chunk,
-            tallies=tallies or {},
-        )
-        return await workflow.execute_activity(
-            "analysis.run",
-            request,
-            result_type=AnalysisResult,
-            summary=f"analysis {ref.name}" + (" (background)" if chunk else ""),
-            start_to_close_timeout=(chunk or longest) * 2 + timedelta(seconds=30),
-            heartbeat_timeout=ANALYSIS_HEARTBEAT,
-            retry_policy=ANALYSIS_RETRY,
-        )
-
-    async def _analyse(self, refs: list[AnalysisRef]) -> None:
-        """An analysis step: every template must succeed; failed rolls back, inconclusive pauses."""
-        results = await self.guarded(lambda: asyncio.gather(*(self._run_analysis(r) for r in refs)))
-        for result in results:
-            self.record_analysis(result.measurements)
-            if result.phase == "failed":
-                raise Interrupted(f"analysis {result.name} failed: {result.message}")
-        for result in results:
-            if result.phase == "inconclusive":
-                self.pause_for_human(f"analysis {result.name} inconclusive: {result.message}")
-                await self.checkpoint()
-                return
-        self.decide("analysis passed: " + ", ".join(f"{r.name} ({r.message})" for r in results))
-
     async def _background_analysis(self) -> None:
         """Watch the canary until the steps end; fail means roll back, inconclusive means pause."""
         plan = self.spec.canary
@@ -239,7 +160,7 @@ class CanaryRelease(ReleaseWorkflow):
         while self._interrupt is None:
             results = await asyncio.gather(
                 *(
-                    self._run_analysis(r, plan.background_chunk, tallies[r.name])
+                    self.run_analysis(r, plan.background_chunk, tallies[r.name])
                     for r in plan.background_analysis
                 )
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from activities.interfaces import BadRequest, Progress
 from engine.contracts import EnvironmentSpec, Instance
+from infrastructure.local import images
 from infrastructure.local.instances import InstanceInfo, InstanceManager, VersionConflictError
 from infrastructure.local.layout import POOLS, Layout
 
@@ -45,14 +46,18 @@ class LocalPlatform:
             msg = f"{count} instances asked; the local router has {self._layout.max_slots} slots per pool"
             raise BadRequest(msg)
         try:
+            # Run what the production repository holds when the release pipeline promoted it.
+            images.pin(self._layout, pool, version)
             started = self._manager.start(version, pool, count, on_progress=progress)
-        except VersionConflictError as exc:
+        except (VersionConflictError, images.ImageError) as exc:
             raise BadRequest(str(exc)) from exc
         return [_instance(i) for i in started]
 
-    def stop(self, *, pool: str) -> None:
+    def stop(self, *, pool: str, slots: list[int] | None = None) -> None:
         self._check_pool(pool)
-        self._manager.stop(pool)
+        self._manager.stop(pool, slots)
+        if slots is None:
+            images.unpin(self._layout, pool)
 
     @staticmethod
     def _check_pool(pool: str) -> None:

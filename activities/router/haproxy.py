@@ -48,12 +48,20 @@ def server_weights(weights: dict[str, int], members: dict[str, int]) -> dict[str
 
 
 class HAProxyRouter:
-    """Traffic split between the blue and green pools of the local router."""
+    """Traffic split between the blue and green pools of the local router.
+
+    The ``preview`` frontend (its own port) has a backend with the same server slots:
+    :meth:`set_preview` points it at the instances of a release before they take users'
+    traffic (blue-green). :meth:`drain` puts servers of ``app`` in HAProxy's ``drain``
+    state: no new requests, in-flight ones finish (rolling).
+    """
 
     backend = "app"
+    preview_backend = "preview"
 
     def __init__(self, env: EnvironmentSpec) -> None:
-        self._haproxy = HAProxy(layout_for(env))
+        self._layout = layout_for(env)
+        self._haproxy = HAProxy(self._layout)
 
     def set_traffic(self, *, weights: dict[str, int], members: dict[str, list[Instance]]) -> dict[str, float]:
         unknown = set(weights) - set(POOLS)
@@ -67,24 +75,67 @@ class HAProxyRouter:
         if missing:
             msg = f"the router has no server slot(s) {missing} in backend {self.backend!r}"
             raise BadRequest(msg)
+        wanted = {server_name(p, i): per_server.get(p, 0) for p in POOLS for i in slots[p]}
+        self._apply(self.backend, current, wanted)
+        totals = {p: per_server[p] * len(slots[p]) for p in per_server}
+        return {p: 100.0 * t / sum(totals.values()) for p, t in totals.items()}
+
+    def _apply(self, backend: str, current: dict[str, ServerState], wanted: dict[str, int]) -> None:
+        """Servers in ``wanted`` ready at their weight, every other one in maintenance.
+
+        One runtime-API round trip; gaining servers are enabled before losing ones are
+        disabled, so the backend never has zero capacity.
+        """
         enable, disable = [], []
         for name, now in current.items():
-            pool, slot = _pool_and_slot(name)
-            if slot in slots.get(pool, set()):
-                weight = per_server.get(pool, 0)
-                if now.weight != weight:
-                    enable.append(f"set server {self.backend}/{name} weight {weight}")
+            if name in wanted:
+                if now.weight != wanted[name]:
+                    enable.append(f"set server {backend}/{name} weight {wanted[name]}")
                 if now.admin != "ready":
-                    enable.append(f"set server {self.backend}/{name} state ready")
+                    enable.append(f"set server {backend}/{name} state ready")
             elif now.admin != "maint" or now.weight != 0:
                 disable += [
-                    f"set server {self.backend}/{name} state maint",
-                    f"set server {self.backend}/{name} weight 0",
+                    f"set server {backend}/{name} state maint",
+                    f"set server {backend}/{name} weight 0",
                 ]
         if enable or disable:
             self._haproxy.command("; ".join(enable + disable))
-        totals = {p: per_server[p] * len(slots[p]) for p in per_server}
-        return {p: 100.0 * t / sum(totals.values()) for p, t in totals.items()}
+
+    def set_preview(self, *, members: list[Instance]) -> None:
+        current = {s.name: s for s in self._haproxy.servers(self.preview_backend)}
+        wanted = {server_name(i.pool, i.slot): 1 for i in members}
+        missing = sorted(set(wanted) - set(current))
+        if missing:
+            msg = f"the router has no server slot(s) {missing} in backend {self.preview_backend!r}"
+            raise BadRequest(msg)
+        self._apply(self.preview_backend, current, wanted)
+
+    def read_preview(self) -> list[str]:
+        return sorted(
+            f"{s.address}:{s.port}" for s in self._haproxy.servers(self.preview_backend) if _serving(s)
+        )
+
+    def preview_url(self) -> str:
+        return self._layout.preview_url
+
+    def drain(self, *, instances: list[Instance]) -> dict[str, int]:
+        names = {server_name(i.pool, i.slot) for i in instances}
+        current = {s.name: s for s in self._haproxy.servers(self.backend) if s.name in names}
+        ready = [n for n, s in current.items() if s.admin == "ready"]
+        if ready:
+            self._haproxy.command("; ".join(f"set server {self.backend}/{n} state drain" for n in ready))
+        return {n: v for n, v in self._in_flight().items() if n in current}
+
+    def _in_flight(self) -> dict[str, int]:
+        """Requests each server of ``app`` is serving or has queued (``show stat`` scur + qcur)."""
+        lines = self._haproxy.command("show stat -1 4 -1").strip().splitlines()
+        header = lines[0].removeprefix("# ").split(",")
+        rows = [dict(zip(header, line.split(","), strict=False)) for line in lines[1:]]
+        return {
+            r["svname"]: int(r.get("scur") or 0) + int(r.get("qcur") or 0)
+            for r in rows
+            if r.get("pxname") == self.backend
+        }
 
     def read(self) -> RouterState:
         servers = self._haproxy.servers(self.backend)

@@ -11,6 +11,7 @@ in parallel).  Port map, relative to ``port_base``::
     +4  Temporal gRPC frontend
     +10 .. +10+max_slots-1   pool "blue" instances
     +30 .. +30+max_slots-1   pool "green" instances
+    +55 registry  +56 Redis  +57 PostgreSQL  +58 external HTTP dependency (release pipeline)
 """
 
 from __future__ import annotations
@@ -121,6 +122,26 @@ class Layout:
     def temporal_metrics_port(self) -> int:
         """Temporal server /metrics (pinned for the same reason)."""
         return self.port_base + 8
+
+    @property
+    def registry_port(self) -> int:
+        """OCI registry (docker-registry) of the release pipeline."""
+        return self.port_base + 55
+
+    @property
+    def redis_port(self) -> int:
+        """Redis the pre-deployment checks ping."""
+        return self.port_base + 56
+
+    @property
+    def postgres_port(self) -> int:
+        """PostgreSQL the pre-deployment checks connect to."""
+        return self.port_base + 57
+
+    @property
+    def dependency_port(self) -> int:
+        """The local stand-in for an external HTTP dependency."""
+        return self.port_base + 58
 
     def instance_port(self, pool: str, slot: int) -> int:
         """Fixed port of ``slot`` in ``pool``."""

@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 
 from infrastructure.local import haproxy as haproxy_mod
-from infrastructure.local import processes
+from infrastructure.local import processes, release_services
 from infrastructure.local import prometheus as prometheus_mod
 from infrastructure.local.haproxy import HAProxy, RouterError
 from infrastructure.local.instances import InstanceManager
@@ -94,8 +94,9 @@ def up(
 
     im = InstanceManager(layout)
     existing = im.list(probe=False)
-    with ThreadPoolExecutor(max_workers=4) as ex:
+    with ThreadPoolExecutor(max_workers=5) as ex:
         futs = [ex.submit(timed, "haproxy", hap.start), ex.submit(timed, "prometheus", prom.start)]
+        futs.append(ex.submit(lambda: timings.update(release_services.up(layout, stable_version))))
         if tserver is not None:
             futs.append(ex.submit(timed, "temporal", tserver.start))
         if not existing and instances > 0:
@@ -175,6 +176,7 @@ def down(layout: Layout, *, purge: bool = False) -> None:
             ex.submit(Prometheus(layout).stop),
             ex.submit(HAProxy(layout).stop),
             ex.submit(TemporalServer(layout).stop),
+            ex.submit(release_services.stop_all, layout, purge=purge),
         ]
         for f in futs:
             f.result()
@@ -212,6 +214,7 @@ def status(layout: Layout) -> dict[str, Any]:
             "port": layout.worker_metrics_port,
             "url": None,
         },
+        **release_services.status_all(layout),
     }
     for c in components.values():
         c["running"] = c["pid"] is not None

@@ -11,6 +11,9 @@ Run as::
   ``http_request_duration_seconds{version}``.
 * ``GET|POST /admin/behaviour`` -> read / change this instance's behaviour at runtime.
 * ``GET /admin/inflight`` -> ``{"inflight": N}``, requests being served right now.
+* ``POST /orders {"id": N}`` -> inserts row N into the region's database (two-region stack only:
+  ``{state_dir}/database.json`` names it, re-read when it changes); 201 once committed,
+  503 when the database refuses or is unreachable, 404 without that file.
 
 Behaviour (``{"error_rate", "latency_ms", "healthy"}``) is read from
 ``behaviour/{version}.json`` at start and whenever that file changes (polled every 200 ms).
@@ -114,6 +117,8 @@ class _State:
             self.requests.labels(code=code, version=version, pool=pool)
         self.duration.labels(version=version)
         self.reload_file()
+        orders_file = behaviour_file.parent.parent / "database.json"
+        self.orders = _Orders(orders_file) if orders_file.exists() else None
 
     def set(self, behaviour: Behaviour) -> None:
         with self.lock:
@@ -153,6 +158,58 @@ class _State:
         while True:
             time.sleep(_POLL_S)
             self.reload_file()
+
+
+class _Orders:
+    """Writes to the database named by ``database.json`` (``{"conninfo", "node"}``); pooled connections."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self._mtime: int | None = None
+        self._target: dict[str, Any] = {}
+        self._idle: list[Any] = []
+
+    def _current(self) -> dict[str, Any]:
+        with self.lock:
+            try:
+                mtime = self.path.stat().st_mtime_ns
+                if mtime != self._mtime:
+                    self._target, self._mtime = json.loads(self.path.read_text()), mtime
+                    stale, self._idle = self._idle, []
+                    for conn in stale:
+                        conn.close()
+            except (OSError, ValueError):
+                pass
+            return self._target
+
+    def insert(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+        import psycopg  # noqa: PLC0415 - only the two-region stack needs the driver
+
+        try:
+            order = int(json.loads(raw or b"{}")["id"])
+        except (ValueError, KeyError, TypeError):
+            return 400, {"error": 'expected {"id": N}'}
+        target = self._current()
+        if not target.get("conninfo"):
+            return 503, {"error": "no database configured (fenced)"}
+        with self.lock:
+            conn = self._idle.pop() if self._idle else None
+        try:
+            if conn is None:
+                conn = psycopg.connect(target["conninfo"], autocommit=True, connect_timeout=2)
+            conn.execute("SET statement_timeout = '5s'")
+            conn.execute("INSERT INTO orders (id) VALUES (%s) ON CONFLICT (id) DO NOTHING", (order,))
+        except psycopg.Error as exc:
+            if conn is not None:
+                conn.close()
+            return 503, {"error": str(exc).strip()[:300], "node": target.get("node")}
+        with self.lock:
+            if self._target is target:
+                self._idle.append(conn)
+            else:
+                conn.close()
+        return 201, {"id": order, "node": target.get("node")}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -241,6 +298,10 @@ class _Handler(BaseHTTPRequestHandler):
         st = self.server.state
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b"{}"
+        if self.path.split("?", 1)[0] == "/orders" and st.orders is not None:
+            code, body = st.orders.insert(raw)
+            self._json(code, body)
+            return
         if self.path.split("?", 1)[0] != "/admin/behaviour":
             self._json(404, {"error": "not found"})
             return

@@ -12,10 +12,9 @@ import asyncio
 import contextlib
 import itertools
 import os
-import signal
-import subprocess
-import sys
 import textwrap
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +34,7 @@ from infrastructure.local import platform
 from infrastructure.local.haproxy import HAProxy
 from infrastructure.local.layout import Layout
 from infrastructure.local.temporal_server import temporal_binary
+from tests.support import WorkerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 _versions = itertools.count(1)
@@ -103,6 +103,22 @@ class Stack:
         config = parse_config(self.config_text(steps, **kwargs))  # type: ignore[arg-type]
         return resolve_release(config, version, "canary", "local", requested_by="pytest", local=self.local)
 
+    def strategy_config(self, strategy: str, settings: str, *, templates: str = "") -> str:
+        """The test config with ``strategies.<strategy>`` set to ``settings`` (YAML), plus ``templates``."""
+        text = self.config_text("- set_weight: 50")
+        if templates:
+            extra = textwrap.indent(textwrap.dedent(templates).strip(), "  ")
+            text = text.replace("analysis_templates:\n", f"analysis_templates:\n{extra}\n", 1)
+        body = textwrap.indent(textwrap.dedent(settings).strip(), "    ")
+        return f"{text}  {strategy.replace('-', '_')}:\n{body}\n"
+
+    def strategy_spec(
+        self, version: str, strategy: str, settings: str, *, templates: str = ""
+    ) -> ReleaseSpec:
+        """A blue-green or rolling release of ``version`` on this stack."""
+        config = parse_config(self.strategy_config(strategy, settings, templates=templates))
+        return resolve_release(config, version, strategy, "local", requested_by="pytest", local=self.local)
+
     def write_config(self, steps: str, **kwargs: object) -> Path:
         path = self.tmp / f"deploy-code-{uuid.uuid4().hex[:6]}.yaml"
         path.write_text(self.config_text(steps, **kwargs))  # type: ignore[arg-type]
@@ -145,6 +161,55 @@ class Stack:
         versions = self.count_versions(20)
         assert len(versions) == 1, versions
         return next(iter(versions))
+
+
+@dataclass
+class Answer:
+    """One request of :class:`Users`: when it was sent and answered (wall clock), and by whom."""
+
+    sent: float
+    answered: float
+    version: str | None
+    ok: bool
+
+
+class Users(threading.Thread):
+    """A user sending requests through the router one after another, keeping every answer."""
+
+    def __init__(self, url: str, pause: float = 0.005) -> None:
+        super().__init__(daemon=True, name="users")
+        self.url, self.pause = url, pause
+        self.answers: list[Answer] = []
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(timeout=5) as http:
+            while not self._done.wait(self.pause):
+                sent = time.time()
+                try:
+                    r = http.get(self.url)
+                    ok, version = r.is_success, r.headers.get("x-version")
+                except httpx.HTTPError:
+                    ok, version = False, None
+                self.answers.append(Answer(sent, time.time(), version, ok))
+
+    def __enter__(self) -> Users:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self.join(10)
+
+    @property
+    def failed(self) -> list[Answer]:
+        return [a for a in self.answers if not a.ok]
+
+    def versions(self) -> dict[str, int]:
+        seen: dict[str, int] = {}
+        for a in self.answers:
+            seen[a.version or "none"] = seen.get(a.version or "none", 0) + 1
+        return seen
 
 
 def new_version() -> str:
@@ -218,40 +283,9 @@ async def abort_leftover_release(stack: Stack) -> None:
         await handle.terminate("test cleanup: abort did not finish")
 
 
-class WorkerProcess:
-    """``python worker.py`` as a real process, to be killed and restarted."""
-
-    def __init__(self, stack: Stack, task_queue: str) -> None:
-        self.stack, self.task_queue = stack, task_queue
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "worker.py", "--task-queue", self.task_queue, "--metrics-bind", ""],
-            cwd=REPO,
-            env=self.stack.env(self.task_queue),
-            stdout=subprocess.DEVNULL,
-            stderr=(self.stack.tmp / f"worker-{self.task_queue}.log").open("ab"),
-            start_new_session=True,
-        )
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 @pytest.fixture
 def worker_process(stack: Stack, task_queue: str) -> Iterator[WorkerProcess]:
-    wp = WorkerProcess(stack, task_queue)
+    wp = WorkerProcess(stack.env(task_queue), stack.tmp / f"worker-{task_queue}.log", task_queue)
     try:
         yield wp
     finally:

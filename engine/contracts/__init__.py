@@ -1,7 +1,9 @@
 """The pydantic contracts shared by starters, workflows and activities.
 
 Everything that crosses a Temporal boundary (workflow input, activity input and
-output, update payloads, query results) is defined here and nowhere else. The
+output, update payloads, query results) is defined in this package and nowhere
+else: releases here, and per feature ``dr`` (failover, drills), ``aws_dr`` (the
+AWS side of DR) and ``pipeline`` (the release pipeline's stages). The
 module imports nothing heavy so that the workflow sandbox and the starters load
 it quickly.
 """
@@ -67,8 +69,8 @@ Identity = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 Pool = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
 Percent = Annotated[int, Field(ge=0, le=100)]
 
-STRATEGIES = ("canary",)
-"""Strategies this engine ships; blue-green and rolling will be added here."""
+STRATEGIES = ("canary", "blue-green", "rolling")
+"""Strategies this engine ships (the names a release request uses)."""
 
 
 class Strict(BaseModel):
@@ -340,6 +342,59 @@ class LocalSettings(Strict):
     max_slots: Annotated[int, Field(ge=1, le=20)] = 8
 
 
+class AwsSettings(Strict):
+    """``environments.NAME.aws``: credentials, region and the resources the AWS providers use.
+
+    Credentials come from the standard boto3 chain (environment, profile, instance/IRSA role);
+    ``role_arn``, when set, is assumed (sts:AssumeRole) on top of them. The resource names are
+    the Terraform outputs of ``infrastructure/terraform`` (alb_listener_arn, *_target_group_arn).
+    """
+
+    region: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")]
+    role_arn: Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")] | None = None
+    role_session_name: Annotated[str, StringConstraints(pattern=r"^[\w+=,.@-]{2,64}$")] = "deploy-code"
+    endpoint_url: str | None = Field(
+        default=None, description="an AWS-compatible endpoint instead of AWS's own (VPC endpoint, moto)"
+    )
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 8
+    """Attempts per call (botocore's adaptive retry mode: throttling and 5xx, never access denied)."""
+    listener_arn: str | None = None
+    """alb_listener_arn: the listener whose forward action the ALB router rewrites."""
+    rule_arn: str | None = None
+    """A listener rule to rewrite instead of the listener's default action."""
+    target_groups: dict[Pool, str] = Field(default_factory=dict)
+    """Pool -> target group ARN (blue_target_group_arn, green_target_group_arn)."""
+    metrics_period: Annotated[int, Field(ge=1, le=86400)] = 60
+    """CloudWatch period (s) of a metric query."""
+    metrics_window: Duration = timedelta(minutes=5)
+    """How far back a CloudWatch metric query looks; the newest datapoint is the answer."""
+
+
+class KubernetesSettings(Strict):
+    """``environments.NAME.kubernetes``: the cluster and the objects the Kubernetes providers use.
+
+    One Deployment per pool, ``{app}-{pool}``, labelled ``app``, ``pool`` and ``version``.
+    """
+
+    app: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,40}$")]
+    image: Annotated[str, StringConstraints(min_length=1)]
+    """Repository of the image (ecr_prod_repository_url); the version is the tag."""
+    namespace: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")] = "default"
+    kubeconfig: str | None = None
+    context: str | None = None
+    in_cluster: bool = False
+    """Use the pod's service account instead of a kubeconfig (the engine runs in the cluster)."""
+    container_port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    service: str | None = None
+    """Service the router flips between pools (default: the app's name)."""
+    canary_service: str | None = None
+    """Service behind the canary Ingress (default: ``{app}-canary``)."""
+    canary_ingress: str | None = None
+    """NGINX canary Ingress (default: ``{app}-canary``)."""
+    rollout_timeout: Duration = timedelta(minutes=10)
+    progress_deadline_seconds: Annotated[int, Field(ge=10, le=86400)] = 600
+
+
 class EnvironmentSpec(Strict):
     """One environment, resolved: providers and their settings."""
 
@@ -350,6 +405,8 @@ class EnvironmentSpec(Strict):
     approval_timeout: Duration = timedelta(hours=24)
     prometheus_url: str | None = None
     local: LocalSettings | None = None
+    aws: AwsSettings | None = None
+    kubernetes: KubernetesSettings | None = None
 
 
 class AppSpec(Strict):
@@ -381,15 +438,74 @@ class CanarySpec(Strict):
     rollback_ramp_interval: Duration = timedelta(seconds=2)
 
 
+class BlueGreenSpec(Strict):
+    """Blue-green (Argo's activeService/previewService): green beside blue, one switch."""
+
+    pre_promotion_analysis: list[AnalysisRef] = Field(default_factory=list)
+    post_promotion_analysis: list[AnalysisRef] = Field(default_factory=list)
+    preview_requests: Annotated[int, Field(ge=0, le=100_000)] = 20
+    """Requests sent through the preview route as its smoke check (each must be green, 2xx)."""
+    auto_promotion: bool = True
+    auto_promotion_delay: Duration = timedelta(0)
+    scale_down_delay: Duration = timedelta(seconds=30)
+
+
+class RollingSpec(Strict):
+    """Rolling: replace instances in batches bounded by max_surge and max_unavailable."""
+
+    max_surge: Annotated[int, Field(ge=0, le=64)] = 1
+    max_unavailable: Annotated[int, Field(ge=0, le=64)] = 0
+    analysis: list[AnalysisRef] = Field(default_factory=list)
+    batch_pause: Duration = timedelta(0)
+    drain_timeout: Duration = timedelta(seconds=30)
+
+
+def rolling_batches(old: int, target: int, max_surge: int, max_unavailable: int) -> list[tuple[int, int]]:
+    """The batches of a rolling update as ``(start, stop)`` instance counts, in order.
+
+    Each batch starts as many new instances as ``max_surge`` allows, then stops as many
+    old ones as ``max_unavailable`` allows (counting the new ones that passed health),
+    like a Kubernetes Deployment's rolling update.
+    """
+    if max_surge == 0 and max_unavailable == 0:
+        msg = "max_surge and max_unavailable cannot both be 0: no batch could make progress"
+        raise ValueError(msg)
+    batches, new = [], 0
+    while old > 0 or new < target:
+        up = max(0, min(target - new, target + max_surge - old - new))
+        new += up
+        down = max(0, min(old, old + new - (target - max_unavailable)))
+        old -= down
+        if up == 0 and down == 0:
+            msg = f"a rolling update of {target} instances cannot progress (surge {max_surge})"
+            raise ValueError(msg)
+        batches.append((up, down))
+    return batches
+
+
 class ReleaseSpec(Strict):
-    """The input of a release workflow: the whole plan, fixed when it starts."""
+    """The input of a release workflow: the whole plan, fixed when it starts.
+
+    ``strategy`` names the workflow; the plan of that strategy is set (``canary``,
+    ``blue_green`` or ``rolling``), the others are None.
+    """
 
     app: AppSpec
     environment: EnvironmentSpec
     version: Version
-    strategy: Literal["canary"]
-    canary: CanarySpec
+    strategy: Literal["canary", "blue-green", "rolling"]
+    canary: CanarySpec | None = None
+    blue_green: BlueGreenSpec | None = None
+    rolling: RollingSpec | None = None
     requested_by: str = "unknown"
+
+    @model_validator(mode="after")
+    def _plan_present(self) -> ReleaseSpec:
+        field = self.strategy.replace("-", "_")
+        if getattr(self, field) is None:
+            msg = f"a {self.strategy} release needs its {field} plan"
+            raise ValueError(msg)
+        return self
 
     @property
     def release_id(self) -> str:
@@ -423,6 +539,35 @@ class PoolRequest(Strict):
 class StopRequest(Strict):
     environment: EnvironmentSpec
     pool: Pool
+    slots: list[int] | None = Field(default=None, description="only these slots (all when None)")
+
+
+class PreviewRequest(Strict):
+    """Point the preview route at ``members`` only (none: the preview route serves nothing)."""
+
+    environment: EnvironmentSpec
+    members: list[Instance]
+
+
+class PreviewCheck(Strict):
+    """Send ``requests`` GETs of ``path`` through the preview route; each must be 2xx from ``version``."""
+
+    environment: EnvironmentSpec
+    path: str = "/"
+    requests: Annotated[int, Field(ge=1, le=100_000)]
+    version: str
+    duration: Duration | None = None
+    """Spread the requests over this long (traffic for a pre-promotion analysis)."""
+    judge_codes: bool = True
+    """False: only transport errors and wrong versions fail (the analysis judges the codes)."""
+
+
+class DrainRequest(Strict):
+    """Stop sending new requests to ``instances``, then wait until none is in flight."""
+
+    environment: EnvironmentSpec
+    instances: list[Instance]
+    timeout: Duration = timedelta(seconds=30)
 
 
 class TrafficRequest(Strict):
@@ -506,6 +651,17 @@ class Decision(Strict):
     reason: str = ""
 
 
+class StageReport(Strict):
+    """One stage of the release pipeline (workflows/release.py), as its report shows it."""
+
+    name: str
+    verdict: Literal["pending", "running", "waiting", "passed", "failed", "skipped"] = "pending"
+    duration_s: float | None = None
+    approver: str | None = None
+    detail: str = ""
+    measurements: dict[str, str | float | int | bool | None] = Field(default_factory=dict)
+
+
 class ReleaseStatus(Strict):
     """What the status query answers."""
 
@@ -527,6 +683,10 @@ class ReleaseStatus(Strict):
     last_analysis: list[Measurement] = Field(default_factory=list)
     decisions: list[Decision] = Field(default_factory=list)
     refused: list[Decision] = Field(default_factory=list)
+    stages: list[StageReport] = Field(default_factory=list, description="release pipeline report")
+    child_workflow_id: str | None = Field(
+        default=None, description="the strategy's workflow while it runs; controls go there"
+    )
 
 
 Outcome = Literal["succeeded", "rolled_back", "failed", "no_change"]

@@ -1,0 +1,1 @@
+"""Clients shared by the cloud providers: AWS sessions (credentials, region, retries), Kubernetes."""

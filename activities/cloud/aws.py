@@ -1,0 +1,116 @@
+"""AWS sessions for the providers: credential chain, region, assumed role, retries, errors.
+
+* Credentials: boto3's standard chain (environment, shared profile, IRSA web identity,
+  instance role). With ``aws.role_arn`` the role is assumed on top of them, refreshed
+  before it expires (botocore's own assume-role fetcher), so a long-lived worker keeps
+  working.
+* Retries: botocore's ``adaptive`` mode (the ``standard`` retry rules plus client-side
+  rate limiting): throttling errors, 5xx answers and connection errors are retried with
+  exponential backoff and jitter, up to ``aws.max_attempts``. Access denied, validation
+  errors and missing resources are never retried by botocore.
+* Errors: :func:`refusals` turns answers that no retry can fix (access denied, a resource
+  that does not exist, a request AWS calls invalid) into :class:`BadRequest`, which the
+  activity makes non-retryable; everything else stays retryable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+from botocore.exceptions import ClientError
+
+from activities.interfaces import BadRequest
+from engine.contracts import AwsSettings
+
+ACCESS_DENIED = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "AuthorizationError",
+    }
+)
+"""Error codes that mean "not allowed": retrying cannot help, the role or policy must change."""
+
+
+def retry_config(settings: AwsSettings) -> Config:
+    return Config(
+        region_name=settings.region,
+        retries={"mode": "adaptive", "max_attempts": settings.max_attempts},
+        connect_timeout=5,
+        read_timeout=30,
+    )
+
+
+@cache
+def _session(settings_json: str) -> boto3.Session:
+    settings = AwsSettings.model_validate_json(settings_json)
+    base = boto3.Session(region_name=settings.region)
+    if settings.role_arn is None:
+        return base
+    source = base.get_credentials()
+    if source is None:
+        msg = "no AWS credentials found (environment, profile or instance role) to assume a role with"
+        raise BadRequest(msg)
+
+    def sts(service: str, **kwargs: Any) -> Any:
+        return base.client(
+            service, endpoint_url=settings.endpoint_url, config=retry_config(settings), **kwargs
+        )
+
+    fetcher = AssumeRoleCredentialFetcher(
+        client_creator=sts,
+        source_credentials=source,
+        role_arn=settings.role_arn,
+        extra_args={"RoleSessionName": settings.role_session_name},
+    )
+    core = botocore.session.Session()
+    core._credentials = DeferredRefreshableCredentials(
+        method="assume-role", refresh_using=fetcher.fetch_credentials
+    )
+    return boto3.Session(botocore_session=core, region_name=settings.region)
+
+
+def session(settings: AwsSettings) -> boto3.Session:
+    """The environment's session (cached per settings: credentials refresh themselves)."""
+    return _session(settings.model_dump_json())
+
+
+def client(settings: AwsSettings, service: str) -> Any:
+    return session(settings).client(
+        service, endpoint_url=settings.endpoint_url, config=retry_config(settings)
+    )
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@contextlib.contextmanager
+def refusals(*codes: str, what: str = "") -> Iterator[None]:
+    """Turn access denied and the given error ``codes`` into :class:`BadRequest`.
+
+    Anything else (throttling or 5xx left after botocore's retries, timeouts) propagates
+    unchanged and the activity retries it.
+    """
+    try:
+        yield
+    except ClientError as exc:
+        code = error_code(exc)
+        message = exc.response.get("Error", {}).get("Message", "")
+        if code in ACCESS_DENIED:
+            msg = f"access denied{f' ({what})' if what else ''}: {message or code}; check the role's policy"
+            raise BadRequest(msg) from exc
+        if code in codes:
+            msg = f"{what + ': ' if what else ''}{code}: {message}"
+            raise BadRequest(msg) from exc
+        raise

@@ -1,0 +1,1 @@
+"""database providers for disaster recovery."""

@@ -1,0 +1,201 @@
+"""The disaster-recovery activities: observe, fence, promote, rebuild, switch, probe.
+
+Same rules as :mod:`activities.definitions`: synchronous, idempotent, heartbeating while
+they wait, a provider's ``BadRequest`` becomes a non-retryable ``ApplicationError``.
+Workflows call them by these names and never import a provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import httpx
+import structlog
+from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities import registry
+from activities.definitions import _heartbeat, _refuse_bad_requests
+from engine.contracts.dr import (
+    BusyRequest,
+    CatchUp,
+    CatchUpRequest,
+    DrRef,
+    Fenced,
+    Health,
+    PointRequest,
+    Probe,
+    Promoted,
+    RebuildRequest,
+    RegionRef,
+    ReplicationRequest,
+    ScaleRequest,
+    SwitchRequest,
+    Topology,
+)
+
+log = structlog.get_logger()
+PROBE_WITHIN = 30.0
+"""Seconds the write probe keeps trying before the verification fails."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@activity.defn(name="dr.observe")
+@_refuse_bad_requests
+def observe(req: DrRef) -> Topology:
+    spec = req.dr
+    db, entry, regions = registry.database(spec), registry.global_entry(spec), registry.regions(spec)
+    return Topology(
+        databases={r: db.node(r) for r in spec.regions},
+        active_region=entry.active(),
+        writes_to={r: regions.writes_to(r) for r in spec.regions},
+        at=_now(),
+    )
+
+
+@activity.defn(name="dr.region_health")
+@_refuse_bad_requests
+def region_health(req: RegionRef) -> Health:
+    failures = registry.regions(req.dr).health(req.region)
+    return Health(region=req.region, ok=not failures, failures=failures, at=_now())
+
+
+@activity.defn(name="dr.fence")
+@_refuse_bad_requests
+def fence(req: RegionRef) -> Fenced:
+    db = registry.database(req.dr)
+    reachable = db.fence(req.region)
+    node = db.node(req.region)
+    log.info("fenced", region=req.region, reachable=reachable)
+    return Fenced(region=req.region, reachable=reachable, at=_now(), lsn=node.lsn)
+
+
+@activity.defn(name="dr.unfence")
+@_refuse_bad_requests
+def unfence(req: RegionRef) -> None:
+    registry.database(req.dr).unfence(req.region)
+    log.info("unfenced", region=req.region)
+
+
+@activity.defn(name="dr.catch_up")
+@_refuse_bad_requests
+def catch_up(req: CatchUpRequest) -> CatchUp:
+    start = time.monotonic()
+    missing = registry.database(req.dr).catch_up(
+        standby=req.standby, primary=req.primary, timeout=req.timeout.total_seconds(), progress=_heartbeat
+    )
+    return CatchUp(lag_bytes=missing, seconds=round(time.monotonic() - start, 3))
+
+
+@activity.defn(name="dr.promote")
+@_refuse_bad_requests
+def promote(req: RegionRef) -> Promoted:
+    already = registry.database(req.dr).promote(req.region)
+    log.info("promoted", region=req.region, already_primary=already)
+    return Promoted(region=req.region, already_primary=already, at=_now())
+
+
+@activity.defn(name="dr.rebuild_standby")
+@_refuse_bad_requests
+def rebuild_standby(req: RebuildRequest) -> None:
+    registry.database(req.dr).rebuild_as_standby(req.region, primary=req.primary, progress=_heartbeat)
+
+
+@activity.defn(name="dr.set_replication")
+@_refuse_bad_requests
+def set_replication(req: ReplicationRequest) -> None:
+    registry.database(req.dr).set_replication(
+        primary=req.primary, standby=req.standby, synchronous=req.synchronous
+    )
+
+
+@activity.defn(name="dr.use_database")
+@_refuse_bad_requests
+def use_database(req: PointRequest) -> None:
+    registry.regions(req.dr).use_database(req.region, req.database)
+
+
+@activity.defn(name="dr.scale_region")
+@_refuse_bad_requests
+def scale_region(req: ScaleRequest) -> int:
+    return registry.regions(req.dr).scale(req.region, req.count, progress=_heartbeat)
+
+
+@activity.defn(name="dr.switch_entry")
+@_refuse_bad_requests
+def switch_entry(req: SwitchRequest) -> str:
+    """Point the global entry at the region, then read it back: accepted is not in force."""
+    entry = registry.global_entry(req.dr)
+    entry.switch(req.region)
+    active = entry.active()
+    if active != req.region:
+        msg = f"global entry reads back {active!r} after switching to {req.region!r}"
+        raise RuntimeError(msg)
+    return active
+
+
+@activity.defn(name="dr.probe")
+@_refuse_bad_requests
+def probe(req: SwitchRequest) -> Probe:
+    """A health check and a write through the global entry, until both land in the region."""
+    url = registry.global_entry(req.dr).url()
+    failures: list[str] = []
+    deadline = time.monotonic() + PROBE_WITHIN
+    attempts = 0
+    with httpx.Client(base_url=url, timeout=3.0) as http:
+        while True:
+            attempts += 1
+            try:
+                health = http.get("/healthz")
+                written = http.post("/orders", json={"id": -time.time_ns() // 1000})
+                node = written.json().get("node") if written.status_code == 201 else None
+                if health.status_code == 200 and node == req.region:
+                    return Probe(ok=True, region=node, at=_now(), attempts=attempts, failures=failures[-5:])
+                failures.append(f"health {health.status_code}, write {written.status_code} via {node}")
+            except (httpx.HTTPError, ValueError) as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+            if time.monotonic() > deadline:
+                return Probe(ok=False, at=_now(), attempts=attempts, failures=failures[-5:])
+            activity.heartbeat(failures[-1])
+            time.sleep(0.1)
+
+
+@activity.defn(name="dr.running_workflows")
+async def running_workflows(req: BusyRequest) -> list[str]:
+    """Which of these workflow ids have a running execution (a release, another DR operation)."""
+    client = activity.client()
+
+    async def running(workflow_id: str) -> bool:
+        try:
+            desc = await client.get_workflow_handle(workflow_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return desc.status == WorkflowExecutionStatus.RUNNING
+
+    found = await asyncio.gather(*(running(w) for w in req.workflow_ids))
+    return [w for w, busy in zip(req.workflow_ids, found, strict=True) if busy]
+
+
+ALL = [
+    observe,
+    region_health,
+    fence,
+    unfence,
+    catch_up,
+    promote,
+    rebuild_standby,
+    set_replication,
+    use_database,
+    scale_region,
+    switch_entry,
+    probe,
+    running_workflows,
+]

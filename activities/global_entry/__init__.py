@@ -1,0 +1,1 @@
+"""global_entry providers for disaster recovery."""

@@ -1,0 +1,97 @@
+"""DR global entry provider: Route53 failover records.
+
+One failover record pair (``api_record_name`` in ``route53_zone_id``): the active region's
+record is PRIMARY, the other SECONDARY. ``switch`` UPSERTs both in one change batch (the
+target first, so there is always a PRIMARY) and waits until the change is INSYNC. Before
+switching to a region with a health check, the health check must not be failing at every
+checker (``get_health_check_status``). ``active`` is the region of the PRIMARY record.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from activities.cloud import aws
+from activities.interfaces import BadRequest
+from engine.contracts.aws_dr import AwsDrSettings
+from engine.contracts.dr import DrSpec
+
+POLL = 2.0
+
+
+class Route53GlobalEntry:
+    def __init__(self, spec: DrSpec, settings: AwsDrSettings | None = None) -> None:
+        settings = settings or getattr(spec, "aws", None)
+        if settings is None:
+            msg = f"environment {spec.environment!r} has no AWS DR settings"
+            raise BadRequest(msg)
+        self.settings: AwsDrSettings = settings
+        first = next(iter(settings.regions.values()))
+        self._r53 = aws.client(first.aws, "route53")
+        self.poll = POLL
+
+    def _name(self) -> str:
+        return self.settings.api_record_name.rstrip(".") + "."
+
+    def records(self) -> list[dict[str, Any]]:
+        with aws.refusals("NoSuchHostedZone", "InvalidInput", what=f"zone {self.settings.route53_zone_id}"):
+            r = self._r53.list_resource_record_sets(
+                HostedZoneId=self.settings.route53_zone_id, StartRecordName=self._name()
+            )
+        return [x for x in r["ResourceRecordSets"] if x["Name"] == self._name() and "Failover" in x]
+
+    def active(self) -> str | None:
+        for record in self.records():
+            if record["Failover"] == "PRIMARY":
+                return record.get("SetIdentifier")
+        return None
+
+    def healthy(self, region: str) -> bool:
+        check = self.settings.regions[region].health_check_id
+        if check is None:
+            return True
+        status = self._r53.get_health_check_status(HealthCheckId=check)["HealthCheckObservations"]
+        return not status or any(o["StatusReport"]["Status"].startswith("Success") for o in status)
+
+    def switch(self, region: str) -> None:
+        if region not in self.settings.regions:
+            msg = f"unknown region {region!r} (regions: {', '.join(self.settings.regions)})"
+            raise BadRequest(msg)
+        if self.active() == region:
+            return
+        if not self.healthy(region):
+            msg = f"the health check of {region} fails at every checker; not sending users there"
+            raise BadRequest(msg)
+        changes = []
+        for name in [region] + [r for r in self.settings.regions if r != region]:
+            conf = self.settings.regions[name]
+            record: dict[str, Any] = {
+                "Name": self._name(),
+                "Type": "CNAME",
+                "SetIdentifier": name,
+                "Failover": "PRIMARY" if name == region else "SECONDARY",
+                "TTL": self.settings.ttl,
+                "ResourceRecords": [{"Value": conf.record_value}],
+            }
+            if conf.health_check_id:
+                record["HealthCheckId"] = conf.health_check_id
+            changes.append({"Action": "UPSERT", "ResourceRecordSet": record})
+        with aws.refusals("NoSuchHostedZone", "InvalidChangeBatch", "InvalidInput", what="failover records"):
+            change = self._r53.change_resource_record_sets(
+                HostedZoneId=self.settings.route53_zone_id,
+                ChangeBatch={"Comment": f"deploy-code: users to {region}", "Changes": changes},
+            )["ChangeInfo"]
+        deadline = time.monotonic() + self.settings.change_timeout
+        while change["Status"] != "INSYNC":
+            if time.monotonic() > deadline:
+                msg = f"Route53 change {change['Id']} not INSYNC after {self.settings.change_timeout}s"
+                raise RuntimeError(msg)
+            time.sleep(self.poll)
+            change = self._r53.get_change(Id=change["Id"])["ChangeInfo"]
+        if self.active() != region:
+            msg = f"Route53 reads back {self.active()} as PRIMARY, not {region}"
+            raise RuntimeError(msg)
+
+    def url(self) -> str:
+        return f"https://{self.settings.api_record_name.rstrip('.')}"

@@ -1,0 +1,155 @@
+"""The release pipeline's activities: checks, images, Terraform, notifications.
+
+Same rules as ``activities/definitions.py``: synchronous, idempotent, heartbeating while
+they wait, a provider's :class:`BadRequest` becomes a non-retryable error.
+"""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from temporalio import activity
+
+from activities import registry
+from activities.checks.dependencies import CHECKS
+from activities.definitions import _refuse_bad_requests
+from activities.images.oci import RegistryClient
+from activities.infra.terraform import Terraform
+from activities.interfaces import BadRequest
+from activities.notify import webhook
+from engine.pipeline import (
+    CheckResult,
+    DependencyCheck,
+    ImageFound,
+    ImageLookup,
+    LiveImageRequest,
+    LiveImageResult,
+    Notification,
+    PromoteRequest,
+    PromoteResult,
+    TerraformApplied,
+    TerraformApplyRequest,
+    TerraformPlan,
+    TerraformPlanRequest,
+)
+
+log = structlog.get_logger()
+
+
+@activity.defn(name="check.dependency")
+@_refuse_bad_requests
+def check_dependency(req: DependencyCheck) -> CheckResult:
+    """One dependency's verdict; an unhealthy dependency is a result, not an error."""
+    started = time.monotonic()
+    ok, message = CHECKS[req.kind](req.target)
+    latency = round((time.monotonic() - started) * 1000, 1)
+    log.info("check", name=req.name, ok=ok, message=message)
+    return CheckResult(
+        kind=req.kind, name=req.name, target=req.target, ok=ok, message=message, latency_ms=latency
+    )
+
+
+@activity.defn(name="image.resolve")
+@_refuse_bad_requests
+def resolve_image(req: ImageLookup) -> ImageFound:
+    """The digest of the release's tag in a repository (None when it is not there)."""
+    client = RegistryClient(req.image.registry)
+    try:
+        digest = client.resolve(req.repository, req.image.tag)
+    finally:
+        client.close()
+    return ImageFound(repository=req.repository, tag=req.image.tag, digest=digest)
+
+
+@activity.defn(name="image.promote")
+@_refuse_bad_requests
+def promote_image(req: PromoteRequest) -> PromoteResult:
+    """Copy the CI image to production by digest and verify the digest stored (idempotent)."""
+    image = req.image
+    client = RegistryClient(image.registry)
+    try:
+        previous = client.resolve(image.production_repository, image.tag)
+        if previous == req.digest:
+            return PromoteResult(
+                repository=image.production_repository,
+                tag=image.tag,
+                digest=previous,
+                previous_digest=previous,
+            )
+        ci = client.resolve(image.ci_repository, req.digest)
+        if ci is None:
+            msg = f"{image.ci_repository}@{req.digest} is gone from the registry"
+            raise BadRequest(msg)
+        stored = client.promote(image.ci_repository, req.digest, image.production_repository, image.tag)
+        check = client.resolve(image.production_repository, image.tag)
+    finally:
+        client.close()
+    if stored != req.digest or check != req.digest:
+        msg = f"promotion of {req.digest} left {image.production_repository}:{image.tag} at {check}"
+        raise BadRequest(msg)
+    log.info("promoted", repository=image.production_repository, tag=image.tag, digest=stored)
+    return PromoteResult(
+        repository=image.production_repository, tag=image.tag, digest=stored, previous_digest=previous
+    )
+
+
+@activity.defn(name="image.verify_live")
+@_refuse_bad_requests
+def verify_live_image(req: LiveImageRequest) -> LiveImageResult:
+    """The instances of the release run the promoted digest (local platform: its pool pins)."""
+    instances = [i for i in registry.platform(req.environment).list_instances() if i.version == req.version]
+    if not instances:
+        return LiveImageResult(ok=False, message=f"no instance runs {req.version}")
+    if req.environment.providers.platform != "local":
+        return LiveImageResult(ok=True, message="the platform reports no image digests; not verified")
+    from activities.platform.local import layout_for  # noqa: PLC0415 - local platform only
+    from infrastructure.local import images  # noqa: PLC0415 - local platform only
+
+    pins = images.pins(layout_for(req.environment))
+    wrong = []
+    for pool in sorted({i.pool for i in instances}):
+        got = pins.get(pool, {}).get("digest")
+        if got != req.digest:
+            wrong.append(f"pool {pool} runs {got or 'an unpinned build'}")
+    if wrong:
+        return LiveImageResult(ok=False, message=f"expected {req.digest}: " + "; ".join(wrong), pins=pins)
+    return LiveImageResult(
+        ok=True, message=f"{len(instances)} instance(s) of {req.version} run {req.digest}", pins=pins
+    )
+
+
+@activity.defn(name="terraform.plan")
+@_refuse_bad_requests
+def terraform_plan(req: TerraformPlanRequest) -> TerraformPlan:
+    """``terraform plan -detailed-exitcode -out`` and the saved plan's summary."""
+    activity.heartbeat("planning")
+    return Terraform(req.terraform).plan(req.plan_id, dry_run=req.dry_run)
+
+
+@activity.defn(name="terraform.apply")
+@_refuse_bad_requests
+def terraform_apply(req: TerraformApplyRequest) -> TerraformApplied:
+    """Apply exactly the saved, approved plan; once, even across a worker crash."""
+    tf = Terraform(req.terraform)
+    serial, resumed = tf.apply(req.plan, progress=activity.heartbeat)
+    log.info("terraform applied", serial=serial, resumed=resumed)
+    return TerraformApplied(serial=serial, resumed=resumed, outputs=tf.outputs())
+
+
+@activity.defn(name="notify.webhook")
+@_refuse_bad_requests
+def notify(req: Notification) -> None:
+    """Post to a Slack-compatible incoming webhook."""
+    webhook.post(req.url, req.text)
+
+
+ALL = [
+    check_dependency,
+    resolve_image,
+    promote_image,
+    verify_live_image,
+    terraform_plan,
+    terraform_apply,
+    notify,
+]

@@ -1,0 +1,1 @@
+"""regions providers for disaster recovery."""

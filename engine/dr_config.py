@@ -1,0 +1,75 @@
+"""Resolving an environment's disaster-recovery settings (deploy-code.yaml ``environments.X.dr``).
+
+``resolve_dr`` returns the :class:`~engine.contracts.dr.DrSpec` a DR workflow runs, or raises
+:class:`~engine.config.InputError` (starters exit 2 on it) before any side effect.
+"""
+
+from __future__ import annotations
+
+import os
+
+from engine.config import AVAILABLE_PROVIDERS, REPO_ROOT, DeployConfig, InputError, resolve_environment
+from engine.contracts.dr import DrLocal, DrSpec
+
+DEFAULT_DR_STATE_DIR = REPO_ROOT / ".state" / "dr"
+DEFAULT_DR_PORT_BASE = 19000
+
+
+def resolve_dr(
+    config: DeployConfig, environment: str | None = None, *, local: DrLocal | None = None
+) -> DrSpec:
+    env_spec = resolve_environment(config, environment)
+    env = config.environments[env_spec.name]
+    dr = env.dr
+    if dr is None:
+        msg = (
+            f"environment {env_spec.name!r} has no disaster recovery configured "
+            f"(environments.{env_spec.name}.dr)"
+        )
+        raise InputError(msg)
+    for capability, provider in dr.providers.model_dump().items():
+        if provider not in AVAILABLE_PROVIDERS[capability]:
+            msg = (
+                f"environments.{env_spec.name}.dr uses {capability} provider {provider!r}, which this engine "
+                f"does not ship yet (available: {', '.join(AVAILABLE_PROVIDERS[capability])})"
+            )
+            raise InputError(msg)
+    if dr.providers.regions == "local" and local is None:
+        local = DrLocal(
+            state_dir=(dr.local and dr.local.state_dir)
+            or os.environ.get("DEPLOY_DR_STATE_DIR")
+            or str(DEFAULT_DR_STATE_DIR),
+            port_base=(dr.local and dr.local.port_base)
+            or int(os.environ.get("DEPLOY_DR_PORT_BASE", DEFAULT_DR_PORT_BASE)),
+        )
+    return DrSpec(
+        app=config.app.name,
+        environment=env_spec.name,
+        version=config.app.initial_version,
+        regions=list(dr.regions),
+        providers=dr.providers,
+        instances=dr.instances,
+        standby_instances=dr.standby_instances,
+        rpo_budget=dr.rpo_budget,
+        health_check_interval=dr.health_check_interval,
+        health_check_failures=dr.health_check_failures,
+        auto_approve=dr.auto_approve,
+        monitor_force=dr.monitor_force,
+        synchronous_replication=dr.synchronous_replication,
+        catch_up_timeout=dr.catch_up_timeout,
+        approvers=env_spec.approvers,
+        approval_timeout=env_spec.approval_timeout,
+        local=local if dr.providers.regions == "local" else None,
+    )
+
+
+def check_region(spec: DrSpec, region: str) -> str:
+    """Refuse a region the environment does not have (case-sensitive, with a hint)."""
+    if region not in spec.regions:
+        hint = ""
+        if region.lower() in [r.lower() for r in spec.regions]:
+            hint = " (region names are case-sensitive)"
+        known = ", ".join(spec.regions)
+        msg = f"unknown region {region!r}{hint}; environment {spec.environment!r} has: {known}"
+        raise InputError(msg)
+    return region

@@ -1,0 +1,157 @@
+"""Configuration of the release pipeline (``workflows/release.py``) and its resolution.
+
+The pipeline wraps a strategy (canary, blue-green, rolling) in the stages a release
+needs around it: pre-deployment checks, Terraform, image promotion, the strategy as a
+child workflow, post-deployment smoke tests, notifications. Its contracts live in
+``engine/contracts/pipeline.py`` (re-exported here); like them, this module imports
+nothing heavy.
+
+In deploy-code.yaml each environment may have a ``release`` section; ``local`` as a
+value means "the local platform's own service" (ports from the environment's port base)::
+
+    release:
+      checks: {database: local, redis: local, http: [local]}
+      images: {registry: local}
+      terraform: {root: infrastructure/local/terraform, vars: {cache_size_mb: 64}}
+      webhook_url: https://hooks.slack.com/services/...   # or DEPLOY_WEBHOOK_URL
+
+Without a ``release`` section every pipeline stage but the strategy is skipped (and
+says so in the report).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import Field, StringConstraints
+
+from engine.contracts import EnvironmentSpec, ReleaseSpec, Strict
+from engine.contracts.pipeline import (  # noqa: F401 - re-exported for the pipeline's users
+    STRATEGY_WORKFLOWS,
+    CheckKind,
+    CheckResult,
+    DependencyCheck,
+    ImageFound,
+    ImageLookup,
+    ImageSpec,
+    LiveImageRequest,
+    LiveImageResult,
+    Notification,
+    PipelineSpec,
+    PromoteRequest,
+    PromoteResult,
+    TerraformApplied,
+    TerraformApplyRequest,
+    TerraformPlan,
+    TerraformPlanRequest,
+    TerraformSpec,
+    TfValue,
+)
+
+if TYPE_CHECKING:
+    from engine.config import DeployConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+STAGES = ("pre-validation", "infrastructure", "image promotion", "strategy", "post-deployment", "report")
+"""The stages of a release, in order."""
+
+Url = Annotated[str, StringConstraints(pattern=r"^(local|[a-z][a-z0-9+.-]*://\S+)$", max_length=2048)]
+
+# --------------------------------------------------------------------------- #
+# deploy-code.yaml: environments.NAME.release
+# --------------------------------------------------------------------------- #
+
+
+class ChecksConfig(Strict):
+    database: Url | None = Field(default=None, description="postgresql://user@host:port/db, or local")
+    redis: Url | None = Field(default=None, description="redis://host:port, or local")
+    http: list[Url] = Field(default_factory=list, description="URLs that must answer 2xx, or local")
+
+
+class ImagesConfig(Strict):
+    registry: Url | None = Field(default=None, description="http(s)://registry, or local")
+    ci_repository: str = "ci/{app}"
+    production_repository: str = "production/{app}"
+
+
+class TerraformConfig(Strict):
+    root: str = Field(description="directory of the Terraform root (relative to the repository)")
+    vars: dict[str, TfValue] = Field(default_factory=dict)
+
+
+class PipelineConfig(Strict):
+    checks: ChecksConfig = Field(default_factory=ChecksConfig)
+    images: ImagesConfig = Field(default_factory=ImagesConfig)
+    terraform: TerraformConfig | None = None
+    webhook_url: Url | None = None
+
+
+# --------------------------------------------------------------------------- #
+# The resolved pipeline: the Release workflow's input
+# --------------------------------------------------------------------------- #
+
+
+def _local_port(env: EnvironmentSpec, offset: int, what: str) -> int:
+    if env.local is None:
+        from engine.config import InputError  # noqa: PLC0415 - engine.config imports this module
+
+        msg = f"environments.{env.name}.release: {what} 'local' needs the local platform"
+        raise InputError(msg)
+    return env.local.port_base + offset
+
+
+def resolve_pipeline(config: DeployConfig, spec: ReleaseSpec) -> PipelineSpec:
+    """The pipeline of a resolved release, from its environment's ``release`` section."""
+    env = spec.environment
+    section: PipelineConfig | None = config.environments[env.name].release
+    webhook = os.environ.get("DEPLOY_WEBHOOK_URL") or (section.webhook_url if section else None)
+    if section is None:
+        return PipelineSpec(release=spec, webhook_url=webhook)
+    checks: list[DependencyCheck] = []
+    c = section.checks
+    if c.database:
+        target = c.database
+        if target == "local":
+            target = f"postgresql://postgres@127.0.0.1:{_local_port(env, 57, 'database')}/postgres"
+        checks.append(DependencyCheck(kind="database", name="database", target=target))
+    if c.redis:
+        target = c.redis
+        if target == "local":
+            target = f"redis://127.0.0.1:{_local_port(env, 56, 'redis')}"
+        checks.append(DependencyCheck(kind="redis", name="redis", target=target))
+    for i, url in enumerate(c.http):
+        target = url
+        if url == "local":
+            target = f"http://127.0.0.1:{_local_port(env, 58, 'http')}/healthz"
+        checks.append(DependencyCheck(kind="http", name=f"http dependency {i + 1}", target=target))
+    image = None
+    if section.images.registry:
+        registry = section.images.registry
+        if registry == "local":
+            registry = f"http://127.0.0.1:{_local_port(env, 55, 'registry')}"
+        app = spec.app.name
+        image = ImageSpec(
+            registry=registry,
+            ci_repository=section.images.ci_repository.format(app=app),
+            production_repository=section.images.production_repository.format(app=app),
+            tag=spec.version,
+        )
+    terraform = None
+    if section.terraform:
+        root = (REPO_ROOT / section.terraform.root).resolve()
+        if not (root / "main.tf").exists() and not any(root.glob("*.tf")):
+            from engine.config import InputError  # noqa: PLC0415 - engine.config imports this module
+
+            msg = f"environments.{env.name}.release.terraform.root: no .tf files in {root}"
+            raise InputError(msg)
+        state_base = env.local.state_dir if env.local else str(REPO_ROOT / ".state" / env.name)
+        terraform = TerraformSpec(
+            root=str(root),
+            state_dir=str(Path(state_base).resolve() / "terraform"),
+            vars=section.terraform.vars,
+        )
+    return PipelineSpec(release=spec, checks=checks, image=image, terraform=terraform, webhook_url=webhook)

@@ -1,0 +1,383 @@
+"""Test harness of the cloud tests: a fault-injecting proxy for AWS, a Kubernetes API for Kubernetes.
+
+Neither is used by the providers' code: the providers talk HTTP to what these serve.
+
+``KubeCluster``: kmock's ``KubernetesEmulator`` is an in-memory store behind the Kubernetes
+HTTP API. It has no controllers, no ``metadata.generation``, ignores label selectors. What
+the real cluster would add is played here, and only here:
+
+* the API server's ``metadata.generation`` (bumped on every change of a Deployment's spec,
+  also through the ``scale`` subresource; not through ``status``) — a small subclass;
+* the Deployment controller and the kubelet (:class:`DeploymentController`): a thread that
+  reads the Deployments through the API, creates/deletes their pods and writes their
+  ``status`` through the ``status`` subresource, after an optional delay; per Deployment it
+  can instead play a failure (image pull, crash loop, a rollout that never progresses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import http.server
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kmock
+import yaml
+from kubernetes import client
+
+_names = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    """A name no other test of this run uses (moto is not reset between tests)."""
+    return f"{prefix}-{os.getpid() % 100000}-{next(_names)}"
+
+
+# --------------------------------------------------------------------------- #
+# AWS: faults in front of moto
+# --------------------------------------------------------------------------- #
+
+THROTTLING = (400, "Throttling", "Rate exceeded")
+UNAVAILABLE = (503, "ServiceUnavailable", "Service Unavailable")
+ACCESS_DENIED = (403, "AccessDenied", "User is not authorized to perform this action")
+
+
+class FaultProxy:
+    """Forwards to moto; answers the next ``len(queue)`` requests with the queued errors instead.
+
+    ``only`` limits the faults to requests whose body contains that text (e.g. ``Action=ModifyListener``).
+    ``seen`` counts every request that reached the proxy (faulted or forwarded).
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.queue: list[tuple[int, str, str]] = []
+        self.only: str | None = None
+        self.seen: list[str] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                fault = proxy._take(body.decode(errors="replace"))
+                if fault is not None:
+                    status, code, message = fault
+                    payload = (
+                        "<ErrorResponse><Error><Type>Sender</Type>"
+                        f"<Code>{code}</Code><Message>{message}</Message></Error>"
+                        "<RequestId>fault-proxy</RequestId></ErrorResponse>"
+                    ).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/xml")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
+                }
+                r = httpx.request(
+                    self.command, proxy.upstream + self.path, content=body, headers=headers, timeout=30
+                )
+                self.send_response(r.status_code)
+                for k, v in r.headers.items():
+                    if k.lower() not in (
+                        "content-length",
+                        "transfer-encoding",
+                        "connection",
+                        "content-encoding",
+                    ):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(r.content)))
+                self.end_headers()
+                self.wfile.write(r.content)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _any
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def _take(self, body: str) -> tuple[int, str, str] | None:
+        with self._lock:
+            self.seen.append(body)
+            if self.queue and (self.only is None or self.only in body):
+                return self.queue.pop(0)
+        return None
+
+    def inject(self, *faults: tuple[int, str, str], only: str | None = None) -> None:
+        with self._lock:
+            self.queue = list(faults)
+            self.only = only
+
+    def calls(self, text: str) -> int:
+        with self._lock:
+            return sum(1 for b in self.seen if text in b)
+
+    def start(self) -> None:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+# --------------------------------------------------------------------------- #
+# Kubernetes: kmock + what a cluster adds
+# --------------------------------------------------------------------------- #
+
+RESOURCES = ("v1/pods", "v1/services", "apps/v1/deployments", "networking.k8s.io/v1/ingresses")
+
+
+class GenerationalEmulator(kmock.KubernetesEmulator):
+    """kmock plus the API server's ``metadata.generation`` for Deployments."""
+
+    def _bump(self, request: Any, name: str | None, namespace: str | None) -> None:
+        resource = request.resource
+        if resource is None or resource.plural != "deployments" or request.subresource == "status":
+            return
+        obj = self.objects[resource, namespace, name]
+        seen = getattr(self, "_specs", None)
+        if seen is None:
+            seen = self._specs = {}
+        key = (namespace, name)
+        spec = copy.deepcopy(obj.raw.get("spec"))
+        if request.action == kmock.action.CREATE:
+            seen[key] = spec
+            obj.patch({"metadata": {"generation": 1}})
+        elif seen.get(key) != spec:
+            seen[key] = spec
+            obj.patch({"metadata": {"generation": int(obj.raw["metadata"].get("generation") or 0) + 1}})
+
+    async def _serve_create(self, request: Any) -> Any:
+        data = request.data or {}
+        async with self._lock:
+            self._bump(
+                request,
+                request.name or data.get("metadata", {}).get("name"),
+                request.namespace or data.get("metadata", {}).get("namespace"),
+            )
+        return await super()._serve_create(request)
+
+    async def _serve_update(self, request: Any) -> Any:
+        async with self._lock:
+            key = (request.resource, request.namespace, request.name)
+            if key in self.objects and not self.objects[key].deleted:
+                self._bump(request, request.name, request.namespace)
+        return await super()._serve_update(request)
+
+
+class KubeCluster:
+    """kmock served over HTTP from a thread, a kubeconfig for it, and a controller to play."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.kubeconfig = tmp / "kubeconfig"
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+        self.url = ""
+        self.controller: DeploymentController | None = None
+
+    async def _serve(self) -> None:
+        async with GenerationalEmulator() as emulator, kmock.Server(emulator) as server:
+            for res in RESOURCES:
+                emulator.resources[res] = {}
+            self.emulator = emulator
+            self.url = f"http://127.0.0.1:{server.port}"
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            self._ready.set()
+            await self._stop.wait()
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(15):
+            raise RuntimeError("kmock did not start")
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "kmock", "cluster": {"server": self.url}}],
+            "users": [{"name": "tester", "user": {"token": "not-checked"}}],
+            "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "tester"}}],
+            "current-context": "kmock",
+        }
+        self.kubeconfig.write_text(yaml.safe_dump(config))
+        cfg = client.Configuration()
+        cfg.host = self.url
+        self.api = client.ApiClient(cfg)
+        self.apps = client.AppsV1Api(self.api)
+        self.core = client.CoreV1Api(self.api)
+        self.net = client.NetworkingV1Api(self.api)
+
+    def play_controller(self, **kwargs: Any) -> DeploymentController:
+        self.controller = DeploymentController(self, **kwargs)
+        self.controller.start()
+        return self.controller
+
+    def stop(self) -> None:
+        if self.controller:
+            self.controller.stop()
+        if self._loop and self._stop:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+        if hasattr(self, "api"):
+            self.api.close()
+
+
+class DeploymentController:
+    """Plays the Deployment controller, the ReplicaSets and the kubelet, through the API.
+
+    Every ``interval`` it reads each Deployment; a spec it has not reconciled yet is rolled
+    out after ``delay`` seconds: pods ``NAME-i`` with the template's labels and an IP, and a
+    status whose ``observedGeneration`` is the Deployment's generation. ``failures[name]``
+    plays a failed rollout instead: ``ImagePullBackOff`` / ``CrashLoopBackOff`` (pods waiting
+    with that reason, none ready) or ``ProgressDeadlineExceeded`` (the Progressing condition).
+    """
+
+    def __init__(self, cluster: KubeCluster, *, delay: float = 0.0, interval: float = 0.05) -> None:
+        self.cluster = cluster
+        self.delay = delay
+        self.interval = interval
+        self.failures: dict[str, str] = {}
+        self._first_seen: dict[tuple[str, str, int], float] = {}
+        self._done: dict[tuple[str, str], tuple[int, str]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.errors: list[str] = []
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.reconcile_all()
+            except Exception as exc:
+                self.errors.append(repr(exc))
+            self._stop.wait(self.interval)
+
+    def reconcile_all(self) -> None:
+        c = self.cluster
+        deployments = c.apps.list_deployment_for_all_namespaces().items
+        live = {(d.metadata.namespace, d.metadata.name) for d in deployments}
+        for d in deployments:
+            self._reconcile(d)
+        # Garbage collection: pods whose Deployment is gone.
+        for pod in c.core.list_pod_for_all_namespaces().items:
+            owner = (pod.metadata.labels or {}).get("harness/deployment")
+            if owner and (pod.metadata.namespace, owner) not in live:
+                self._delete_pod(pod.metadata.name, pod.metadata.namespace)
+        self._done = {k: v for k, v in self._done.items() if k in live}
+
+    def _delete_pod(self, name: str, namespace: str) -> None:
+        try:
+            self.cluster.core.delete_namespaced_pod(name, namespace)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def _reconcile(self, d: Any) -> None:
+        ns, name = d.metadata.namespace, d.metadata.name
+        generation = int(d.metadata.generation or 0)
+        failure = self.failures.get(name, "")
+        if self._done.get((ns, name)) == (generation, failure):
+            return
+        first = self._first_seen.setdefault((ns, name, generation), time.monotonic())
+        if time.monotonic() - first < self.delay:
+            return
+        c = self.cluster
+        replicas = int(d.spec.replicas or 0)
+        template = d.spec.template
+        labels = {**(template.metadata.labels or {}), "harness/deployment": name}
+        image = template.spec.containers[0].image
+        pods = {
+            p.metadata.name: p
+            for p in c.core.list_namespaced_pod(ns).items
+            if (p.metadata.labels or {}).get("harness/deployment") == name
+        }
+        wanted = {f"{name}-{i}" for i in range(replicas)}
+        for pod_name in sorted(set(pods) - wanted):
+            self._delete_pod(pod_name, ns)
+        ready = not failure
+        container_status: dict[str, Any] = {
+            "name": template.spec.containers[0].name,
+            "image": image,
+            "imageID": "" if failure == "ImagePullBackOff" else f"{image}@sha256:{'0' * 64}",
+            "ready": ready,
+            "restartCount": 3 if failure == "CrashLoopBackOff" else 0,
+        }
+        if failure in ("ImagePullBackOff", "CrashLoopBackOff"):
+            container_status["state"] = {
+                "waiting": {"reason": failure, "message": f"harness plays {failure}"}
+            }
+        else:
+            container_status["state"] = {"running": {}}
+        for i in range(replicas):
+            pod_name = f"{name}-{i}"
+            body = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": pod_name, "namespace": ns, "labels": labels},
+                "spec": {"containers": [{"name": template.spec.containers[0].name, "image": image}]},
+                "status": {
+                    "phase": "Running" if ready else "Pending",
+                    "podIP": f"10.0.{abs(hash(name)) % 200}.{i + 1}",
+                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                    "containerStatuses": [container_status],
+                },
+            }
+            if pod_name in pods:
+                c.core.patch_namespaced_pod(pod_name, ns, body)
+            else:
+                c.core.create_namespaced_pod(ns, body)
+        progressing = (
+            {
+                "type": "Progressing",
+                "status": "False",
+                "reason": "ProgressDeadlineExceeded",
+                "message": f'ReplicaSet "{name}-x" has timed out progressing.',
+            }
+            if failure == "ProgressDeadlineExceeded"
+            else {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
+        )
+        status = {
+            "observedGeneration": generation,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas if ready else 0,
+            "availableReplicas": replicas if ready else 0,
+            "unavailableReplicas": 0 if ready else replicas,
+            "conditions": [progressing],
+        }
+        c.apps.patch_namespaced_deployment_status(name, ns, {"status": status})
+        self._done[(ns, name)] = (generation, failure)
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(0.05)

@@ -1,0 +1,209 @@
+"""ALB router against moto in server mode (a real HTTP endpoint started by conftest.py).
+
+What moto does not model, and how these tests handle it:
+* target health: moto reports every registered target ``healthy``. The health gate is
+  tested with a target group that has no registered target at all (state injected through
+  the API: no ``register_targets``); an unhealthy-but-registered target cannot be played.
+* weights above 999: moto accepts them; our own validation refuses them before any call.
+* throttling / 5xx / access denied: moto does not answer them; a proxy in front of it does
+  (real HTTP answers, real botocore retries).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cloud_harness import ACCESS_DENIED, THROTTLING, UNAVAILABLE, FaultProxy, unique
+
+from activities.cloud import aws
+from activities.interfaces import BadRequest
+from activities.router.alb import AlbRouter, NoHealthyTargets, alb_weights
+from engine.contracts import AwsSettings, EnvironmentSpec, Instance, Providers
+
+
+def _instance(pool: str, slot: int = 0) -> Instance:
+    return Instance(pool=pool, slot=slot, version="v1.0.0", address=f"10.0.0.{slot + 1}:8080")
+
+
+MEMBERS = {"blue": [_instance("blue")], "green": [_instance("green")]}
+
+
+@pytest.fixture
+def make_alb(aws_settings: AwsSettings, network: dict[str, Any]) -> Any:
+    return lambda **kw: _make_alb(aws_settings, network, **kw)
+
+
+def _make_alb(
+    settings: AwsSettings, network: dict[str, Any], *, register: tuple[str, ...] = ("blue", "green")
+) -> dict[str, Any]:
+    """An ALB, blue/green target groups and a listener forwarding 100% to blue."""
+    elb = aws.client(settings, "elbv2")
+    name = unique("app")
+    lb = elb.create_load_balancer(Name=name, Subnets=network["subnets"])["LoadBalancers"][0][
+        "LoadBalancerArn"
+    ]
+    groups = {
+        pool: elb.create_target_group(
+            Name=f"{name}-{pool}", Protocol="HTTP", Port=8080, VpcId=network["vpc"], TargetType="ip"
+        )["TargetGroups"][0]["TargetGroupArn"]
+        for pool in ("blue", "green")
+    }
+    for pool in register:
+        elb.register_targets(TargetGroupArn=groups[pool], Targets=[{"Id": "10.0.0.10", "Port": 8080}])
+    listener = elb.create_listener(
+        LoadBalancerArn=lb,
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {"TargetGroupArn": groups["blue"], "Weight": 100},
+                        {"TargetGroupArn": groups["green"], "Weight": 0},
+                    ]
+                },
+            }
+        ],
+    )["Listeners"][0]["ListenerArn"]
+    return {"elb": elb, "lb": lb, "groups": groups, "listener": listener}
+
+
+def env_for(settings: AwsSettings, alb: dict[str, Any], **changes: Any) -> EnvironmentSpec:
+    aws_settings = settings.model_copy(
+        update={"listener_arn": alb["listener"], "target_groups": alb["groups"], **changes}
+    )
+    return EnvironmentSpec(
+        name="staging",
+        providers=Providers(platform="kubernetes", router="alb", analysis="cloudwatch"),
+        instances=2,
+        aws=aws_settings,
+    )
+
+
+def read_back(alb: dict[str, Any]) -> dict[str, int]:
+    """Weights per pool as moto stores them (independent of the router's own read)."""
+    action = alb["elb"].describe_listeners(ListenerArns=[alb["listener"]])["Listeners"][0]["DefaultActions"][
+        0
+    ]
+    by_arn = {arn: pool for pool, arn in alb["groups"].items()}
+    return {by_arn[g["TargetGroupArn"]]: g["Weight"] for g in action["ForwardConfig"]["TargetGroups"]}
+
+
+def test_canary_steps_and_blue_green_switch_are_read_back(aws_settings: AwsSettings, make_alb: Any) -> None:
+    alb = make_alb()
+    router = AlbRouter(env_for(aws_settings, alb))
+    assert router.read().weights == {"blue": 100.0, "green": 0.0}
+    for green in (10, 25, 50):
+        intended = router.set_traffic(weights={"blue": 100 - green, "green": green}, members=MEMBERS)
+        assert intended == {"blue": 100.0 - green, "green": float(green)}
+        assert read_back(alb) == {"blue": 100 - green, "green": green}
+        assert router.read().weights == {"blue": 100.0 - green, "green": float(green)}
+    # Blue-green: the switch.
+    router.set_traffic(weights={"blue": 0, "green": 100}, members=MEMBERS)
+    assert read_back(alb) == {"blue": 0, "green": 100}
+    assert router.read().weights == {"blue": 0.0, "green": 100.0}
+
+
+def test_listener_rule_is_rewritten_instead_of_default_action(
+    aws_settings: AwsSettings, make_alb: Any
+) -> None:
+    alb = make_alb()
+    rule = alb["elb"].create_rule(
+        ListenerArn=alb["listener"],
+        Priority=10,
+        Conditions=[{"Field": "path-pattern", "Values": ["/api/*"]}],
+        Actions=[{"Type": "forward", "TargetGroupArn": alb["groups"]["blue"]}],
+    )["Rules"][0]["RuleArn"]
+    router = AlbRouter(env_for(aws_settings, alb, rule_arn=rule))
+    router.set_traffic(weights={"blue": 75, "green": 25}, members=MEMBERS)
+    actions = alb["elb"].describe_rules(RuleArns=[rule])["Rules"][0]["Actions"]
+    got = {g["TargetGroupArn"]: g["Weight"] for g in actions[0]["ForwardConfig"]["TargetGroups"]}
+    assert got == {alb["groups"]["blue"]: 75, alb["groups"]["green"]: 25}
+    assert read_back(alb) == {"blue": 100, "green": 0}  # the default action is untouched
+
+
+def test_no_shift_to_a_target_group_without_healthy_targets(aws_settings: AwsSettings, make_alb: Any) -> None:
+    """Injected state: green has no registered target (moto cannot play a registered unhealthy one)."""
+    alb = make_alb(register=("blue",))
+    router = AlbRouter(env_for(aws_settings, alb))
+    with pytest.raises(NoHealthyTargets, match="green"):
+        router.set_traffic(weights={"blue": 90, "green": 10}, members=MEMBERS)
+    assert read_back(alb) == {"blue": 100, "green": 0}
+    # Taking traffic away from green stays possible.
+    router.set_traffic(weights={"blue": 100, "green": 0}, members=MEMBERS)
+
+
+def test_weights_are_validated_before_any_call() -> None:
+    with pytest.raises(BadRequest, match="outside the ALB's 0-999"):
+        alb_weights({"blue": 1000, "green": 0})
+    with pytest.raises(BadRequest, match="outside"):
+        alb_weights({"blue": -1, "green": 101})
+    with pytest.raises(BadRequest, match="somewhere"):
+        alb_weights({"blue": 0, "green": 0})
+    assert alb_weights({"blue": 999, "green": 0}) == {"blue": 999, "green": 0}
+
+
+def test_missing_target_group_is_refused_before_any_change(aws_settings: AwsSettings, make_alb: Any) -> None:
+    alb = make_alb()
+    groups = dict(alb["groups"])
+    groups["green"] = groups["green"].replace("-green/", "-gone/")
+    router = AlbRouter(env_for(aws_settings, {**alb, "groups": groups}))
+    with pytest.raises(BadRequest, match="TargetGroupNotFound"):
+        router.set_traffic(weights={"blue": 90, "green": 10}, members=MEMBERS)
+    assert read_back(alb) == {"blue": 100, "green": 0}
+
+
+def test_missing_listener_is_refused(aws_settings: AwsSettings, make_alb: Any) -> None:
+    alb = make_alb()
+    router = AlbRouter(env_for(aws_settings, {**alb, "listener": alb["listener"][:-4] + "dead"}))
+    with pytest.raises(BadRequest, match="ListenerNotFound"):
+        router.set_traffic(weights={"blue": 90, "green": 10}, members=MEMBERS)
+    assert read_back(alb) == {"blue": 100, "green": 0}
+
+
+def test_non_forward_listener_is_refused_before_any_change(aws_settings: AwsSettings, make_alb: Any) -> None:
+    alb = make_alb()
+    redirect = {
+        "Type": "redirect",
+        "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"},
+    }
+    alb["elb"].modify_listener(ListenerArn=alb["listener"], DefaultActions=[redirect])
+    router = AlbRouter(env_for(aws_settings, alb))
+    with pytest.raises(BadRequest, match=r"\['redirect'\].*single forward action"):
+        router.set_traffic(weights={"blue": 90, "green": 10}, members=MEMBERS)
+    action = alb["elb"].describe_listeners(ListenerArns=[alb["listener"]])["Listeners"][0]["DefaultActions"]
+    assert [a["Type"] for a in action] == ["redirect"]
+
+
+def test_unknown_pool_and_empty_pool_are_refused(aws_settings: AwsSettings, make_alb: Any) -> None:
+    alb = make_alb()
+    router = AlbRouter(env_for(aws_settings, alb))
+    with pytest.raises(BadRequest, match="unknown pool"):
+        router.set_traffic(weights={"blue": 50, "canary": 50}, members=MEMBERS)
+    with pytest.raises(BadRequest, match="no instances"):
+        router.set_traffic(weights={"blue": 50, "green": 50}, members={"blue": MEMBERS["blue"]})
+    assert read_back(alb) == {"blue": 100, "green": 0}
+
+
+@pytest.mark.parametrize("fault", [THROTTLING, UNAVAILABLE], ids=["throttling", "503"])
+def test_throttling_and_5xx_are_retried(
+    aws_settings: AwsSettings, make_alb: Any, faults: FaultProxy, fault: Any
+) -> None:
+    alb = make_alb()
+    router = AlbRouter(env_for(aws_settings, alb, endpoint_url=faults.url))
+    faults.inject(fault, only="Action=ModifyListener")
+    router.set_traffic(weights={"blue": 80, "green": 20}, members=MEMBERS)
+    assert read_back(alb) == {"blue": 80, "green": 20}
+    assert faults.calls("Action=ModifyListener") == 2  # the first answered with the fault, the retry applied
+
+
+def test_access_denied_is_not_retried(aws_settings: AwsSettings, make_alb: Any, faults: FaultProxy) -> None:
+    alb = make_alb()
+    router = AlbRouter(env_for(aws_settings, alb, endpoint_url=faults.url))
+    faults.inject(ACCESS_DENIED, ACCESS_DENIED, only="Action=ModifyListener")
+    with pytest.raises(BadRequest, match="access denied"):
+        router.set_traffic(weights={"blue": 80, "green": 20}, members=MEMBERS)
+    assert faults.calls("Action=ModifyListener") == 1
+    assert read_back(alb) == {"blue": 100, "green": 0}

@@ -1,0 +1,180 @@
+"""CloudWatch, ECR, RDS, Route53 and credentials against moto in server mode.
+
+What moto does not model, and what these tests therefore claim:
+* RDS ``promote_read_replica`` is cosmetic (the instance keeps reporting its source): the
+  promotion test covers the call contract (refusal of a non-replica, the call, the wait for
+  ``available``, the idempotency tag), not a real promotion.
+* Route53 health checks always report Success: only the healthy path is exercised.
+* ECR computes a wrong digest unless ``imageDigest`` is passed: the CI image is put with
+  its digest, and promotion passes it too (as the provider does against AWS).
+* Replica lag is injected as a ``ReplicaLag`` datapoint through CloudWatch's API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+import pytest
+from cloud_harness import unique
+
+from activities.analysis.cloudwatch import CloudWatchMetrics
+from activities.cloud import aws
+from activities.database.rds import RdsDatabase
+from activities.global_entry.route53 import Route53GlobalEntry
+from activities.images.ecr import EcrImages
+from activities.interfaces import BadRequest
+from engine.contracts import AwsSettings, EnvironmentSpec, Providers
+from engine.contracts.aws_dr import AwsDrRegion, AwsDrSettings
+from engine.contracts.dr import DrProviders, DrSpec
+
+
+def _env(settings: AwsSettings) -> EnvironmentSpec:
+    return EnvironmentSpec(
+        name="staging",
+        providers=Providers(platform="kubernetes", router="alb", analysis="cloudwatch"),
+        instances=2,
+        aws=settings,
+    )
+
+
+def test_cloudwatch_value_and_no_data(aws_settings: AwsSettings) -> None:
+    namespace = unique("App")
+    dims = [{"Name": "TargetGroup", "Value": "targetgroup/app-green/1"}]
+    aws.client(aws_settings, "cloudwatch").put_metric_data(
+        Namespace=namespace,
+        MetricData=[
+            {"MetricName": "Errors", "Value": 7.0, "Timestamp": datetime.now(UTC), "Dimensions": dims}
+        ],
+    )
+    metrics = CloudWatchMetrics(_env(aws_settings))
+    stat = {
+        "Metric": {"Namespace": namespace, "MetricName": "Errors", "Dimensions": dims},
+        "Stat": "Sum",
+        "Period": 60,
+    }
+    assert metrics.query(json.dumps({"MetricStat": stat})) == 7.0
+    missing = {**stat, "Metric": {"Namespace": namespace, "MetricName": "Nothing"}}
+    assert metrics.query(json.dumps([{"MetricStat": missing}])) is None  # no data: inconclusive
+    with pytest.raises(BadRequest, match="JSON"):
+        metrics.query("sum(rate(x[5s]))")
+
+
+def test_credentials_assume_the_environments_role(aws_settings: AwsSettings) -> None:
+    role = aws.client(aws_settings, "iam").create_role(
+        RoleName=unique("deployer"), AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"})
+    )["Role"]["Arn"]
+    settings = aws_settings.model_copy(update={"role_arn": role})
+    identity = aws.client(settings, "sts").get_caller_identity()
+    assert ":assumed-role/" in identity["Arn"] and identity["Arn"].endswith("/deploy-code")
+    assert aws.client(aws_settings, "sts").get_caller_identity()["Arn"] != identity["Arn"]
+
+
+def _manifest(tag: str) -> str:
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 1,
+                "digest": "sha256:" + hashlib.sha256(tag.encode()).hexdigest(),
+            },
+            "layers": [],
+        }
+    )
+
+
+def test_ecr_promotes_by_digest_and_respects_immutable_tags(aws_settings: AwsSettings) -> None:
+    ecr = aws.client(aws_settings, "ecr")
+    ci, prod = unique("ci/app"), unique("prod/app")
+    ecr.create_repository(repositoryName=ci)
+    ecr.create_repository(repositoryName=prod, imageTagMutability="IMMUTABLE")
+    digests = {}
+    for build in ("build-1", "build-2"):
+        body = _manifest(build)
+        digests[build] = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+        ecr.put_image(repositoryName=ci, imageManifest=body, imageTag=build, imageDigest=digests[build])
+    images = EcrImages(aws_settings)
+    url = f"123456789012.dkr.ecr.{aws_settings.region}.amazonaws.com/{prod}"
+    assert images.promote(ci, digests["build-1"], url, "v1.0.0") == digests["build-1"]
+    assert images.resolve(prod, "v1.0.0") == digests["build-1"]
+    got = ecr.batch_get_image(repositoryName=prod, imageIds=[{"imageTag": "v1.0.0"}])["images"][0]
+    assert got["imageId"]["imageDigest"] == digests["build-1"]
+    assert images.promote(ci, digests["build-1"], prod, "v1.0.0") == digests["build-1"]  # idempotent
+    with pytest.raises(BadRequest, match="already points to"):
+        images.promote(ci, digests["build-2"], prod, "v1.0.0")
+    with pytest.raises(BadRequest, match="does not exist"):
+        images.promote(ci, "sha256:" + "f" * 64, prod, "v1.0.1")
+    assert images.resolve(prod, "v1.0.1") is None
+
+
+def _dr(
+    aws_settings: AwsSettings, primary: str, replica: str, zone: str = "Z0", record: str = "api.x"
+) -> tuple:
+    spec = DrSpec(
+        app="sample-api", environment="staging", version="v1.0.0", regions=["A", "B"],
+        providers=DrProviders(database="rds", global_entry="route53"), instances=2, standby_instances=1,
+        rpo_budget=5, health_check_interval=1, health_check_failures=3, auto_approve=False,
+        synchronous_replication=False, catch_up_timeout=5,
+    )  # fmt: skip
+    settings = AwsDrSettings(
+        regions={
+            "A": AwsDrRegion(aws=aws_settings, db_instance_id=primary, record_value="a.elb.example.com"),
+            "B": AwsDrRegion(aws=aws_settings, db_instance_id=replica, record_value="b.elb.example.com"),
+        },
+        route53_zone_id=zone,
+        api_record_name=record,
+        change_timeout=10,
+    )
+    return spec, settings
+
+
+def test_rds_refuses_a_non_replica_and_promotes_a_replica(aws_settings: AwsSettings) -> None:
+    """Call contract only: moto's promote_read_replica changes nothing visible (see module doc)."""
+    rds = aws.client(aws_settings, "rds")
+    primary, replica = unique("db-a"), unique("db-b")
+    rds.create_db_instance(
+        DBInstanceIdentifier=primary, DBInstanceClass="db.t3.micro", Engine="postgres",
+        MasterUsername="app", MasterUserPassword="password123", AllocatedStorage=20,
+    )  # fmt: skip
+    rds.create_db_instance_read_replica(DBInstanceIdentifier=replica, SourceDBInstanceIdentifier=primary)
+    aws.client(aws_settings, "cloudwatch").put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[{"MetricName": "ReplicaLag", "Value": 3.0, "Timestamp": datetime.now(UTC),
+                     "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": replica}]}],
+    )  # fmt: skip
+    db = RdsDatabase(*_dr(aws_settings, primary, replica))
+    db.poll = 0.05
+    a, b = db.node("A"), db.node("B")
+    assert (a.role, b.role) == ("primary", "standby")
+    assert a.replicas[0].region == "B" and a.replicas[0].lag_seconds == 3.0  # injected lag read back
+    with pytest.raises(BadRequest, match="not a read replica"):
+        db.promote("A")
+    assert db.promote("B") is False
+    arn = rds.describe_db_instances(DBInstanceIdentifier=replica)["DBInstances"][0]["DBInstanceArn"]
+    tags = {t["Key"]: t["Value"] for t in rds.list_tags_for_resource(ResourceName=arn)["TagList"]}
+    assert tags["deploy-code:promoted"] == "true"
+    with pytest.raises(BadRequest, match="asynchronously"):
+        db.set_replication(primary="B", standby="A", synchronous=True)
+
+
+def test_route53_switch_upserts_failover_records_and_waits_insync(aws_settings: AwsSettings) -> None:
+    """Route53 health checks are always Success in moto: only the healthy path is covered."""
+    r53 = aws.client(aws_settings, "route53")
+    name = unique("shop") + ".example.com"
+    zone = r53.create_hosted_zone(Name=name, CallerReference=unique("ref"))["HostedZone"]["Id"].split("/")[-1]
+    spec, settings = _dr(aws_settings, "db-a", "db-b", zone=zone, record=f"api.{name}")
+    entry = Route53GlobalEntry(spec, settings)
+    entry.poll = 0.05
+    assert entry.active() is None
+    entry.switch("A")
+    assert entry.active() == "A"
+    entry.switch("B")
+    records = {r["SetIdentifier"]: r for r in entry.records()}
+    assert records["B"]["Failover"] == "PRIMARY" and records["A"]["Failover"] == "SECONDARY"
+    assert records["B"]["ResourceRecords"] == [{"Value": "b.elb.example.com"}]
+    assert entry.url() == f"https://api.{name}"
+    with pytest.raises(BadRequest, match="unknown region"):
+        entry.switch("C")

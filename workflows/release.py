@@ -1,0 +1,466 @@
+"""The release pipeline: everything around the strategy, as one durable workflow.
+
+The runbook this replaces (the seed's deploy script and CI job):
+
+1. Pre-deployment validation: the database accepts a connection, Redis answers, the
+   external HTTP dependencies answer, the image CI built exists. Any "no" stops here,
+   before anything changed.
+2. Infrastructure: ``terraform plan``; no changes, go on; changes, show the plan and wait
+   for an approver, then apply that saved plan (never a new one).
+3. Image promotion: copy the CI image to the production repository by digest, and check
+   that production now holds the digest CI built.
+4. The strategy (canary, blue-green or rolling) as a child workflow; while it runs,
+   controls go to it (``starters/control.py`` follows ``child_workflow_id``) and an abort
+   sent here is forwarded to it.
+5. Post-deployment: smoke tests on the live instances, the live image is the promoted
+   digest; then the report (every stage: duration, verdict, approver, measurements).
+
+Notifications go to a Slack-compatible webhook at start, when approval is needed, and at
+the end. On failure the stages already done are compensated in reverse order where that
+makes sense: the strategy restores traffic and instances itself; an applied
+infrastructure change is not undone automatically, and the report says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ChildWorkflowError
+
+from workflows.base import NON_RETRYABLE, QUICK, Interrupted, ReleaseWorkflow, cause
+
+with workflow.unsafe.imports_passed_through():
+    from engine import temporal as names
+    from engine.contracts import (
+        Control,
+        EnvironmentRef,
+        Observed,
+        Phase,
+        ReleaseResult,
+        SmokeRequest,
+        SmokeResult,
+        StageReport,
+    )
+    from engine.pipeline import (
+        STAGES,
+        CheckResult,
+        ImageFound,
+        ImageLookup,
+        LiveImageRequest,
+        LiveImageResult,
+        Notification,
+        PipelineSpec,
+        PromoteRequest,
+        PromoteResult,
+        TerraformApplied,
+        TerraformApplyRequest,
+        TerraformPlan,
+        TerraformPlanRequest,
+    )
+
+CHECK = {
+    "start_to_close_timeout": timedelta(seconds=20),
+    "retry_policy": RetryPolicy(maximum_attempts=3, non_retryable_error_types=NON_RETRYABLE),
+}
+"""A check answers its verdict (an unhealthy dependency is a result); errors retry briefly."""
+TERRAFORM_PLAN = {
+    "start_to_close_timeout": timedelta(minutes=10),
+    "heartbeat_timeout": timedelta(minutes=3),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1), maximum_attempts=3, non_retryable_error_types=NON_RETRYABLE
+    ),
+}
+TERRAFORM_APPLY = {
+    "start_to_close_timeout": timedelta(minutes=30),
+    "heartbeat_timeout": timedelta(seconds=10),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=10,
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+}
+"""Apply heartbeats every 0.5 s; a worker crash is noticed within 10 s and the retry finds
+the journal of the first attempt instead of applying twice."""
+NOTIFY = {
+    "start_to_close_timeout": timedelta(seconds=10),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=500),
+        maximum_attempts=3,
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+}
+"""A notification that cannot be delivered is logged; it never fails a release."""
+
+
+@workflow.defn(name="Release")
+class Release(ReleaseWorkflow):
+    """One release of one version into one environment: checks, infra, image, strategy, checks."""
+
+    @workflow.init
+    def __init__(self, pipeline: PipelineSpec) -> None:
+        super().__init__(pipeline.release)
+        self.pipeline = pipeline
+        self.digest: str | None = None
+        self._stage_started: dict[str, datetime] = {}
+        self.update_status(stages=[StageReport(name=name) for name in STAGES])
+
+    @workflow.run
+    async def run(self, pipeline: PipelineSpec) -> ReleaseResult:
+        await self.notify("started", f"Release {self.spec.release_id} ({self.spec.strategy}) started")
+        result = await self.execute()
+        report = next(s for s in self.status.stages if s.name == "report")
+        if report.verdict == "pending":
+            self.stage("report", "failed", detail=f"{result.outcome}: {result.reason}")
+        event = {"succeeded": "succeeded", "no_change": "succeeded", "rolled_back": "rolled_back"}
+        await self.notify(
+            event.get(result.outcome, "failed"),  # type: ignore[arg-type]
+            f"Release {self.spec.release_id}: {result.outcome.upper()}: {result.reason}",
+        )
+        return result.model_copy(update={"status": self.query_status()})
+
+    async def release(self) -> ReleaseResult:
+        self.set_phase(Phase.PROGRESSING)
+        await self.pre_validation()
+        await self.infrastructure()
+        await self.promote_image()
+        outcome = await self.run_strategy()
+        if outcome.outcome not in ("succeeded", "no_change"):
+            return await self.undo_after_strategy(outcome)
+        await self.post_deployment()
+        self.stage("report", "passed", detail="every stage passed")
+        self.set_phase(Phase.SUCCEEDED)
+        return self.result(outcome.outcome, outcome.reason)
+
+    # ------------------------------------------------------------------ #
+    # 1. Pre-deployment validation
+    # ------------------------------------------------------------------ #
+
+    async def pre_validation(self) -> None:
+        self.stage("pre-validation", "running")
+        calls = [
+            workflow.execute_activity(
+                "check.dependency", check, result_type=CheckResult, summary=f"check {check.name}", **CHECK
+            )
+            for check in self.pipeline.checks
+        ]
+        results: list[CheckResult] = list(await self.guarded(lambda: asyncio.gather(*calls)))
+        image = self.pipeline.image
+        if image is not None:
+            found: ImageFound = await self.guarded(
+                lambda: workflow.execute_activity(
+                    "image.resolve",
+                    ImageLookup(image=image, repository=image.ci_repository),
+                    result_type=ImageFound,
+                    summary=f"image {image.ci_repository}:{image.tag}",
+                    **CHECK,
+                )
+            )
+            self.digest = found.digest
+            where = f"{image.registry}/{image.ci_repository}:{image.tag}"
+            results.append(
+                CheckResult(
+                    kind="image",
+                    name="image",
+                    target=where,
+                    ok=found.digest is not None,
+                    message=f"{where} is {found.digest}" if found.digest else f"{where} does not exist",
+                )
+            )
+        measurements = {r.name: ("ok" if r.ok else "FAILED") + f": {r.message}" for r in results}
+        for r in results:
+            self.decide(f"check {r.name}: {'ok' if r.ok else 'FAILED'}", reason=r.message)
+        failed = [r for r in results if not r.ok]
+        if failed:
+            why = "pre-deployment validation failed: " + "; ".join(f"{r.name}: {r.message}" for r in failed)
+            self.stage("pre-validation", "failed", detail=why, measurements=measurements)
+            raise Interrupted(why)
+        detail = f"{len(results)} checks passed" if results else "no checks configured"
+        self.stage(
+            "pre-validation", "passed" if results else "skipped", detail=detail, measurements=measurements
+        )
+
+    # ------------------------------------------------------------------ #
+    # 2. Infrastructure
+    # ------------------------------------------------------------------ #
+
+    async def infrastructure(self) -> None:
+        tf = self.pipeline.terraform
+        if tf is None:
+            self.stage("infrastructure", "skipped", detail="no terraform root configured")
+            return
+        self.stage("infrastructure", "running")
+        plan: TerraformPlan = await self.guarded(
+            lambda: workflow.execute_activity(
+                "terraform.plan",
+                TerraformPlanRequest(terraform=tf, plan_id=workflow.info().run_id),
+                result_type=TerraformPlan,
+                summary="terraform plan",
+                **TERRAFORM_PLAN,
+            )
+        )
+        if not plan.changes:
+            self.stage("infrastructure", "passed", detail="terraform plan: no changes")
+            return
+        summary = "; ".join(plan.summary)
+        self.stage(
+            "infrastructure",
+            "waiting",
+            detail=f"plan: {summary}",
+            measurements={"changes": len(plan.summary)},
+        )
+        await self.notify(
+            "approval_needed",
+            f"Release {self.spec.release_id} waits for approval of a Terraform change: {summary}. "
+            f"Approve: python starters/control.py approve --env {self.env.name}",
+        )
+        await self.wait_for_approval(f"terraform plan: {summary}")
+        approver = next((d.by for d in reversed(self.status.decisions) if d.what == "approved"), None)
+        self.on_failure_undo(
+            "keep the applied infrastructure change (not undone automatically)", self._infra_stays
+        )
+        applied: TerraformApplied = await self.guarded(
+            lambda: workflow.execute_activity(
+                "terraform.apply",
+                TerraformApplyRequest(terraform=tf, plan=plan),
+                result_type=TerraformApplied,
+                summary="terraform apply (the approved plan)",
+                **TERRAFORM_APPLY,
+            )
+        )
+        self.stage(
+            "infrastructure",
+            "passed",
+            approver=approver,
+            detail=f"applied the approved plan: {summary}",
+            measurements={"state_serial": applied.serial, "resumed": applied.resumed},
+        )
+
+    async def _infra_stays(self) -> None:
+        self.stage(
+            "infrastructure",
+            "passed",
+            detail="the applied change is NOT undone automatically: revert it in Terraform if needed",
+            keep_duration=True,
+        )
+
+    # ------------------------------------------------------------------ #
+    # 3. Image promotion
+    # ------------------------------------------------------------------ #
+
+    async def promote_image(self) -> None:
+        image = self.pipeline.image
+        if image is None or self.digest is None:
+            self.stage("image promotion", "skipped", detail="no registry configured")
+            return
+        self.stage("image promotion", "running")
+        digest = self.digest
+        promoted: PromoteResult = await self.guarded(
+            lambda: workflow.execute_activity(
+                "image.promote",
+                PromoteRequest(image=image, digest=digest),
+                result_type=PromoteResult,
+                summary=f"promote {image.tag} by digest",
+                **QUICK,
+            )
+        )
+        if promoted.digest != digest:
+            why = f"production holds {promoted.digest}, CI built {digest}"
+            self.stage("image promotion", "failed", detail=why)
+            raise Interrupted(why)
+        self.decide(f"promoted {image.production_repository}:{image.tag} = {digest}")
+        self.stage(
+            "image promotion",
+            "passed",
+            detail=f"{image.ci_repository} -> {image.production_repository}:{image.tag}, digest verified",
+            measurements={"digest": digest, "previous_digest": promoted.previous_digest},
+        )
+
+    # ------------------------------------------------------------------ #
+    # 4. The strategy
+    # ------------------------------------------------------------------ #
+
+    async def run_strategy(self) -> ReleaseResult:
+        self.stage("strategy", "running", detail=f"{self.spec.strategy} ({self.pipeline.workflow_type})")
+        child_id = f"{workflow.info().workflow_id}-{self.spec.strategy}"
+        self.check_interrupt()
+        handle = await workflow.start_child_workflow(
+            self.pipeline.workflow_type,
+            self.spec,
+            id=child_id,
+            result_type=ReleaseResult,
+            static_summary=f"{self.spec.strategy} of {self.spec.version} (release pipeline)",
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(names.ENVIRONMENT, self.env.name),
+                    SearchAttributePair(names.VERSION, self.spec.version),
+                    SearchAttributePair(names.STRATEGY, self.spec.strategy),
+                    SearchAttributePair(names.PHASE, Phase.PENDING.value),
+                ]
+            ),
+        )
+        self.update_status(child_workflow_id=child_id)
+        self.decide(f"{self.spec.strategy} runs as child workflow {child_id}")
+        task = asyncio.ensure_future(self._child_result(handle))
+        forwarded = False
+        while not task.done():
+            await workflow.wait_condition(lambda: task.done() or self._interrupt is not None)
+            if self._interrupt is not None and not forwarded and not task.done():
+                forwarded = True  # the strategy undoes its own changes; wait until it has
+                control = Control(identity=self._interrupt.by, reason=self._interrupt.reason)
+                await handle.signal("abort-signal", control)
+                await workflow.wait_condition(task.done)
+        self.update_status(child_workflow_id=None)
+        try:
+            outcome = task.result()
+        except ChildWorkflowError as exc:
+            why = f"the {self.spec.strategy} workflow failed: {cause(exc)}"
+            self.stage("strategy", "failed", detail=why)
+            raise Interrupted(why) from exc
+        child = outcome.status
+        self.update_status(
+            decisions=[*self.status.decisions, *child.decisions],
+            last_analysis=child.last_analysis,
+            canary_weight=child.canary_weight,
+            stable_version=child.stable_version,
+            stable_pool=child.stable_pool,
+            canary_pool=child.canary_pool,
+        )
+        approvers = sorted({d.by for d in child.decisions if d.what == "approved"})
+        self.stage(
+            "strategy",
+            "passed" if outcome.outcome in ("succeeded", "no_change") else "failed",
+            approver=", ".join(approvers) or None,
+            detail=f"{outcome.outcome}: {outcome.reason}",
+            measurements={
+                "live_version": outcome.live_version,
+                "steps": child.step_count,
+                **{m.metric: m.value for m in child.last_analysis},
+            },
+        )
+        return outcome
+
+    @staticmethod
+    async def _child_result(handle: workflow.ChildWorkflowHandle) -> ReleaseResult:
+        return await handle
+
+    async def undo_after_strategy(self, outcome: ReleaseResult) -> ReleaseResult:
+        """The strategy rolled back (or failed) by itself; undo what this pipeline did before it."""
+        self.set_phase(Phase.ROLLING_BACK)
+        self.decide(f"the {self.spec.strategy} ended {outcome.outcome}", reason=outcome.reason)
+        while self._compensations:
+            what, undo = self._compensations.pop()
+            self.decide(f"undo: {what}")
+            await undo()
+        self.stage("report", "failed", detail=f"{outcome.outcome}: {outcome.reason}")
+        self.set_phase(Phase.ROLLED_BACK if outcome.outcome == "rolled_back" else Phase.FAILED)
+        return self.result(outcome.outcome, outcome.reason, live_version=outcome.live_version)
+
+    # ------------------------------------------------------------------ #
+    # 5. Post-deployment
+    # ------------------------------------------------------------------ #
+
+    async def post_deployment(self) -> None:
+        self.stage("post-deployment", "running")
+        self.point_of_no_return("the strategy promoted the release; post-deployment checks follow")
+        live: Observed = await workflow.execute_activity(
+            "platform.observe",
+            EnvironmentRef(environment=self.env),
+            result_type=Observed,
+            summary="observe after release",
+            **QUICK,
+        )
+        instances = [i for i in live.instances if i.version == self.spec.version]
+        serving = {p for p, w in live.router.weights.items() if w > 0}
+        smoke: SmokeResult = await workflow.execute_activity(
+            "smoke.check",
+            SmokeRequest(
+                environment=self.env,
+                instances=instances,
+                path=self.spec.app.health_path,
+                expect_version=self.spec.version,
+            ),
+            result_type=SmokeResult,
+            summary=f"post-deployment smoke on {len(instances)} instances",
+            **QUICK,
+        )
+        problems = list(smoke.failures)
+        if not instances:
+            problems.append(f"no instance runs {self.spec.version}")
+        if serving != {i.pool for i in instances}:
+            problems.append(f"traffic goes to {sorted(serving)}, {self.spec.version} runs in other pools")
+        measurements: dict[str, str | float | int | bool | None] = {
+            "instances": len(instances),
+            "smoke_checked": smoke.checked,
+            "traffic": ", ".join(f"{p} {w:g}%" for p, w in sorted(live.router.weights.items())),
+        }
+        if self.pipeline.image is not None and self.digest is not None:
+            image: LiveImageResult = await workflow.execute_activity(
+                "image.verify_live",
+                LiveImageRequest(environment=self.env, version=self.spec.version, digest=self.digest),
+                result_type=LiveImageResult,
+                summary="the live image is the promoted digest",
+                **QUICK,
+            )
+            measurements["live_image"] = image.message
+            if not image.ok:
+                problems.append(image.message)
+        if problems:
+            why = "post-deployment checks failed: " + "; ".join(problems)
+            self.stage("post-deployment", "failed", detail=why, measurements=measurements)
+            # Past the point of no return: the previous version is retired, nothing to restore.
+            msg = f"{why} (the release is live; deploy the previous version to go back)"
+            raise Interrupted(msg)
+        self.stage("post-deployment", "passed", detail="smoke tests passed", measurements=measurements)
+
+    # ------------------------------------------------------------------ #
+    # Report and notifications
+    # ------------------------------------------------------------------ #
+
+    def stage(
+        self,
+        name: str,
+        verdict: str,
+        *,
+        detail: str = "",
+        approver: str | None = None,
+        measurements: dict[str, str | float | int | bool | None] | None = None,
+        keep_duration: bool = False,
+    ) -> None:
+        now = workflow.now()
+        if verdict in ("running", "waiting") and name not in self._stage_started:
+            self._stage_started[name] = now
+        stages = []
+        for s in self.status.stages:
+            if s.name == name:
+                started = self._stage_started.get(name, now)
+                changes: dict[str, object] = {"verdict": verdict, "detail": detail or s.detail}
+                if not keep_duration:
+                    changes["duration_s"] = round((now - started).total_seconds(), 3)
+                if approver is not None:
+                    changes["approver"] = approver
+                if measurements is not None:
+                    changes["measurements"] = measurements
+                s = s.model_copy(update=changes)  # noqa: PLW2901 - the updated copy replaces it
+            stages.append(s)
+        self.update_status(stages=stages)
+        if verdict not in ("running",):
+            self.decide(f"stage {name}: {verdict}", reason=detail)
+
+    async def notify(self, event: str, text: str) -> None:
+        url = self.pipeline.webhook_url
+        if not url:
+            return
+        try:
+            await workflow.execute_activity(
+                "notify.webhook",
+                Notification(url=url, event=event, text=text),  # type: ignore[arg-type]
+                summary=f"notify {event}",
+                **NOTIFY,
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("notification %s not delivered: %s", event, cause(exc))
+            self.decide(f"notification {event} not delivered", reason=cause(exc))
