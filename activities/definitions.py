@@ -32,11 +32,13 @@ from engine.contracts import (
     PoolRequest,
     PreviewCheck,
     PreviewRequest,
+    QueryCheckRequest,
     RouterState,
     SmokeRequest,
     SmokeResult,
     StopRequest,
     TrafficRequest,
+    render_query,
 )
 
 log = structlog.get_logger()
@@ -232,6 +234,31 @@ def run_analysis(req: AnalysisRequest) -> AnalysisResult:
     )
 
 
+@activity.defn(name="analysis.check_queries")
+@_refuse_bad_requests
+def check_queries(req: QueryCheckRequest) -> int:
+    """Ask the metrics provider to parse every query; BadRequest names the first that does not.
+
+    Returns how many queries were checked (0 when the provider cannot check syntax).
+    """
+    metrics = registry.metrics(req.environment)
+    check_syntax = getattr(metrics, "check_syntax", None)
+    if check_syntax is None:
+        return 0
+    checked = 0
+    for ref in req.analyses:
+        for metric in ref.metrics:
+            error = check_syntax(render_query(metric.query, req.args))
+            if error is not None:
+                msg = (
+                    f"analysis template {ref.name!r}, metric {metric.name!r}: "
+                    f"the query does not parse: {error}"
+                )
+                raise BadRequest(msg)
+            checked += 1
+    return checked
+
+
 ALL = [
     observe,
     start_pool,
@@ -242,4 +269,5 @@ ALL = [
     smoke_check,
     preview_check,
     run_analysis,
+    check_queries,
 ]

@@ -7,9 +7,13 @@ they wait, a provider's :class:`BadRequest` becomes a non-retryable error.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import httpx
 import structlog
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities import registry
 from activities.checks.dependencies import CHECKS
@@ -37,6 +41,16 @@ from engine.pipeline import (
 log = structlog.get_logger()
 
 
+@contextmanager
+def _registry_reachable(url: str) -> Iterator[None]:
+    """A registry that cannot be reached is a retryable error naming the registry."""
+    try:
+        yield
+    except httpx.TransportError as exc:
+        msg = f"image registry {url} unreachable: {type(exc).__name__}: {exc}"
+        raise ApplicationError(msg, type="RegistryUnreachable") from exc
+
+
 @activity.defn(name="check.dependency")
 @_refuse_bad_requests
 def check_dependency(req: DependencyCheck) -> CheckResult:
@@ -56,7 +70,8 @@ def resolve_image(req: ImageLookup) -> ImageFound:
     """The digest of the release's tag in a repository (None when it is not there)."""
     client = RegistryClient(req.image.registry)
     try:
-        digest = client.resolve(req.repository, req.image.tag)
+        with _registry_reachable(req.image.registry):
+            digest = client.resolve(req.repository, req.image.tag)
     finally:
         client.close()
     return ImageFound(repository=req.repository, tag=req.image.tag, digest=digest)
@@ -69,20 +84,21 @@ def promote_image(req: PromoteRequest) -> PromoteResult:
     image = req.image
     client = RegistryClient(image.registry)
     try:
-        previous = client.resolve(image.production_repository, image.tag)
-        if previous == req.digest:
-            return PromoteResult(
-                repository=image.production_repository,
-                tag=image.tag,
-                digest=previous,
-                previous_digest=previous,
-            )
-        ci = client.resolve(image.ci_repository, req.digest)
-        if ci is None:
-            msg = f"{image.ci_repository}@{req.digest} is gone from the registry"
-            raise BadRequest(msg)
-        stored = client.promote(image.ci_repository, req.digest, image.production_repository, image.tag)
-        check = client.resolve(image.production_repository, image.tag)
+        with _registry_reachable(image.registry):
+            previous = client.resolve(image.production_repository, image.tag)
+            if previous == req.digest:
+                return PromoteResult(
+                    repository=image.production_repository,
+                    tag=image.tag,
+                    digest=previous,
+                    previous_digest=previous,
+                )
+            ci = client.resolve(image.ci_repository, req.digest)
+            if ci is None:
+                msg = f"{image.ci_repository}@{req.digest} is gone from the registry"
+                raise BadRequest(msg)
+            stored = client.promote(image.ci_repository, req.digest, image.production_repository, image.tag)
+            check = client.resolve(image.production_repository, image.tag)
     finally:
         client.close()
     if stored != req.digest or check != req.digest:

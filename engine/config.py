@@ -302,7 +302,7 @@ def load_config(path: str | Path | None = None) -> DeployConfig:
 
 
 def check_version(version: str) -> str:
-    if not isinstance(version, str) or not re.match(VERSION_PATTERN, version) or len(version) > 64:
+    if not isinstance(version, str) or not re.fullmatch(VERSION_PATTERN, version) or len(version) > 64:
         msg = f"version {version!r} is malformed: expected a semantic version such as v1.2.3 or 1.2.3-rc.1"
         raise InputError(msg)
     return version

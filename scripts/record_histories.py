@@ -1,7 +1,9 @@
 """Record workflow histories for the replay tests (tests/engine/test_replay.py).
 
-    .venv/bin/python scripts/record_histories.py
+    .venv/bin/python scripts/record_histories.py [NAME ...]
 
+Records the histories not stored yet (or those NAMEd). Keep the ones recorded before a
+``workflow.patched`` change: they prove the old runs still replay.
 Runs real releases on a throwaway local platform and stores their histories as
 JSON. Re-record only for a deliberate change of a workflow's commands; a change
 to a shipped workflow must stay replayable (``workflow.patched``), which is what
@@ -11,6 +13,7 @@ the replay tests check against the histories recorded before it.
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -77,17 +80,26 @@ async def record(name: str, version: str, layout: Layout, *, bad: bool) -> None:
     (OUT / f"{name}.json").write_text(history.to_json())
 
 
-async def main() -> None:
+RECORDINGS = {
+    "canary_succeeded_with_approval": ("v9.0.1", False),
+    "canary_rolled_back": ("v9.0.2", True),
+    "canary_checked_queries": ("v9.0.3", False),  # patch check-queries-before-start taken
+}
+
+
+async def main(names: list[str]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
+    names = names or [n for n in RECORDINGS if not (OUT / f"{n}.json").exists()]
     with tempfile.TemporaryDirectory() as tmp:
         layout = Layout.for_tests(Path(tmp))
         try:
             platform.up(layout, instances=2, traffic_rps=40)
-            await record("canary_succeeded_with_approval", "v9.0.1", layout, bad=False)
-            await record("canary_rolled_back", "v9.0.2", layout, bad=True)
+            for name in names:
+                version, bad = RECORDINGS[name]
+                await record(name, version, layout, bad=bad)
         finally:
             platform.down(layout, purge=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))

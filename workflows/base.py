@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         PoolRequest,
         PreviewCheck,
         PreviewRequest,
+        QueryCheckRequest,
         ReleaseResult,
         ReleaseSpec,
         ReleaseStatus,
@@ -377,6 +378,40 @@ class ReleaseWorkflow:
             "canary_pool": self.canary_pool,
             "stable_pool": self.stable_pool,
         }
+
+    def analysis_refs(self) -> list[AnalysisRef]:
+        """Every analysis template this release may run, once each."""
+        spec = self.spec
+        refs: list[AnalysisRef] = []
+        if spec.canary is not None:
+            refs += [r for s in spec.canary.steps for r in s.analyses] + spec.canary.background_analysis
+        if spec.blue_green is not None:
+            refs += spec.blue_green.pre_promotion_analysis + spec.blue_green.post_promotion_analysis
+        if spec.rolling is not None:
+            refs += spec.rolling.analysis
+        return list({r.name: r for r in refs}.values())
+
+    async def check_queries(self) -> None:
+        """Before any side effect: the metrics provider parses every analysis query.
+
+        A query that does not parse fails the release before any change (non-retryable
+        BadRequest naming the template and metric).
+        """
+        refs = self.analysis_refs()
+        if not refs or not workflow.patched("check-queries-before-start"):
+            return
+        args = {k: v or k for k, v in self.analysis_args().items()}  # syntax only: any label value
+        request = QueryCheckRequest(environment=self.env, analyses=refs, args=args)
+        checked = await self.guarded(
+            lambda: workflow.execute_activity(
+                "analysis.check_queries",
+                request,
+                result_type=int,
+                summary=f"check the queries of {', '.join(r.name for r in refs)}",
+                **QUICK,
+            )
+        )
+        self.decide(f"analysis queries accepted by the metrics provider ({checked} checked)")
 
     async def run_analysis(
         self, ref: AnalysisRef, chunk: timedelta | None = None, tallies: dict[str, MetricTally] | None = None

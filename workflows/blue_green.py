@@ -76,6 +76,9 @@ class BlueGreenRelease(ReleaseWorkflow):
         spec, plan = self.spec, self.plan
         self.update_status(step_count=len(STEPS))
 
+        # 0. Every analysis query parses (before any side effect).
+        await self.check_queries()
+
         # 1. What is live?
         live = await self.observe()
         blue_version = self.find_stable(live)

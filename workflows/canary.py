@@ -58,6 +58,9 @@ class CanaryRelease(ReleaseWorkflow):
         spec, plan = self.spec, self.spec.canary
         self.update_status(step_count=len(plan.steps))
 
+        # 0. Every analysis query parses (before any side effect).
+        await self.check_queries()
+
         # 1. What is live?
         live = await self.observe()
         stable_version = self.find_stable(live)

@@ -150,15 +150,21 @@ class Release(ReleaseWorkflow):
         results: list[CheckResult] = list(await self.guarded(lambda: asyncio.gather(*calls)))
         image = self.pipeline.image
         if image is not None:
-            found: ImageFound = await self.guarded(
-                lambda: workflow.execute_activity(
-                    "image.resolve",
-                    ImageLookup(image=image, repository=image.ci_repository),
-                    result_type=ImageFound,
-                    summary=f"image {image.ci_repository}:{image.tag}",
-                    **CHECK,
+            try:
+                found: ImageFound = await self.guarded(
+                    lambda: workflow.execute_activity(
+                        "image.resolve",
+                        ImageLookup(image=image, repository=image.ci_repository),
+                        result_type=ImageFound,
+                        summary=f"image {image.ci_repository}:{image.tag}",
+                        **CHECK,
+                    )
                 )
-            )
+            except ActivityError as exc:
+                # No new command: the stage says why instead of staying "running" forever.
+                why = f"pre-deployment validation failed: image: {cause(exc)}"
+                self.stage("pre-validation", "failed", detail=why)
+                raise Interrupted(why) from exc
             self.digest = found.digest
             where = f"{image.registry}/{image.ci_repository}:{image.tag}"
             results.append(

@@ -59,6 +59,9 @@ class RollingRelease(ReleaseWorkflow):
     async def release(self) -> ReleaseResult:
         spec, plan = self.spec, self.plan
 
+        # 0. Every analysis query parses (before any side effect).
+        await self.check_queries()
+
         # 1. What is live?
         live = await self.observe()
         self.old_version = self.find_stable(live)

@@ -128,6 +128,18 @@ def run(
     while True:
         pending = [m for m in request.metrics if not done(m)]
         if not pending:
+            # Missing data is never a success: a metric with no successful measurement at all
+            # (every one errored or had no data, yet within the limits) is inconclusive.
+            unproven = [m.name for m in request.metrics if _successes(tallies[m.name]) == 0]
+            if unproven:
+                last = measurements[-1]
+                return AnalysisResult(
+                    name=request.name,
+                    phase="inconclusive",
+                    message=f"{', '.join(unproven)}: no successful measurement; last {_show(last)}",
+                    measurements=measurements,
+                    tallies=tallies,
+                )
             return AnalysisResult(
                 name=request.name,
                 phase="successful",
@@ -157,3 +169,7 @@ def run(
                 return AnalysisResult(
                     name=request.name, phase=v[0], message=v[1], measurements=measurements, tallies=tallies
                 )
+
+
+def _successes(t: MetricTally) -> int:
+    return t.measured - t.failed - t.inconclusive

@@ -262,6 +262,14 @@ class AnalysisRequest(Strict):
     tallies: dict[str, MetricTally] = Field(default_factory=dict)
 
 
+class QueryCheckRequest(Strict):
+    """Input of ``analysis.check_queries``: every query a release's analyses will run."""
+
+    environment: EnvironmentSpec
+    analyses: list[AnalysisRef]
+    args: dict[str, str]
+
+
 class AnalysisResult(Strict):
     """The verdict of an analysis run (or of one chunk of a background one)."""
 
@@ -702,3 +710,4 @@ class ReleaseResult(Strict):
 
 # AnalysisRequest refers to EnvironmentSpec, defined after it.
 AnalysisRequest.model_rebuild()
+QueryCheckRequest.model_rebuild()

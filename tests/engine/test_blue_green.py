@@ -113,7 +113,8 @@ async def test_users_see_blue_until_the_switch_and_green_after(
 
     assert result.outcome == "succeeded", result.reason
     assert result.live_version == green
-    switching, switched = decided_at(result, "switching users"), decided_at(result, "users on green")
+    new_pool = result.status.canary_pool  # "green" is the new version; its pool may be either
+    switching, switched = decided_at(result, "switching users"), decided_at(result, f"users on {new_pool}")
     before = {a.version for a in users.answers if a.answered < switching}
     after = {a.version for a in users.answers if a.sent > switched}
     assert before == {blue} and after == {green}, (before, after)

@@ -17,7 +17,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_histories_are_stored() -> None:
     names = {p.stem for p in HISTORIES}
-    assert {"canary_succeeded_with_approval", "canary_rolled_back"} <= names
+    assert {"canary_succeeded_with_approval", "canary_rolled_back", "canary_checked_queries"} <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
