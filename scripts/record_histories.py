@@ -84,6 +84,7 @@ RECORDINGS = {
     "canary_succeeded_with_approval": ("v9.0.1", False),
     "canary_rolled_back": ("v9.0.2", True),
     "canary_checked_queries": ("v9.0.3", False),  # patch check-queries-before-start taken
+    "canary_approval_gauge": ("v9.0.4", False),  # patch approval-wait-gauge taken too
 }
 
 

@@ -92,6 +92,8 @@ COMPENSATE = options(5 * 60 * S, retry(200 * MS, 10 * S), heartbeat=10 * S)
 interrupted (``finish=True``): a half-undone release is worse than a slow one."""
 ANALYSIS_RETRY = retry(200 * MS, 2 * S, attempts=10)
 ANALYSIS_HEARTBEAT = 2 * S
+APPROVAL_TICK = 5 * 60 * S
+"""How often a release waiting for approval republishes deploy_awaiting_approval_seconds."""
 """A worker killed mid-analysis is noticed within this, and the analysis resumes elsewhere."""
 
 
@@ -469,16 +471,29 @@ class ReleaseWorkflow:
         self._awaiting_approval, self._approved = True, False
         self.set_phase(Phase.AWAITING_APPROVAL)
         self.decide(f"waiting for approval: {what}")
-        timeout = self.env.approval_timeout
+        timeout, started = self.env.approval_timeout, workflow.now()
+
+        def decided() -> bool:
+            return self._approved or self._promote_requested or self._interrupt is not None
+
         try:
-            await workflow.wait_condition(
-                lambda: self._approved or self._promote_requested or self._interrupt is not None,
-                timeout=timeout,
-            )
+            if workflow.patched("approval-wait-gauge"):
+                # Wake every few minutes to publish how long the release has waited (the
+                # DeploymentAwaitingApprovalTooLong alert reads it).
+                while not decided():
+                    waited = workflow.now() - started
+                    self._gauge_awaiting(waited)
+                    if waited >= timeout:
+                        raise TimeoutError
+                    with contextlib.suppress(TimeoutError):
+                        await workflow.wait_condition(decided, timeout=min(APPROVAL_TICK, timeout - waited))
+            else:
+                await workflow.wait_condition(decided, timeout=timeout)
         except TimeoutError:
             self.interrupt(f"approval timed out after {timeout}")
         finally:
             self._awaiting_approval = False
+            self._gauge_awaiting(timedelta(0))
         self.check_interrupt()
         self.set_phase(Phase.PROGRESSING)
 
@@ -662,6 +677,11 @@ class ReleaseWorkflow:
         )
         for pool, weight in state.weights.items():
             gauge.set(weight, {"environment": self.env.name, "pool": pool})
+
+    def _gauge_awaiting(self, waited: timedelta) -> None:
+        workflow.metric_meter().create_gauge_float(
+            "deploy_awaiting_approval_seconds", "how long the release has waited for approval", "s"
+        ).set(waited.total_seconds(), {"environment": self.env.name})
 
     def _count_outcome(self, result: ReleaseResult) -> None:
         meter = workflow.metric_meter()

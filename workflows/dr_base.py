@@ -81,8 +81,12 @@ class DrWorkflow:
             update={"outcome": outcome, "reason": reason, "finished_at": workflow.now()}
         )
         self.update_status(report=self.report)
+        self.count_outcome(outcome)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return DrResult(outcome=outcome, reason=reason, report=self.report, status=self.query_status())  # type: ignore[arg-type]
+
+    def count_outcome(self, outcome: str) -> None:
+        """Metrics of the finished operation (monitoring/production/ENGINE_METRICS.md); drills override."""
 
     async def _undo(self, why: str) -> tuple[str, str]:
         if not self._compensations:

@@ -53,6 +53,18 @@ class DrDrill(DrWorkflow):
     async def run(self, req: DrillRequest) -> DrResult:
         return await self.execute()
 
+    def count_outcome(self, outcome: str) -> None:
+        """Drills feed the DRDrillFailed and DRDrillNotRun alerts."""
+        meter = workflow.metric_meter()
+        env = {"environment": self.dr.environment}
+        meter.create_counter("deploy_dr_drill_total", "DR drills by outcome").add(
+            1, {**env, "outcome": outcome}
+        )
+        if outcome == "succeeded":
+            meter.create_gauge_float(
+                "deploy_dr_drill_last_success_timestamp_seconds", "end of the last successful drill", "s"
+            ).set(workflow.now().timestamp(), env)
+
     async def body(self) -> str:
         dr = self.dr
         # 1. Nothing else may move this environment meanwhile.
