@@ -1,6 +1,10 @@
 """Benchmark of the deployment engine on its own throw-away local platform.
 
     .venv/bin/python bench/run.py [--quick] [--json FILE] [--rps 50]
+        [--zero-downtime-only | --resilience-only]
+
+The resilience rows (P8 starter latency, P6 worker crash, P3 bad 5 % canary) are
+measured by ``bench/resilience.py``; its docstring defines them.
 
 One command: it brings up a private local platform (HAProxy, Prometheus, three
 instances of the sample service, a load generator and a Temporal dev server, in
@@ -88,7 +92,7 @@ if str(ROOT) not in sys.path:  # `python bench/run.py` puts bench/, not the repo
 
 import worker  # noqa: E402
 from activities.router.haproxy import HAProxyRouter  # noqa: E402
-from bench import zero_downtime  # noqa: E402
+from bench import resilience, zero_downtime  # noqa: E402
 from bench.baseline import BenchBaseline, noop  # noqa: E402
 from engine import log as engine_log  # noqa: E402
 from engine import temporal  # noqa: E402
@@ -112,6 +116,8 @@ P1_TARGET_MS = 50.0
 P2_TARGET_S = 3.0
 MEASURE_BUDGET_S = 170.0
 """Hard limit on everything after the platform is up (the platform's own start is ~10 s)."""
+RESILIENCE_BUDGET_S = 200.0
+"""Added to the limit when the resilience rows (P8, P6, P3: bench/resilience.py) run."""
 
 # srv_admin_state bits of `show servers state` (HAProxy src/server.h): maintenance and drain.
 _ADMIN_MAINT = 0x01 | 0x02 | 0x20
@@ -802,11 +808,14 @@ async def measure(
     with ThreadPoolExecutor(max_workers=64, thread_name_prefix="activity") as executor:
         p1: list[GateSample] = []
         p2: list[RollbackSample] = []
-        if not args.zero_downtime_only:
+        only_resilience = args.resilience_only
+        if not args.zero_downtime_only and not only_resilience:
             extra["baseline"] = await run_baseline(client, executor, tag=tag, rounds=4 if args.quick else 8)
             report["baseline"] = extra["baseline"]
+        zd: list[zero_downtime.Case] = []
+        res = resilience.Results()
         async with worker.build_worker(client, task_queue, executor):
-            if not args.zero_downtime_only:
+            if not args.zero_downtime_only and not only_resilience:
                 t = time.monotonic()
                 p1, p1_info = await run_p1(client, task_queue, layout, watch, tag=tag, quick=args.quick)
                 report["p1"] = {"info": p1_info, "samples": [asdict(s) for s in p1]}
@@ -827,12 +836,18 @@ async def measure(
                         f"P2 {sample.version}: {sample.total_s:.2f}s (run {time.monotonic() - t:.1f}s)",
                         flush=True,
                     )
-            zd = await zero_downtime.run(client, task_queue, layout, CONFIG_HEAD, tag)
-            report["zero_downtime"] = zero_downtime.report(zd)
-    rows = build_rows(p1, p2) + [Row(*case.row) for case in zd]
+            if not only_resilience:
+                zd = await zero_downtime.run(client, task_queue, layout, CONFIG_HEAD, tag)
+                report["zero_downtime"] = zero_downtime.report(zd)
+            if not args.zero_downtime_only:
+                res = await resilience.run(
+                    client, task_queue, layout, watch, config_head=CONFIG_HEAD, tag=tag, quick=args.quick
+                )
+                report["resilience"] = resilience.report(res)
+    rows = build_rows(p1, p2) + [Row(*case.row) for case in zd] + [Row(*row) for row in resilience.rows(res)]
     report["rows"] = [asdict(r) for r in rows]
     report["table"] = render_table(rows)
-    report["raw"] = render_raw(p1, p2, watch, extra)
+    report["raw"] = render_raw(p1, p2, watch, extra) + "\n" + resilience.raw(res)
     report["router_changes"] = [
         {"t": c.t, "weights": {k: round(v, 3) for k, v in c.weights.items()}} for c in watch.changes
     ]
@@ -854,6 +869,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="show the engine's info logs")
     parser.add_argument(
         "--zero-downtime-only", action="store_true", help="only the zero-downtime cases (Z1-Z4), no P1/P2"
+    )
+    parser.add_argument(
+        "--resilience-only",
+        action="store_true",
+        help="only the resilience rows (P8, P6, P3: bench/resilience.py)",
     )
     args = parser.parse_args(argv)
     engine_log.configure("INFO" if args.verbose else "WARNING")
@@ -882,7 +902,8 @@ def main(argv: list[str] | None = None) -> int:
         report["platform_timings"] = up.get("timings", {})
         print(f"platform up in {report['platform_up_s']}s", flush=True)
         watch.start()
-        asyncio.run(asyncio.wait_for(measure(layout, args, watch, report), timeout=MEASURE_BUDGET_S))
+        budget = MEASURE_BUDGET_S + (0.0 if args.zero_downtime_only else RESILIENCE_BUDGET_S)
+        asyncio.run(asyncio.wait_for(measure(layout, args, watch, report), timeout=budget))
         code = 0
     except KeyboardInterrupt:
         print("interrupted: tearing down", file=sys.stderr)

@@ -54,7 +54,7 @@ def format_status(s: ReleaseStatus) -> str:
     parts = [
         f"[{s.phase.value}]",
         f"step {s.step_index}/{s.step_count} {s.step}".rstrip(),
-        f"canary {s.canary_weight:g}%",
+        f"canary {round(s.canary_weight, 1):g}%",
     ]
     if analysis:
         parts.append(f"analysis: {analysis}")

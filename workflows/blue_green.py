@@ -168,7 +168,7 @@ class BlueGreenRelease(ReleaseWorkflow):
         state = await self.set_traffic({pool: 100, other: 0}, {pool: members, other: []}, finish=finish)
         green_share = state.weights.get(self.canary_pool, 0.0)
         self.update_status(canary_weight=green_share)
-        self.decide(f"users on {pool} (router reads back {state.weights.get(pool, 0.0):g}%)")
+        self.decide(f"users on {pool} (router reads back {round(state.weights.get(pool, 0.0), 1):g}%)")
 
     async def _flip_back(self) -> None:
         """Blue never stopped before the point of no return: the rollback is one router change."""

@@ -143,10 +143,9 @@ class CanaryRelease(ReleaseWorkflow):
             finish=finish,
         )
         self.weight = weight
-        self.update_status(canary_weight=state.weights.get(self.canary_pool, 0.0))
-        self.decide(
-            f"canary weight {weight}% (router reads back {state.weights.get(self.canary_pool, 0.0):g}%)"
-        )
+        in_force = state.weights.get(self.canary_pool, 0.0)
+        self.update_status(canary_weight=in_force)
+        self.decide(f"canary weight {weight}% (router reads back {round(in_force, 1):g}%)")
 
     async def _traffic_back_to_stable(self) -> None:
         plan = self.spec.canary
