@@ -22,7 +22,7 @@ from activities.images.oci import RegistryClient
 from activities.infra.terraform import Terraform
 from activities.interfaces import BadRequest
 from activities.notify import webhook
-from engine.pipeline import (
+from engine.contracts.pipeline import (
     CheckResult,
     DependencyCheck,
     ImageFound,

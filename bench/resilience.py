@@ -51,7 +51,6 @@ import asyncio
 import contextlib
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -72,6 +71,7 @@ from engine.config import parse_config, resolve_release
 from engine.contracts import Control, LocalSettings, ReleaseResult, ReleaseSpec, ReleaseStatus
 from infrastructure.local.layout import Layout
 from infrastructure.local.traffic import LoadSummary, run_load
+from tests.support import WorkerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -186,37 +186,6 @@ async def _wait_status(
             msg = f"{handle.id}: {what} never came (status: {st})"
             raise TimeoutError(msg)
         await asyncio.sleep(0.05)
-
-
-class WorkerProcess:
-    """``python worker.py`` as a real process in its own session (as in tests/support.py)."""
-
-    def __init__(self, env: dict[str, str], log_file: Path, task_queue: str) -> None:
-        self.env, self.log_file, self.task_queue = env, log_file, task_queue
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "worker.py", "--task-queue", self.task_queue, "--metrics-bind", ""],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log_file.open("ab"),
-            start_new_session=True,
-        )
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 # --------------------------------------------------------------------------- #

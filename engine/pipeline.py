@@ -28,36 +28,13 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import Field, StringConstraints
 
 from engine.contracts import EnvironmentSpec, ReleaseSpec, Strict
-from engine.contracts.pipeline import (  # noqa: F401 - re-exported for the pipeline's users
-    STRATEGY_WORKFLOWS,
-    CheckKind,
-    CheckResult,
-    DependencyCheck,
-    ImageFound,
-    ImageLookup,
-    ImageSpec,
-    LiveImageRequest,
-    LiveImageResult,
-    Notification,
-    PipelineSpec,
-    PromoteRequest,
-    PromoteResult,
-    TerraformApplied,
-    TerraformApplyRequest,
-    TerraformPlan,
-    TerraformPlanRequest,
-    TerraformSpec,
-    TfValue,
-)
+from engine.contracts.pipeline import DependencyCheck, ImageSpec, PipelineSpec, TerraformSpec, TfValue
 
 if TYPE_CHECKING:
     from engine.config import DeployConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-
-STAGES = ("pre-validation", "infrastructure", "image promotion", "strategy", "post-deployment", "report")
-"""The stages of a release, in order."""
 
 Url = Annotated[str, StringConstraints(pattern=r"^(local|[a-z][a-z0-9+.-]*://\S+)$", max_length=2048)]
 

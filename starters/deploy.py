@@ -41,7 +41,8 @@ from engine.contracts import (
     describe_step,
     rolling_batches,
 )
-from engine.pipeline import STRATEGY_WORKFLOWS, PipelineSpec, resolve_pipeline
+from engine.contracts.pipeline import STRATEGY_WORKFLOWS, PipelineSpec
+from engine.pipeline import resolve_pipeline
 from starters.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,

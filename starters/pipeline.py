@@ -7,7 +7,7 @@ from temporalio.client import WorkflowHandle
 from activities.images.oci import RegistryClient
 from activities.infra.terraform import Terraform
 from engine.contracts import ReleaseStatus
-from engine.pipeline import STAGES, PipelineSpec
+from engine.contracts.pipeline import STAGES, PipelineSpec
 
 
 def print_pipeline_plan(pipeline: PipelineSpec) -> None:

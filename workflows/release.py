@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
         SmokeResult,
         StageReport,
     )
-    from engine.pipeline import (
+    from engine.contracts.pipeline import (
         STAGES,
         CheckResult,
         ImageFound,

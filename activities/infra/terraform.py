@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from activities.interfaces import BadRequest
-from engine.pipeline import TerraformPlan, TerraformSpec
+from engine.contracts.pipeline import TerraformPlan, TerraformSpec
 
 LOCK_TIMEOUT = "120s"
 

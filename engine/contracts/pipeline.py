@@ -16,6 +16,9 @@ STRATEGY_WORKFLOWS: dict[str, str] = {
 }
 """Strategy name (as a release request says it) -> workflow type; the one place this is mapped."""
 
+STAGES = ("pre-validation", "infrastructure", "image promotion", "strategy", "post-deployment", "report")
+"""The stages of a release, in order."""
+
 TfValue = str | int | float | bool
 CheckKind = Literal["database", "redis", "http"]
 

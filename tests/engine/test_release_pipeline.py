@@ -24,7 +24,8 @@ from activities.images.oci import RegistryClient
 from engine import temporal
 from engine.config import parse_config, resolve_release
 from engine.contracts import Control, ReleaseResult, ReleaseStatus, StageReport
-from engine.pipeline import PipelineSpec, resolve_pipeline
+from engine.contracts.pipeline import PipelineSpec
+from engine.pipeline import resolve_pipeline
 from infrastructure.local import images
 from infrastructure.local.instances import InstanceManager
 from infrastructure.local.release_services import Redis
