@@ -16,20 +16,20 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
 import worker as worker_module
 from engine import temporal
 from engine.config import parse_config, resolve_release
-from engine.contracts import Control, LocalSettings, ReleaseSpec
+from engine.contracts import Control, LocalSettings, ReleaseSpec, ReleaseStatus
 from infrastructure.local import platform
 from infrastructure.local.haproxy import HAProxy
 from infrastructure.local.layout import Layout
@@ -210,6 +210,22 @@ class Users(threading.Thread):
         for a in self.answers:
             seen[a.version or "none"] = seen.get(a.version or "none", 0) + 1
         return seen
+
+
+async def wait_for(
+    handle: WorkflowHandle,
+    predicate: Callable[[ReleaseStatus], bool],
+    within: float = 60,
+    status: Callable[[WorkflowHandle], Awaitable[ReleaseStatus]] | None = None,
+) -> ReleaseStatus:
+    """Poll a release's status query until ``predicate`` holds (or fail after ``within`` s)."""
+    deadline = time.monotonic() + within
+    while True:
+        s = await (status(handle) if status else handle.query("status", result_type=ReleaseStatus))
+        if predicate(s):
+            return s
+        assert time.monotonic() < deadline, f"timed out; last status {s.phase} {s.step} {s.decisions[-3:]}"
+        await asyncio.sleep(0.1)
 
 
 def new_version() -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,13 +12,13 @@ from temporalio.client import Client, WorkflowHandle
 
 import engine.config
 from engine.config import ConfigError, InputError, parse_config, resolve_release
-from engine.contracts import Phase, ReleaseResult, ReleaseSpec, ReleaseStatus
+from engine.contracts import Phase, ReleaseResult, ReleaseSpec
 from infrastructure.local.instances import InstanceManager
 from infrastructure.local.sample_service import set_behaviour
 from starters import control, deploy
 from starters.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_REFUSED
 from starters.deploy import start_or_attach
-from tests.engine.conftest import Stack, Users, new_version
+from tests.engine.conftest import Stack, Users, new_version, wait_for
 
 PREVIEW_GATE = """
 preview-errors:
@@ -41,18 +40,6 @@ async def start(client: Client, spec: ReleaseSpec, task_queue: str) -> WorkflowH
     handle, attached = await start_or_attach(client, spec, task_queue=task_queue)
     assert not attached
     return handle
-
-
-async def wait_for(
-    handle: WorkflowHandle, predicate: Callable[[ReleaseStatus], bool], within: float = 60
-) -> ReleaseStatus:
-    deadline = time.monotonic() + within
-    while True:
-        s = await handle.query("status", result_type=ReleaseStatus)
-        if predicate(s):
-            return s
-        assert time.monotonic() < deadline, f"timed out; last status {s.phase} {s.step} {s.decisions[-3:]}"
-        await asyncio.sleep(0.1)
 
 
 def decided_at(result: ReleaseResult, prefix: str) -> float:

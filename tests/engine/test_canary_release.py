@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable
 
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -16,7 +14,7 @@ from infrastructure.local.instances import InstanceManager
 from infrastructure.local.sample_service import set_behaviour
 from infrastructure.local.temporal_server import temporal_binary
 from starters.deploy import start_or_attach
-from tests.engine.conftest import Stack, new_version
+from tests.engine.conftest import Stack, new_version, wait_for
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -37,18 +35,6 @@ async def start(
 
 async def status(handle: WorkflowHandle) -> ReleaseStatus:
     return await handle.query("status", result_type=ReleaseStatus)
-
-
-async def wait_for(
-    handle: WorkflowHandle, predicate: Callable[[ReleaseStatus], bool], within: float = 60
-) -> ReleaseStatus:
-    deadline = time.monotonic() + within
-    while True:
-        s = await status(handle)
-        if predicate(s):
-            return s
-        assert time.monotonic() < deadline, f"timed out; last status {s.phase} {s.step} {s.decisions[-3:]}"
-        await asyncio.sleep(0.2)
 
 
 async def test_good_release_reaches_100_percent(client: Client, stack: Stack, task_queue: str) -> None:

@@ -25,7 +25,7 @@ from infrastructure.local.prometheus import Prometheus
 from infrastructure.local.release_services import Registry
 from infrastructure.local.temporal_server import TemporalServer
 from starters.deploy import start_or_attach
-from tests.engine.conftest import Stack, new_version
+from tests.engine.conftest import Stack, new_version, wait_for
 from tests.engine.test_analysis_judge import run as judge_run
 from tests.engine.test_release_pipeline import pipeline_spec, snapshot
 
@@ -46,18 +46,6 @@ async def retrying(call: Callable[[], Awaitable[T]], within: float = 60) -> T:
 
 async def status(handle: WorkflowHandle) -> ReleaseStatus:
     return await retrying(lambda: handle.query("status", result_type=ReleaseStatus))
-
-
-async def wait_for(
-    handle: WorkflowHandle, predicate: Callable[[ReleaseStatus], bool], within: float = 60
-) -> ReleaseStatus:
-    deadline = time.monotonic() + within
-    while True:
-        s = await status(handle)
-        if predicate(s):
-            return s
-        assert time.monotonic() < deadline, f"timed out; last status {s.phase} {s.step} {s.decisions[-3:]}"
-        await asyncio.sleep(0.2)
 
 
 async def result_of(handle: WorkflowHandle, within: float = 120) -> ReleaseResult:
@@ -99,7 +87,7 @@ async def test_temporal_server_restart_mid_canary_finishes_the_release(
     handle = await start(
         client, stack, task_queue, version, "- set_weight: 25\n- pause: {duration: 3s}\n- set_weight: 50"
     )
-    await wait_for(handle, lambda s: s.step.startswith("pause"))
+    await wait_for(handle, lambda s: s.step.startswith("pause"), status=status)
     server = TemporalServer(stack.layout)
     assert server.port == stack.layout.temporal_port
     db = stack.layout.temporal_db
@@ -138,12 +126,12 @@ async def test_prometheus_down_pauses_with_a_reason_and_never_promotes(
         "- set_weight: 25\n- analysis: {templates: [error-rate]}\n- set_weight: 50",
         count=6,
     )
-    await wait_for(handle, lambda s: s.step.startswith("analysis"))
+    await wait_for(handle, lambda s: s.step.startswith("analysis"), status=status)
     weights = stack.weights()
     prometheus = Prometheus(stack.layout)
     try:
         prometheus.stop()  # within the analysis' 2 s initial delay
-        paused = await wait_for(handle, lambda s: s.paused, within=60)
+        paused = await wait_for(handle, lambda s: s.paused, within=60, status=status)
         assert paused.phase == Phase.PAUSED
         assert "analysis error-rate inconclusive" in paused.pause_reason
         assert "error-ratio" in paused.pause_reason
@@ -175,12 +163,12 @@ async def test_router_api_unreachable_for_seconds_is_retried_then_the_release_go
     handle = await start(
         client, stack, task_queue, version, "- set_weight: 25\n- pause: {duration: 2s}\n- set_weight: 50"
     )
-    await wait_for(handle, lambda s: s.step.startswith("pause"))
+    await wait_for(handle, lambda s: s.step.startswith("pause"), status=status)
     sock = stack.layout.haproxy_sock
     away = sock.with_name(sock.name + ".away")
     sock.rename(away)  # HAProxy keeps listening; nobody can connect by the path
     try:
-        await wait_for(handle, lambda s: s.step_index == 3, within=30)
+        await wait_for(handle, lambda s: s.step_index == 3, within=30, status=status)
         await asyncio.sleep(2.0)
         s = await status(handle)
         assert s.step_index == 3 and s.canary_weight == 25  # still retrying, nothing failed

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from infrastructure.local.sample_service import set_behaviour
 from starters import control, deploy
 from starters.common import EXIT_BAD_INPUT, EXIT_OK
 from starters.deploy import start_or_attach
-from tests.engine.conftest import Stack, Users, new_version
+from tests.engine.conftest import Stack, Users, new_version, wait_for
 
 BATCH_GATE = """
 batch-errors:
@@ -63,18 +62,6 @@ async def start(client: Client, stack: Stack, task_queue: str, version: str, set
     handle, attached = await start_or_attach(client, spec, task_queue=task_queue)
     assert not attached
     return handle
-
-
-async def wait_for(
-    handle: WorkflowHandle, predicate: Callable[[ReleaseStatus], bool], within: float = 60
-) -> ReleaseStatus:
-    deadline = time.monotonic() + within
-    while True:
-        s = await handle.query("status", result_type=ReleaseStatus)
-        if predicate(s):
-            return s
-        assert time.monotonic() < deadline, f"timed out; last status {s.phase} {s.step} {s.decisions[-3:]}"
-        await asyncio.sleep(0.05)
 
 
 def decided(text: str) -> Callable[[ReleaseStatus], bool]:
