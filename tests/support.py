@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
+
+from temporalio.service import RPCError
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
+
+async def retrying(call: Callable[[], Awaitable[T]], within: float = 60) -> T:
+    """``call()``, retried while the Temporal server does not answer (it may be restarting)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return await call()
+        except RPCError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.3)
 
 
 class WorkerProcess:

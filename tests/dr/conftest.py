@@ -72,6 +72,12 @@ class DrStack:
     temporal_address: str
     configs: dict[bool, Path] = field(default_factory=dict)
 
+    def temporal_server(self) -> TemporalServer:
+        """The stack's Temporal dev server (its own state dir, on region A's unused Temporal ports)."""
+        return TemporalServer(
+            Layout(state_dir=self.tmp / "temporal", port_base=self.dr.region("A").port_base)
+        )
+
     def config_path(self, *, auto_approve: bool = False) -> Path:
         if auto_approve not in self.configs:
             path = self.tmp / f"deploy-code-dr-{auto_approve}.yaml"
@@ -201,7 +207,7 @@ def dr_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrStack]:
     tmp = tmp_path_factory.mktemp("dr")
     dr = DrLayout.for_tests(tmp)
     # Its own state dir (reset() purges the stack's), on region A's unused Temporal ports.
-    tserver = TemporalServer(Layout(state_dir=tmp / "temporal", port_base=dr.region("A").port_base))
+    tserver = DrStack(dr=dr, tmp=tmp, temporal_address="").temporal_server()
     try:
         tserver.start()
         local_dr.up(dr, instances=2, standby_instances=1, synchronous=True)

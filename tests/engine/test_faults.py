@@ -9,14 +9,11 @@ this xdist worker.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
-from temporalio.service import RPCError
 
 from engine.contracts import Control, Phase, ReleaseResult, ReleaseStatus
 from infrastructure.local import images
@@ -28,20 +25,9 @@ from starters.deploy import start_or_attach
 from tests.engine.conftest import Stack, new_version, wait_for
 from tests.engine.test_analysis_judge import run as judge_run
 from tests.engine.test_release_pipeline import pipeline_spec, snapshot
+from tests.support import retrying
 
 T = TypeVar("T")
-
-
-async def retrying(call: Callable[[], Awaitable[T]], within: float = 60) -> T:
-    """``call()``, retried while the Temporal server does not answer (it may be restarting)."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return await call()
-        except RPCError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.3)
 
 
 async def status(handle: WorkflowHandle) -> ReleaseStatus:
