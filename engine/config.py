@@ -66,8 +66,8 @@ AVAILABLE_PROVIDERS: dict[str, tuple[str, ...]] = {
 
 ROUTER_CAPABILITIES: dict[str, frozenset[str]] = {
     "haproxy": frozenset({"weights", "preview"}),
-    "alb": frozenset({"weights"}),
-    "kubernetes": frozenset({"weights"}),
+    "alb": frozenset({"weights", "preview"}),
+    "kubernetes": frozenset({"weights", "preview"}),
 }
 """What each router can do. ``preview``: a second route (its own frontend/port) that serves
 only the members given to ``Router.set_preview``; blue-green needs it."""
@@ -459,6 +459,12 @@ def _blue_green(config: DeployConfig, env: EnvironmentSpec) -> BlueGreenSpec:
         msg = (
             f"blue-green needs a preview route, and environment {env.name!r} routes with {router!r}, "
             "which has none; use canary or rolling there"
+        )
+        raise InputError(msg)
+    if router == "alb" and not (env.aws and env.aws.preview_listener_arn):
+        msg = (
+            f"blue-green on the ALB needs a preview listener: set environments.{env.name}.aws."
+            "preview_listener_arn (Terraform output alb_preview_listener_arn)"
         )
         raise InputError(msg)
     bg: BlueGreenConfig = _strategy_config(config, env.name, "blue_green") or BlueGreenConfig()

@@ -12,6 +12,14 @@ it: the weights are read back and compared with what was sent. Weights are valid
 against AWS's limits (0-999) here, not left to the API. The targets themselves are
 registered by whoever runs the pods (on EKS, the AWS Load Balancer Controller), so
 ``members`` is only checked for emptiness.
+
+Preview route (blue-green, as Argo Rollouts' preview service): a second listener
+(``aws.preview_listener_arn``, its own port) whose default action forwards to the target
+group of the pool being previewed, or answers a fixed 503 while nothing is. Users stay on
+the main listener; the switch is the main listener's forward action moving to the other
+target group (``set_traffic`` 100/0, health-gated and read back like any split). What the
+preview route serves is read back as the healthy registered targets of the target group it
+forwards to, so it matches the instances only once the pods are registered there.
 """
 
 from __future__ import annotations
@@ -68,6 +76,8 @@ class AlbRouter:
         self._listener = self._settings.listener_arn
         self._rule = self._settings.rule_arn
         self._pools = dict(self._settings.target_groups)
+        self._preview = self._settings.preview_listener_arn
+        self._env_name = env.name
         self._elb = aws.client(self._settings, "elbv2")
 
     # ---- reading -------------------------------------------------------------------------------
@@ -107,13 +117,14 @@ class AlbRouter:
         shares = {pool: 0.0 for pool in self._pools}
         for arn, weight in current.items():
             shares[by_arn.get(arn, arn)] = 100.0 * weight / total if total else 0.0
-        return RouterState(
-            weights=shares,
-            detail={
-                "rule" if self._rule else "listener": self._rule or self._listener,
-                "alb_weights": {by_arn.get(a, a): w for a, w in current.items()},
-            },
-        )
+        detail: dict[str, object] = {
+            "rule" if self._rule else "listener": self._rule or self._listener,
+            "alb_weights": {by_arn.get(a, a): w for a, w in current.items()},
+        }
+        if self._preview:
+            # Also checks the configured preview listener exists, before a release changes anything.
+            detail["preview_pool"] = self._preview_pool(self._preview_action())
+        return RouterState(weights=shares, detail=detail)
 
     def healthy_targets(self, pool: str) -> int:
         with aws.refusals(*_MISSING, what=f"target group of pool {pool!r}"):
@@ -164,3 +175,96 @@ class AlbRouter:
             raise WeightsNotApplied(msg)
         total = sum(wanted.values())
         return {p: 100.0 * w / total for p, w in wanted.items()}
+
+    # ---- preview route (blue-green) --------------------------------------------------------------
+    def _preview_listener(self) -> dict[str, Any]:
+        if not self._preview:
+            msg = (
+                f"environment {self._env_name!r}: the ALB's preview route needs aws.preview_listener_arn "
+                "(alb_preview_listener_arn, a second listener on its own port)"
+            )
+            raise BadRequest(msg)
+        with aws.refusals(*_MISSING, what=f"preview listener {self._preview}"):
+            listeners = self._elb.describe_listeners(ListenerArns=[self._preview])["Listeners"]
+        if not listeners:
+            msg = f"preview listener {self._preview} does not exist"
+            raise BadRequest(msg)
+        return dict(listeners[0])
+
+    def _preview_action(self) -> dict[str, Any]:
+        """The preview listener's one action: forward (to a pool) or fixed-response (nothing)."""
+        actions = list(self._preview_listener().get("DefaultActions") or [])
+        kinds = [a.get("Type") for a in actions]
+        if kinds not in (["forward"], ["fixed-response"]):
+            msg = (
+                f"preview listener {self._preview} has action(s) {kinds}; the ALB router only rewrites a "
+                "single forward or fixed-response action there"
+            )
+            raise BadRequest(msg)
+        return actions[0]
+
+    def _preview_pool(self, action: dict[str, Any]) -> str | None:
+        if action.get("Type") != "forward":
+            return None
+        by_arn = {arn: pool for pool, arn in self._pools.items()}
+        live = [arn for arn, weight in self._current(action).items() if weight > 0]
+        return by_arn.get(live[0], live[0]) if len(live) == 1 else None
+
+    def set_preview(self, *, members: list[Instance]) -> None:
+        pools = sorted({m.pool for m in members})
+        if len(pools) > 1:
+            msg = f"the preview listener forwards to one target group, not to pools {pools}"
+            raise BadRequest(msg)
+        if pools and pools[0] not in self._pools:
+            msg = f"unknown pool {pools[0]!r} (target groups are configured for {', '.join(self._pools)})"
+            raise BadRequest(msg)
+        current = self._preview_action()  # exists, and an action we may rewrite: before any change
+        if pools:
+            with aws.refusals(*_MISSING, what=f"target group of pool {pools[0]!r}"):
+                self._elb.describe_target_groups(TargetGroupArns=[self._pools[pools[0]]])
+            if current.get("Type") == "forward" and self._preview_pool(current) == pools[0]:
+                return
+            action: dict[str, Any] = {
+                "Type": "forward",
+                "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": self._pools[pools[0]], "Weight": 1}]},
+            }
+        else:
+            if current.get("Type") == "fixed-response":
+                return
+            action = {
+                "Type": "fixed-response",
+                "FixedResponseConfig": {
+                    "StatusCode": "503",
+                    "ContentType": "text/plain",
+                    "MessageBody": "no release on the preview route",
+                },
+            }
+        with aws.refusals(*_MISSING, "InvalidConfigurationRequest", what="preview listener action"):
+            self._elb.modify_listener(ListenerArn=self._preview, DefaultActions=[action])
+        got = self._preview_pool(self._preview_action())
+        if got != (pools[0] if pools else None):
+            msg = f"the preview listener reads back pool {got}, not {pools[0] if pools else None}"
+            raise WeightsNotApplied(msg)
+
+    def read_preview(self) -> list[str]:
+        """Healthy registered targets (``ip:port``) of the target group the preview listener forwards to."""
+        action = self._preview_action()
+        groups = [arn for arn, weight in self._current(action).items() if weight > 0]
+        if action.get("Type") != "forward" or len(groups) != 1:
+            return []
+        with aws.refusals(*_MISSING, what=f"target group {groups[0]} of the preview listener"):
+            health = self._elb.describe_target_health(TargetGroupArn=groups[0])
+        return sorted(
+            f"{t['Target']['Id']}:{t['Target']['Port']}"
+            for t in health["TargetHealthDescriptions"]
+            if t.get("TargetHealth", {}).get("State") == "healthy"
+        )
+
+    def preview_url(self) -> str:
+        if self._settings.preview_url:
+            return self._settings.preview_url
+        listener = self._preview_listener()
+        with aws.refusals(*_MISSING, what="load balancer of the preview listener"):
+            lbs = self._elb.describe_load_balancers(LoadBalancerArns=[listener["LoadBalancerArn"]])
+        dns = lbs["LoadBalancers"][0]["DNSName"]
+        return f"{str(listener.get('Protocol', 'HTTP')).lower()}://{dns}:{listener['Port']}"

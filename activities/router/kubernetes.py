@@ -11,8 +11,15 @@ default the app's name), behind the main Ingress, and the canary Service
   keeps traffic), the canary Service selects the other pool and the canary Ingress gets
   its percentage as ``canary-weight``.
 
-Every change is read back from the API. The Services and Ingresses are created by the
-application's manifests (k8s/); a missing one is refused with its name before any change.
+* Preview route (blue-green, Argo Rollouts' preview service): the preview Service
+  (``kubernetes.preview_service``, default ``{app}-preview``) selects the pool being
+  previewed; an empty ``pool`` selects no pod while nothing is. The switch is the main
+  Service's selector flip above. What the preview route serves is read back as the Ready
+  pods its selector matches (what the endpoints controller would publish).
+
+Before a pool takes more traffic, it must have Ready pods. Every change is read back from
+the API. The Services and Ingresses are created by the application's manifests (k8s/); a
+missing one is refused with its name before any change.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ class SplitNotApplied(RuntimeError):
     """The API accepted a change but reads back something else (retryable)."""
 
 
+class NoReadyPods(RuntimeError):
+    """A pool about to take traffic has no Ready pod yet (retryable: pods become ready)."""
+
+
 class KubernetesRouter:
     def __init__(self, env: EnvironmentSpec) -> None:
         s = self._settings = kube.settings_for(env)
@@ -43,6 +54,10 @@ class KubernetesRouter:
         self.service = s.service or s.app
         self.canary_service = s.canary_service or f"{s.app}-canary"
         self.canary_ingress = s.canary_ingress or f"{s.app}-canary"
+        self.preview_service = s.preview_service or f"{s.app}-preview"
+        if self.preview_service in (self.service, self.canary_service):
+            msg = f"kubernetes.preview_service {self.preview_service!r} must be a Service of its own"
+            raise BadRequest(msg)
 
     def _get(self, kind: str, name: str) -> Any:
         try:
@@ -91,7 +106,14 @@ class KubernetesRouter:
             if not members.get(pool):
                 msg = f"pool {pool!r} is asked {weights[pool]}% but has no instances behind it"
                 raise BadRequest(msg)
-        current_stable, _, _ = self._state()  # also: every object exists, before any change
+        current_stable, current_canary, current_weight = self._state()  # every object exists
+        before = {current_stable: 100 - current_weight}
+        if current_canary and current_canary != current_stable:
+            before[current_canary] = current_weight
+        for pool, weight in live.items():
+            if weight > before.get(pool, 0) and not self._ready_pods(pool):
+                msg = f"pool {pool!r} has no Ready pod; not shifting traffic to it"
+                raise NoReadyPods(msg)
         if len(live) == 1:
             stable, canary, weight = next(iter(live)), None, 0
         else:
@@ -118,3 +140,56 @@ class KubernetesRouter:
             msg = f"the cluster reads back the split {got}, not {intended}"
             raise SplitNotApplied(msg)
         return {p: intended.get(p, 0.0) for p in weights}
+
+    # ---- Ready pods; preview route (blue-green) --------------------------------------------------
+    def _ready_pods(self, pool: str) -> list[Any]:
+        """Ready, running pods of ``pool`` with an IP, in name order (client-side filter as well)."""
+        selector = {"app": self._settings.app, "pool": pool}
+        text = ",".join(f"{k}={v}" for k, v in selector.items())
+        pods = self._core.list_namespaced_pod(self._ns, label_selector=text).items
+        return sorted(
+            (
+                p
+                for p in pods
+                if kube.selector_matches(p.metadata.labels, selector)
+                and not p.metadata.deletion_timestamp
+                and p.status
+                and p.status.pod_ip
+                and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+            ),
+            key=lambda p: p.metadata.name,
+        )
+
+    def _preview_pool(self) -> str | None:
+        selector = self._get("Service", self.preview_service).spec.selector or {}
+        return selector.get("pool") or None
+
+    def set_preview(self, *, members: list[Instance]) -> None:
+        pools = sorted({m.pool for m in members})
+        if len(pools) > 1:
+            msg = f"the preview Service selects one pool, not {pools}"
+            raise BadRequest(msg)
+        wanted = pools[0] if pools else None
+        if self._preview_pool() == wanted:  # also: the preview Service exists, before any change
+            return
+        selector = {"app": self._settings.app, "pool": wanted or ""}
+        self._core.patch_namespaced_service(self.preview_service, self._ns, {"spec": {"selector": selector}})
+        got = self._preview_pool()
+        if got != wanted:
+            msg = f"the preview Service reads back pool {got}, not {wanted}"
+            raise SplitNotApplied(msg)
+
+    def read_preview(self) -> list[str]:
+        pool = self._preview_pool()
+        if pool is None:
+            return []
+        port = self._settings.container_port
+        return sorted(f"{p.status.pod_ip}:{port}" for p in self._ready_pods(pool))
+
+    def preview_url(self) -> str:
+        if self._settings.preview_url:
+            return self._settings.preview_url
+        service = self._get("Service", self.preview_service)
+        ports = service.spec.ports or []
+        port = ports[0].port if ports else 80
+        return f"http://{self.preview_service}.{self._ns}.svc.cluster.local:{port}"

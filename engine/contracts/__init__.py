@@ -372,10 +372,22 @@ class AwsSettings(Strict):
     """A listener rule to rewrite instead of the listener's default action."""
     target_groups: dict[Pool, str] = Field(default_factory=dict)
     """Pool -> target group ARN (blue_target_group_arn, green_target_group_arn)."""
+    preview_listener_arn: str | None = None
+    """alb_preview_listener_arn: a second listener (its own port) that forwards to the pool being
+    previewed (blue-green's preview route); a fixed 503 while nothing is previewed."""
+    preview_url: str | None = None
+    """Where the preview listener answers (default: http(s)://ALB DNS name:listener port)."""
     metrics_period: Annotated[int, Field(ge=1, le=86400)] = 60
     """CloudWatch period (s) of a metric query."""
     metrics_window: Duration = timedelta(minutes=5)
     """How far back a CloudWatch metric query looks; the newest datapoint is the answer."""
+
+    @model_validator(mode="after")
+    def _check_preview(self) -> AwsSettings:
+        if self.preview_listener_arn is not None and self.preview_listener_arn == self.listener_arn:
+            msg = "preview_listener_arn must be another listener than listener_arn (users would see green)"
+            raise ValueError(msg)
+        return self
 
 
 class KubernetesSettings(Strict):
@@ -399,6 +411,11 @@ class KubernetesSettings(Strict):
     """Service behind the canary Ingress (default: ``{app}-canary``)."""
     canary_ingress: str | None = None
     """NGINX canary Ingress (default: ``{app}-canary``)."""
+    preview_service: str | None = None
+    """Service of blue-green's preview route, flipped to the pool being previewed (default:
+    ``{app}-preview``)."""
+    preview_url: str | None = None
+    """Where the preview Service answers (default: its cluster DNS name and first port)."""
     rollout_timeout: Duration = timedelta(minutes=10)
     progress_deadline_seconds: Annotated[int, Field(ge=10, le=86400)] = 600
 

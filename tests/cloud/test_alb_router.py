@@ -19,6 +19,7 @@ from cloud_harness import ACCESS_DENIED, THROTTLING, UNAVAILABLE, FaultProxy, un
 from activities.cloud import aws
 from activities.interfaces import BadRequest
 from activities.router.alb import AlbRouter, NoHealthyTargets, alb_weights
+from engine.config import InputError, parse_config, resolve_release
 from engine.contracts import AwsSettings, EnvironmentSpec, Instance, Providers
 
 
@@ -27,6 +28,10 @@ def _instance(pool: str, slot: int = 0) -> Instance:
 
 
 MEMBERS = {"blue": [_instance("blue")], "green": [_instance("green")]}
+NOTHING_ON_PREVIEW = {
+    "Type": "fixed-response",
+    "FixedResponseConfig": {"StatusCode": "404", "ContentType": "text/plain", "MessageBody": "none"},
+}
 
 
 @pytest.fixture
@@ -67,7 +72,10 @@ def _make_alb(
             }
         ],
     )["Listeners"][0]["ListenerArn"]
-    return {"elb": elb, "lb": lb, "groups": groups, "listener": listener}
+    preview = elb.create_listener(
+        LoadBalancerArn=lb, Protocol="HTTP", Port=8081, DefaultActions=[NOTHING_ON_PREVIEW]
+    )["Listeners"][0]["ListenerArn"]
+    return {"elb": elb, "lb": lb, "groups": groups, "listener": listener, "preview": preview}
 
 
 def env_for(settings: AwsSettings, alb: dict[str, Any], **changes: Any) -> EnvironmentSpec:
@@ -207,3 +215,107 @@ def test_access_denied_is_not_retried(aws_settings: AwsSettings, make_alb: Any, 
         router.set_traffic(weights={"blue": 80, "green": 20}, members=MEMBERS)
     assert faults.calls("Action=ModifyListener") == 1
     assert read_back(alb) == {"blue": 100, "green": 0}
+
+
+# ---- preview route (blue-green) ------------------------------------------------------------------
+
+
+def preview_action(alb: dict[str, Any]) -> dict[str, Any]:
+    """The preview listener's action as moto stores it."""
+    actions = alb["elb"].describe_listeners(ListenerArns=[alb["preview"]])["Listeners"][0]["DefaultActions"]
+    assert len(actions) == 1
+    return dict(actions[0])
+
+
+def test_blue_green_preview_then_switch_are_read_back(aws_settings: AwsSettings, make_alb: Any) -> None:
+    alb = make_alb(register=())
+    elb, groups = alb["elb"], alb["groups"]
+    # The pods' addresses as the load balancer controller registers them (ip target groups).
+    green = [_instance("green", 0), _instance("green", 1)]
+    elb.register_targets(TargetGroupArn=groups["blue"], Targets=[{"Id": "10.0.1.1", "Port": 8080}])
+    elb.register_targets(
+        TargetGroupArn=groups["green"],
+        Targets=[{"Id": "10.0.0.1", "Port": 8080}, {"Id": "10.0.0.2", "Port": 8080}],
+    )
+    router = AlbRouter(env_for(aws_settings, alb, preview_listener_arn=alb["preview"]))
+    assert router.read_preview() == []
+    assert router.read().detail["preview_pool"] is None
+
+    router.set_preview(members=green)
+    action = preview_action(alb)
+    assert [(g["TargetGroupArn"], g["Weight"]) for g in action["ForwardConfig"]["TargetGroups"]] == [
+        (groups["green"], 1)
+    ]
+    assert router.read_preview() == ["10.0.0.1:8080", "10.0.0.2:8080"] == sorted(i.address for i in green)
+    assert read_back(alb) == {"blue": 100, "green": 0}  # users still see only blue
+    lb = elb.describe_load_balancers(LoadBalancerArns=[alb["lb"]])["LoadBalancers"][0]
+    assert router.preview_url() == f"http://{lb['DNSName']}:8081"
+    router.set_preview(members=green)  # idempotent
+    assert preview_action(alb)["Type"] == "forward"
+
+    # The switch: the main listener's forward action moves to green, read back.
+    router.set_traffic(weights={"blue": 0, "green": 100}, members={"blue": [], "green": green})
+    assert read_back(alb) == {"blue": 0, "green": 100}
+    assert router.read().weights == {"blue": 0.0, "green": 100.0}
+
+    # Preview cleared: a fixed 503, serving nothing.
+    router.set_preview(members=[])
+    action = preview_action(alb)
+    assert action["Type"] == "fixed-response"
+    assert action["FixedResponseConfig"]["StatusCode"] == "503"
+    assert router.read_preview() == []
+
+
+def test_preview_route_refusals_change_nothing(aws_settings: AwsSettings, make_alb: Any) -> None:
+    alb = make_alb()
+    green = [_instance("green")]
+    # Not configured.
+    router = AlbRouter(env_for(aws_settings, alb))
+    with pytest.raises(BadRequest, match=r"needs aws\.preview_listener_arn"):
+        router.set_preview(members=green)
+    # Configured, but the listener does not exist: refused at the first read (observe), before any change.
+    gone = alb["preview"][:-4] + "dead"
+    router = AlbRouter(env_for(aws_settings, alb, preview_listener_arn=gone))
+    with pytest.raises(BadRequest, match="ListenerNotFound"):
+        router.read()
+    with pytest.raises(BadRequest, match="ListenerNotFound"):
+        router.set_preview(members=green)
+    # A preview listener with another kind of action (here: a redirect) is not rewritten.
+    redirect = {
+        "Type": "redirect",
+        "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"},
+    }
+    alb["elb"].modify_listener(ListenerArn=alb["preview"], DefaultActions=[redirect])
+    router = AlbRouter(env_for(aws_settings, alb, preview_listener_arn=alb["preview"]))
+    with pytest.raises(BadRequest, match=r"\['redirect'\]"):
+        router.set_preview(members=green)
+    assert preview_action(alb)["Type"] == "redirect"
+    # Two pools at once, or an unknown pool.
+    alb["elb"].modify_listener(ListenerArn=alb["preview"], DefaultActions=[NOTHING_ON_PREVIEW])
+    with pytest.raises(BadRequest, match="one target group"):
+        router.set_preview(members=[_instance("blue"), _instance("green")])
+    with pytest.raises(BadRequest, match="unknown pool"):
+        router.set_preview(members=[_instance("canary")])
+    assert preview_action(alb) == NOTHING_ON_PREVIEW
+    assert read_back(alb) == {"blue": 100, "green": 0}
+
+
+def test_blue_green_on_the_alb_needs_a_preview_listener_in_config() -> None:
+    config = parse_config(
+        """
+app: {name: sample-api}
+default_environment: staging
+environments:
+  staging:
+    providers: {platform: kubernetes, router: alb, analysis: cloudwatch}
+    instances: 2
+    aws: {region: eu-west-1, listener_arn: "arn:l", target_groups: {blue: "arn:b", green: "arn:g"}}
+strategies:
+  canary: {steps: [{set_weight: 50}]}
+"""
+    )
+    with pytest.raises(InputError, match=r"environments\.staging\.aws\.preview_listener_arn"):
+        resolve_release(config, "v1.2.3", "blue-green", "staging")
+    assert resolve_release(config, "v1.2.3", "canary", "staging").strategy == "canary"
+    with pytest.raises(ValueError, match="another listener"):
+        AwsSettings(region="eu-west-1", listener_arn="arn:l", preview_listener_arn="arn:l")

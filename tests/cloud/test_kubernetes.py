@@ -18,7 +18,7 @@ from kubernetes import client
 
 from activities.interfaces import BadRequest
 from activities.platform.kubernetes import KubernetesPlatform, RolloutFailed
-from activities.router.kubernetes import CANARY, CANARY_WEIGHT, KubernetesRouter
+from activities.router.kubernetes import CANARY, CANARY_WEIGHT, KubernetesRouter, NoReadyPods
 from engine.contracts import EnvironmentSpec, Instance, KubernetesSettings, Providers
 
 NS = "shop"
@@ -129,6 +129,7 @@ def _service(name: str, pool: str) -> dict[str, Any]:
 def make_routing(kube: KubeCluster) -> None:
     kube.core.create_namespaced_service(NS, _service("sample-api", "blue"))
     kube.core.create_namespaced_service(NS, _service("sample-api-canary", "green"))
+    kube.core.create_namespaced_service(NS, _service("sample-api-preview", ""))
     kube.net.create_namespaced_ingress(
         NS,
         {
@@ -151,10 +152,21 @@ def observed(kube: KubeCluster) -> tuple[str, str, str]:
     return main, canary, weight
 
 
+def run_pools(kube: KubeCluster, **pools: int) -> dict[str, list[Instance]]:
+    """Deployments per pool (pods Ready through the harness's controller)."""
+    if kube.controller is None:
+        kube.play_controller()
+    platform = platform_for(kube)
+    return {
+        pool: platform.start(version="v1.0.0", pool=pool, count=count, progress=lambda _: None)
+        for pool, count in pools.items()
+    }
+
+
 def test_canary_weights_then_blue_green_flip(kube: KubeCluster) -> None:
     make_routing(kube)
     router = KubernetesRouter(env_for(kube))
-    members = _members("blue", "green")
+    members = run_pools(kube, blue=1, green=1)
     for green in (10, 25, 50):
         assert router.set_traffic(weights={"blue": 100 - green, "green": green}, members=members) == {
             "blue": 100.0 - green,
@@ -176,3 +188,51 @@ def test_missing_service_is_refused_before_any_change(kube: KubeCluster) -> None
     with pytest.raises(BadRequest, match="Service 'sample-api-canary' does not exist"):
         router.set_traffic(weights={"blue": 0, "green": 100}, members=_members("blue", "green"))
     assert kube.core.read_namespaced_service("sample-api", NS).spec.selector["pool"] == "blue"
+
+
+def preview_pool(kube: KubeCluster) -> str:
+    return str(kube.core.read_namespaced_service("sample-api-preview", NS).spec.selector["pool"])
+
+
+def test_blue_green_preview_service_then_switch(kube: KubeCluster) -> None:
+    make_routing(kube)
+    pods = run_pools(kube, blue=2, green=2)
+    router = KubernetesRouter(env_for(kube))
+    assert router.read_preview() == []
+    router.set_preview(members=pods["green"])
+    assert preview_pool(kube) == "green"
+    # What it serves: the Ready pods its selector matches, the platform's instance addresses.
+    assert router.read_preview() == sorted(i.address for i in pods["green"])
+    assert set(router.read_preview()).isdisjoint(i.address for i in pods["blue"])
+    assert kube.core.read_namespaced_service("sample-api", NS).spec.selector["pool"] == "blue"  # users
+    assert router.preview_url() == "http://sample-api-preview.shop.svc.cluster.local:80"
+    # The switch: the main Service's selector flips to green.
+    router.set_traffic(weights={"blue": 0, "green": 100}, members={"blue": [], "green": pods["green"]})
+    assert observed(kube) == ("green", "green", "0")
+    router.set_preview(members=[])
+    assert preview_pool(kube) == ""
+    assert router.read_preview() == []
+
+
+def test_no_traffic_to_a_pool_without_ready_pods(kube: KubeCluster) -> None:
+    make_routing(kube)
+    run_pools(kube, blue=1)
+    kube.controller.failures["sample-api-green"] = "CrashLoopBackOff"  # type: ignore[union-attr]
+    with pytest.raises(RolloutFailed):
+        platform_for(kube).start(version="v2.0.0", pool="green", count=1, progress=lambda _: None)
+    router = KubernetesRouter(env_for(kube))
+    with pytest.raises(NoReadyPods, match="green"):
+        router.set_traffic(weights={"blue": 0, "green": 100}, members=_members("blue", "green"))
+    assert kube.core.read_namespaced_service("sample-api", NS).spec.selector["pool"] == "blue"
+
+
+def test_missing_preview_service_is_refused_before_any_change(kube: KubeCluster) -> None:
+    kube.core.create_namespaced_service(NS, _service("sample-api", "blue"))
+    router = KubernetesRouter(env_for(kube))
+    with pytest.raises(BadRequest, match="Service 'sample-api-preview' does not exist"):
+        router.set_preview(members=_members("green")["green"])
+    with pytest.raises(BadRequest, match="one pool"):
+        router.set_preview(members=[*_members("green")["green"], *_members("blue")["blue"]])
+    assert kube.core.read_namespaced_service("sample-api", NS).spec.selector["pool"] == "blue"
+    with pytest.raises(BadRequest, match="a Service of its own"):
+        KubernetesRouter(env_for(kube, preview_service="sample-api"))
