@@ -22,8 +22,12 @@ import worker as worker_module
 from engine import temporal
 from engine.config import parse_config, resolve_release
 from engine.contracts import Control, LocalSettings, ReleaseStatus
+from engine.contracts.dr import DrillRequest, DrResult, FailoverRequest
+from engine.dr_config import resolve_dr
+from infrastructure.local import dr as local_dr
 from infrastructure.local import platform
 from infrastructure.local.layout import Layout
+from infrastructure.local.regions import DrLayout
 from infrastructure.local.sample_service import set_behaviour
 from starters.deploy import start_or_attach
 
@@ -56,21 +60,47 @@ strategies:
       - set_weight: 50
       - pause: {duration: 1s}
     background_analysis: {templates: [error-rate], chunk: 2s}
+  blue_green:
+    auto_promotion_enabled: true
+    scale_down_delay: 1s
+    preview_requests: 5
+    pre_promotion_analysis: {templates: [error-rate]}
+  rolling:
+    max_surge: 1
+    max_unavailable: 0
+    analysis: {templates: [error-rate]}
+"""
+DR_CONFIG = """
+app: {name: sample-api}
+environments:
+  local:
+    providers: {platform: local, router: haproxy, analysis: prometheus}
+    instances: 2
+    approvers: [alice]
+    dr:
+      regions: [A, B]
+      health_check_interval: 500ms
+      catch_up_timeout: 20s
+      local: {state_dir: "%(state_dir)s", port_base: %(port_base)s}
+strategies:
+  canary:
+    steps:
+      - set_weight: 50
 """
 
 
-async def record(name: str, version: str, layout: Layout, *, bad: bool) -> None:
+async def record(name: str, version: str, layout: Layout, *, bad: bool, strategy: str = "canary") -> None:
     client = await temporal.connect(target_host=f"127.0.0.1:{layout.temporal_port}")
     local = LocalSettings(state_dir=str(layout.state_dir), port_base=layout.port_base)
     spec = resolve_release(
-        parse_config(CONFIG), version, "canary", "local", requested_by="recorder", local=local
+        parse_config(CONFIG), version, strategy, "local", requested_by="recorder", local=local
     )
     if bad:
         set_behaviour(layout, version, error_rate=0.5)
     with ThreadPoolExecutor(max_workers=64) as executor:
         async with worker_module.build_worker(client, "record", executor):
             handle, _ = await start_or_attach(client, spec, task_queue="record")
-            if not bad:
+            if not bad and strategy == "canary":
                 while not (await handle.query("status", result_type=ReleaseStatus)).awaiting_approval:  # noqa: ASYNC110
                     await asyncio.sleep(0.2)
                 await handle.execute_update("approve", Control(identity="alice", reason="recorded"))
@@ -80,24 +110,58 @@ async def record(name: str, version: str, layout: Layout, *, bad: bool) -> None:
     (OUT / f"{name}.json").write_text(history.to_json())
 
 
+async def record_dr(name: str, dr: DrLayout, temporal_address: str) -> None:
+    """A drill (fail over to B and back) or a failover to B, on the two-region stack."""
+    client = await temporal.connect(target_host=temporal_address)
+    spec = resolve_dr(parse_config(DR_CONFIG % {"state_dir": dr.state_dir, "port_base": dr.port_base}))
+    request: DrillRequest | FailoverRequest
+    if name == "dr_drill":
+        workflow, request = "DrDrill", DrillRequest(dr=spec, requested_by="recorder")
+    else:
+        workflow = "DrFailover"
+        request = FailoverRequest(dr=spec, to_region="B", requested_by="recorder", approved_by="alice")
+    with ThreadPoolExecutor(max_workers=64) as executor:
+        async with worker_module.build_worker(client, "record", executor):
+            handle = await client.start_workflow(
+                workflow, request, id=name, task_queue="record", result_type=DrResult
+            )
+            result = await handle.result()
+            print(name, result.outcome, result.reason)
+            history = await handle.fetch_history()
+    (OUT / f"{name}.json").write_text(history.to_json())
+
+
 RECORDINGS = {
-    "canary_succeeded_with_approval": ("v9.0.1", False),
-    "canary_rolled_back": ("v9.0.2", True),
-    "canary_checked_queries": ("v9.0.3", False),  # patch check-queries-before-start taken
-    "canary_approval_gauge": ("v9.0.4", False),  # patch approval-wait-gauge taken too
+    "canary_succeeded_with_approval": ("v9.0.1", False, "canary"),
+    "canary_rolled_back": ("v9.0.2", True, "canary"),
+    "canary_checked_queries": ("v9.0.3", False, "canary"),  # patch check-queries-before-start taken
+    "canary_approval_gauge": ("v9.0.4", False, "canary"),  # patch approval-wait-gauge taken too
+    "blue_green_promoted": ("v9.1.1", False, "blue-green"),
+    "rolling_succeeded": ("v9.1.2", False, "rolling"),
 }
+DR_RECORDINGS = ("dr_drill", "dr_failover")  # in this order: the drill leaves the stack at home
 
 
 async def main(names: list[str]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    names = names or [n for n in RECORDINGS if not (OUT / f"{n}.json").exists()]
+    names = names or [n for n in (*RECORDINGS, *DR_RECORDINGS) if not (OUT / f"{n}.json").exists()]
+    releases = [n for n in names if n in RECORDINGS]
+    drs = [n for n in DR_RECORDINGS if n in names]
     with tempfile.TemporaryDirectory() as tmp:
-        layout = Layout.for_tests(Path(tmp))
+        layout = Layout.for_tests(Path(tmp) / "release")
         try:
             platform.up(layout, instances=2, traffic_rps=40)
-            for name in names:
-                version, bad = RECORDINGS[name]
-                await record(name, version, layout, bad=bad)
+            for name in releases:
+                version, bad, strategy = RECORDINGS[name]
+                await record(name, version, layout, bad=bad, strategy=strategy)
+            if drs:
+                dr = DrLayout.for_tests(Path(tmp) / "dr")
+                try:
+                    local_dr.up(dr, instances=2, standby_instances=1, synchronous=True)
+                    for name in drs:
+                        await record_dr(name, dr, f"127.0.0.1:{layout.temporal_port}")
+                finally:
+                    local_dr.down(dr, purge=True)
         finally:
             platform.down(layout, purge=True)
 
