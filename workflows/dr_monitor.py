@@ -8,6 +8,7 @@
    the start of the outage. It waits for approval unless ``auto_approve`` is configured.
 3. Wait for that failover to end, then watch the new primary. A failover that was refused
    or failed is not started again until the region has recovered once.
+Stopped by cancelling it (``starters/dr_monitor.py stop``); a failover it started goes on.
 Continues as new every ``checks_per_run`` checks.
 """
 
@@ -16,8 +17,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ChildWorkflowError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.exceptions import ActivityError, CancelledError, ChildWorkflowError
+from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
 from workflows.dr_base import DR_QUICK
 from workflows.dr_failover import DrFailover
@@ -60,6 +61,8 @@ class DrMonitor:
                         "dr.region_health", RegionRef(dr=dr, region=primary), result_type=Health, **DR_QUICK
                     )
             except ActivityError as exc:
+                if isinstance(exc.cause, CancelledError) and workflow.patched("monitor-stops-when-cancelled"):
+                    raise  # stopped by an operator (starters/dr_monitor.py stop)
                 workflow.logger.warning("health check could not run: %s", exc)
                 await workflow.sleep(dr.health_check_interval)
                 continue
@@ -113,7 +116,12 @@ class DrMonitor:
         workflow.logger.warning("starting failover %s -> %s", primary, target)
         try:
             result = await workflow.execute_child_workflow(
-                DrFailover.run, request, id=workflow_id, parent_close_policy=ParentClosePolicy.ABANDON
+                DrFailover.run,
+                request,
+                id=workflow_id,
+                # Stopping the monitor never stops a failover half-way.
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                cancellation_type=ChildWorkflowCancellationType.ABANDON,
             )
             workflow.logger.warning("failover ended: %s (%s)", result.outcome, result.reason)
             if result.outcome == "succeeded":

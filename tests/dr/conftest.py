@@ -109,9 +109,12 @@ class DrStack:
         script: str,
         *args: str,
         limit: float = 120,
+        auto_approve: bool = False,
     ) -> subprocess.CompletedProcess[str]:
         """A starter as a subprocess, off the event loop (the in-process worker runs on it)."""
-        return await asyncio.to_thread(self.starter, task_queue, script, *args, timeout=limit)
+        return await asyncio.to_thread(
+            self.starter, task_queue, script, *args, timeout=limit, auto_approve=auto_approve
+        )
 
     def starter(
         self,
@@ -119,9 +122,11 @@ class DrStack:
         script: str,
         *args: str,
         timeout: float = 120,
+        auto_approve: bool = False,
     ) -> subprocess.CompletedProcess[str]:
+        config = self.config_path(auto_approve=auto_approve)
         return subprocess.run(
-            [sys.executable, f"starters/{script}", *args, "--config", str(self.config_path())],
+            [sys.executable, f"starters/{script}", *args, "--config", str(config)],
             cwd=REPO,
             env=self.env(task_queue),
             capture_output=True,

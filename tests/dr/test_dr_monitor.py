@@ -1,0 +1,68 @@
+"""The DR monitor against a real regional outage: region A dies, the monitor fails over to B on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from conftest import DrStack
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from engine import temporal
+from engine.contracts.dr import DrResult
+from infrastructure.local import dr as local_dr
+
+pytestmark = pytest.mark.timeout(240)
+
+
+async def test_monitor_fails_over_when_region_a_dies_and_loses_no_acknowledged_write(
+    stack: DrStack, client: Client, task_queue: str, worker: None, writer: type
+) -> None:
+    spec = stack.spec(auto_approve=True)
+    started = await stack.run_starter(task_queue, "dr_monitor.py", "start", auto_approve=True)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert started.stdout.startswith("started DrMonitor dr-monitor-sample-api-local"), started.stdout
+    again = await stack.run_starter(task_queue, "dr_monitor.py", "start", auto_approve=True)
+    assert again.returncode == 0 and again.stdout.startswith("attached to DrMonitor"), again.stdout
+    monitor = client.get_workflow_handle(temporal.dr_workflow_id(spec.app, spec.environment, "monitor"))
+    try:
+        with writer(stack.dr.global_url) as w:
+            await asyncio.sleep(1.5)
+            healthy = await stack.run_starter(task_queue, "dr_monitor.py", "status", auto_approve=True)
+            assert "primary A" in healthy.stdout and "0 failures in a row" in healthy.stdout, healthy.stdout
+            await asyncio.to_thread(local_dr.kill_region, stack.dr, "A")
+            killed = time.monotonic()
+            failover = client.get_workflow_handle(
+                temporal.dr_workflow_id(spec.app, spec.environment, "failover"), result_type=DrResult
+            )
+            deadline = killed + 90
+            while True:  # the monitor starts the failover by itself
+                try:
+                    result = await asyncio.wait_for(failover.result(), 5)
+                    break
+                except Exception:  # not started yet, or still running
+                    assert time.monotonic() < deadline, "no failover finished within 90s of the outage"
+                    await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)  # writes go on through B
+        assert result.outcome == "succeeded", result.reason
+        assert result.report.detection_seconds is not None and result.report.rto_seconds is not None
+        assert result.status.decisions[0].what  # the failover's own record
+        topology = stack.topology()
+        assert topology["active"] == "B"
+        assert topology["B"][0] == "primary" and topology["B"][3] == "B"
+        missing = set(w.acked) - stack.orders("B")
+        assert not missing, f"{len(missing)} acknowledged writes missing, e.g. {sorted(missing)[:5]}"
+
+        status = await stack.run_starter(task_queue, "dr_monitor.py", "status", auto_approve=True)
+        assert "failover started: dr-failover-sample-api-local" in status.stdout, status.stdout
+        assert "primary B" in status.stdout, status.stdout  # it now watches the new primary
+    finally:
+        stopped = await stack.run_starter(task_queue, "dr_monitor.py", "stop", auto_approve=True)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    deadline = time.monotonic() + 10
+    while (await monitor.describe()).status == WorkflowExecutionStatus.RUNNING:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
+    gone = await stack.run_starter(task_queue, "dr_monitor.py", "status", auto_approve=True)
+    assert gone.returncode == 3 and "no DR monitor runs" in gone.stderr, gone.stdout + gone.stderr
