@@ -4,6 +4,8 @@ Run as::
 
     python -m infrastructure.local.sample_service --version V --pool P --slot I --port N --state-dir S
 
+(``--host H`` binds another address than 127.0.0.1.)
+
 * ``GET /`` (and any other app path) -> JSON ``{"version", "pool", "slot"}``, header ``X-Version``;
   500 per the injected error rate.
 * ``GET /healthz`` -> 200 ``ok`` (503 when the behaviour says ``healthy: false``).
@@ -325,11 +327,11 @@ class _Server(ThreadingHTTPServer):
         super().__init__(addr, _Handler)
 
 
-def serve(*, version: str, pool: str, slot: int, port: int, state_dir: Path) -> int:
+def serve(*, version: str, pool: str, slot: int, port: int, state_dir: Path, host: str = "127.0.0.1") -> int:
     """Serve until SIGTERM/SIGINT; then drain in-flight requests and return 0."""
     behaviour_file = state_dir / "behaviour" / f"{version}.json"  # == Layout.behaviour_file(version)
     state = _State(version, pool, slot, behaviour_file)
-    server = _Server(("127.0.0.1", port), state)
+    server = _Server((host, port), state)
     threading.Thread(target=state.watch, daemon=True, name="behaviour-watch").start()
 
     def _on_signal(signum: int, _frame: Any) -> None:
@@ -355,9 +357,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slot", type=int, required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--state-dir", type=Path, required=True)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (any loopback 127.x.y.z works)")
     a = p.parse_args(argv)
     configure_logging()
-    return serve(version=a.version, pool=a.pool, slot=a.slot, port=a.port, state_dir=a.state_dir)
+    return serve(version=a.version, pool=a.pool, slot=a.slot, port=a.port, state_dir=a.state_dir, host=a.host)
 
 
 if __name__ == "__main__":

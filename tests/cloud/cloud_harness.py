@@ -11,7 +11,13 @@ the real cluster would add is played here, and only here:
 * the Deployment controller and the kubelet (:class:`DeploymentController`): a thread that
   reads the Deployments through the API, creates/deletes their pods and writes their
   ``status`` through the ``status`` subresource, after an optional delay; per Deployment it
-  can instead play a failure (image pull, crash loop, a rollout that never progresses).
+  can instead play a failure (image pull, crash loop, a rollout that never progresses);
+* with :class:`PodProcesses`, the kubelet's containers: each pod is a real process of the
+  sample service (infrastructure/local/sample_service.py) running the version of the
+  Deployment's image tag, bound to a loopback IP of its own (127.x.y.z) on the container
+  port; that IP is the pod IP, and the pod is Ready only once ``/healthz`` answers there;
+* with :class:`TargetGroupBinding`, the AWS Load Balancer Controller: the Ready pods of each
+  pool registered (``ip:port``) in the pool's target group in moto, the others deregistered.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ import copy
 import http.server
 import itertools
 import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +42,7 @@ import yaml
 from kubernetes import client
 
 _names = itertools.count(1)
+REPO = Path(__file__).resolve().parents[2]
 
 
 def unique(prefix: str) -> str:
@@ -230,10 +240,13 @@ class KubeCluster:
         return self.controller
 
     def stop(self) -> None:
+        """Idempotent: the controller (and its pod processes), then the API server."""
         if self.controller:
             self.controller.stop()
+            self.controller = None
         if self._loop and self._stop:
             self._loop.call_soon_threadsafe(self._stop.set)
+            self._loop = None
         self._thread.join(10)
         if hasattr(self, "api"):
             self.api.close()
@@ -249,10 +262,20 @@ class DeploymentController:
     with that reason, none ready) or ``ProgressDeadlineExceeded`` (the Progressing condition).
     """
 
-    def __init__(self, cluster: KubeCluster, *, delay: float = 0.0, interval: float = 0.05) -> None:
+    def __init__(
+        self,
+        cluster: KubeCluster,
+        *,
+        delay: float = 0.0,
+        interval: float = 0.05,
+        pods: PodProcesses | None = None,
+        bindings: TargetGroupBinding | None = None,
+    ) -> None:
         self.cluster = cluster
         self.delay = delay
         self.interval = interval
+        self.pods = pods
+        self.bindings = bindings
         self.failures: dict[str, str] = {}
         self._first_seen: dict[tuple[str, str, int], float] = {}
         self._done: dict[tuple[str, str], tuple[int, str]] = {}
@@ -266,6 +289,8 @@ class DeploymentController:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(10)
+        if self.pods:
+            self.pods.stop_all()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -282,13 +307,18 @@ class DeploymentController:
         for d in deployments:
             self._reconcile(d)
         # Garbage collection: pods whose Deployment is gone.
-        for pod in c.core.list_pod_for_all_namespaces().items:
+        pods = c.core.list_pod_for_all_namespaces().items
+        for pod in pods:
             owner = (pod.metadata.labels or {}).get("harness/deployment")
             if owner and (pod.metadata.namespace, owner) not in live:
                 self._delete_pod(pod.metadata.name, pod.metadata.namespace)
         self._done = {k: v for k, v in self._done.items() if k in live}
+        if self.bindings:
+            self.bindings.sync(c.core.list_pod_for_all_namespaces().items)
 
     def _delete_pod(self, name: str, namespace: str) -> None:
+        if self.pods:
+            self.pods.remove(namespace, name)
         try:
             self.cluster.core.delete_namespaced_pod(name, namespace)
         except client.ApiException as exc:
@@ -317,30 +347,43 @@ class DeploymentController:
         wanted = {f"{name}-{i}" for i in range(replicas)}
         for pod_name in sorted(set(pods) - wanted):
             self._delete_pod(pod_name, ns)
-        ready = not failure
-        container_status: dict[str, Any] = {
-            "name": template.spec.containers[0].name,
-            "image": image,
-            "imageID": "" if failure == "ImagePullBackOff" else f"{image}@sha256:{'0' * 64}",
-            "ready": ready,
-            "restartCount": 3 if failure == "CrashLoopBackOff" else 0,
-        }
-        if failure in ("ImagePullBackOff", "CrashLoopBackOff"):
-            container_status["state"] = {
-                "waiting": {"reason": failure, "message": f"harness plays {failure}"}
-            }
-        else:
-            container_status["state"] = {"running": {}}
+        n_ready = 0
         for i in range(replicas):
             pod_name = f"{name}-{i}"
+            ready = not failure
+            ip = f"10.0.{abs(hash(name)) % 200}.{i + 1}"
+            if self.pods and not failure:
+                # The kubelet: the container is a real process; Ready once its readiness probe passes.
+                ip = self.pods.ensure(
+                    ns,
+                    pod_name,
+                    version=image.rsplit(":", 1)[-1],
+                    pool=labels.get("pool", name),
+                    slot=i,
+                )
+                ready = self.pods.ready(ns, pod_name)
+            n_ready += ready
+            container_status: dict[str, Any] = {
+                "name": template.spec.containers[0].name,
+                "image": image,
+                "imageID": "" if failure == "ImagePullBackOff" else f"{image}@sha256:{'0' * 64}",
+                "ready": ready,
+                "restartCount": 3 if failure == "CrashLoopBackOff" else 0,
+            }
+            if failure in ("ImagePullBackOff", "CrashLoopBackOff"):
+                container_status["state"] = {
+                    "waiting": {"reason": failure, "message": f"harness plays {failure}"}
+                }
+            else:
+                container_status["state"] = {"running": {}}
             body = {
                 "apiVersion": "v1",
                 "kind": "Pod",
                 "metadata": {"name": pod_name, "namespace": ns, "labels": labels},
                 "spec": {"containers": [{"name": template.spec.containers[0].name, "image": image}]},
                 "status": {
-                    "phase": "Running" if ready else "Pending",
-                    "podIP": f"10.0.{abs(hash(name)) % 200}.{i + 1}",
+                    "phase": "Running" if not failure else "Pending",
+                    "podIP": ip,
                     "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
                     "containerStatuses": [container_status],
                 },
@@ -363,13 +406,138 @@ class DeploymentController:
             "observedGeneration": generation,
             "replicas": replicas,
             "updatedReplicas": replicas,
-            "readyReplicas": replicas if ready else 0,
-            "availableReplicas": replicas if ready else 0,
-            "unavailableReplicas": 0 if ready else replicas,
+            "readyReplicas": n_ready,
+            "availableReplicas": n_ready,
+            "unavailableReplicas": replicas - n_ready,
             "conditions": [progressing],
         }
         c.apps.patch_namespaced_deployment_status(name, ns, {"status": status})
-        self._done[(ns, name)] = (generation, failure)
+        if n_ready == replicas or failure:
+            self._done[(ns, name)] = (generation, failure)  # else: probe again next round
+
+
+class PodProcesses:
+    """The containers of the pods: real sample-service processes, one loopback IP each.
+
+    All of 127/8 is loopback on Linux: pod ``i`` gets ``127.N.x.y`` (N from this process's
+    pid, so parallel test workers do not collide; an address whose port is taken is skipped)
+    and serves the version it was started with on ``port`` (the container port). A pod whose
+    version changes is a new process on a new IP, as a new pod would be.
+    """
+
+    def __init__(self, tmp: Path, port: int) -> None:
+        self.port = port
+        self.state_dir = tmp / "pods"
+        (self.state_dir / "behaviour").mkdir(parents=True, exist_ok=True)
+        self.log = tmp / "pods.log"
+        self._net = 20 + os.getpid() % 200
+        self._ips = itertools.count(1)
+        self._lock = threading.Lock()
+        self.running: dict[tuple[str, str], tuple[subprocess.Popen[bytes], str, str]] = {}
+        self.started: list[tuple[str, str, str]] = []
+        """(pod, ip, version) of every process started, in order."""
+        self._http = httpx.Client(timeout=0.5)
+
+    def _next_ip(self) -> str:
+        while True:
+            n = next(self._ips)
+            ip = f"127.{self._net}.{n // 250}.{n % 250 + 1}"
+            with socket.socket() as probe:
+                try:
+                    probe.bind((ip, self.port))
+                except OSError:
+                    continue
+            return ip
+
+    def ensure(self, namespace: str, pod: str, *, version: str, pool: str, slot: int) -> str:
+        """The pod's IP; its process started (again) unless it already runs ``version``."""
+        with self._lock:
+            current = self.running.get((namespace, pod))
+            if current and current[2] == version and current[0].poll() is None:
+                return current[1]
+        if current:
+            self.remove(namespace, pod)
+        ip = self._next_ip()
+        argv = [sys.executable, "-m", "infrastructure.local.sample_service", "--version", version]
+        argv += ["--pool", pool, "--slot", str(slot), "--port", str(self.port), "--host", ip]
+        argv += ["--state-dir", str(self.state_dir)]
+        with self.log.open("ab") as log:
+            proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
+        with self._lock:
+            self.running[(namespace, pod)] = (proc, ip, version)
+            self.started.append((pod, ip, version))
+        return ip
+
+    def ready(self, namespace: str, pod: str) -> bool:
+        """The readiness probe: ``GET /healthz`` on the pod's IP and port."""
+        with self._lock:
+            proc, ip, _ = self.running[(namespace, pod)]
+        if proc.poll() is not None:
+            return False
+        try:
+            return self._http.get(f"http://{ip}:{self.port}/healthz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def remove(self, namespace: str, pod: str) -> None:
+        with self._lock:
+            entry = self.running.pop((namespace, pod), None)
+        if entry is None:
+            return
+        proc = entry[0]
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def alive(self) -> list[int]:
+        """Pids of the processes still running."""
+        with self._lock:
+            return [p.pid for p, _, _ in self.running.values() if p.poll() is None]
+
+    def stop_all(self) -> None:
+        with self._lock:
+            keys = list(self.running)
+        for namespace, pod in keys:
+            self.remove(namespace, pod)
+        self._http.close()
+
+
+class TargetGroupBinding:
+    """Plays the AWS Load Balancer Controller (TargetGroupBinding, ip targets) against moto.
+
+    The Ready pods of ``app`` in each pool are registered as ``pod IP:port`` in that pool's
+    target group; targets of pods that are gone or not Ready are deregistered.
+    """
+
+    def __init__(self, elb: Any, target_groups: dict[str, str], *, app: str, port: int) -> None:
+        self.elb, self.target_groups, self.app, self.port = elb, target_groups, app, port
+        self._synced: dict[str, set[str]] = {}
+
+    def sync(self, pods: list[Any]) -> None:
+        for pool, arn in self.target_groups.items():
+            wanted = {
+                p.status.pod_ip
+                for p in pods
+                if (p.metadata.labels or {}).get("app") == self.app
+                and (p.metadata.labels or {}).get("pool") == pool
+                and p.status
+                and p.status.pod_ip
+                and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+            }
+            if self._synced.get(pool) == wanted:
+                continue
+            health = self.elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+            current = {t["Target"]["Id"] for t in health}
+            if wanted - current:
+                targets = [{"Id": ip, "Port": self.port} for ip in sorted(wanted - current)]
+                self.elb.register_targets(TargetGroupArn=arn, Targets=targets)
+            if current - wanted:
+                targets = [{"Id": ip, "Port": self.port} for ip in sorted(current - wanted)]
+                self.elb.deregister_targets(TargetGroupArn=arn, Targets=targets)
+            self._synced[pool] = wanted
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:

@@ -1,0 +1,418 @@
+"""End to end on ``environment: staging``: the real CanaryRelease and BlueGreenRelease workflows,
+on a real Temporal dev server with an in-process worker, against the AWS and Kubernetes providers.
+
+The release spec comes from the repository's deploy-code.yaml through ``engine.config``
+(``load_config`` / ``resolve_release``); only what points at real AWS and a real cluster is
+overridden (moto's endpoint and the test's ALB/target group ARNs, kmock's kubeconfig, the
+namespace and container port), and the analysis timings (CloudWatch's minute intervals
+shrunk to fractions of a second). The workflows do not know they run on AWS: that is the point.
+
+* platform ``kubernetes`` against kmock; the harness plays the Deployment controller and the
+  kubelet with real processes: every pod is a sample-service process of the Deployment's
+  image tag on its own loopback IP, so the smoke tests (``HttpSmoke``) really talk to the
+  version the Deployment asked for; it also plays the AWS Load Balancer Controller
+  (Ready pods registered in their pool's target group in moto);
+* router ``alb`` against moto: weights are read back from moto by a watcher thread,
+  independently of the router's own read-back;
+* analysis ``cloudwatch`` against moto: the test publishes the canary version's 5xx ratio
+  with ``put_metric_data`` (playing the service's metrics pipeline);
+* smoke ``http``.
+
+Not real here: moto's ALB serves no traffic, so blue-green's preview route cannot be
+requested; the test sets ``preview_requests: 0`` and no pre-promotion analysis (which sends
+traffic through the preview route). The preview route itself is still set and read back
+(the previewed target group's registered targets must be green's pods) before the switch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cloud_harness import KubeCluster, PodProcesses, TargetGroupBinding, unique, wait_for
+from conftest import free_port
+from kubernetes import client as k8s
+from temporalio.client import Client
+
+import worker as worker_module
+from activities.cloud import aws
+from activities.platform.kubernetes import KubernetesPlatform
+from engine import temporal
+from engine.config import DeployConfig, load_config, resolve_release
+from engine.contracts import AwsSettings, Phase, ReleaseResult, ReleaseSpec
+from infrastructure.local.layout import Layout
+from infrastructure.local.temporal_server import TemporalServer
+from starters.deploy import start_or_attach
+
+NS = "staging-e2e"
+STABLE = "v1.0.0"
+
+
+# --------------------------------------------------------------------------- #
+# Temporal and the worker
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture(scope="module")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServer]:
+    server = TemporalServer(Layout.for_tests(tmp_path_factory.mktemp("temporal")))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def client(temporal_server: TemporalServer) -> Client:
+    return await temporal.connect(target_host=temporal_server.address)
+
+
+@pytest.fixture
+async def task_queue(client: Client) -> AsyncIterator[str]:
+    """A worker of the engine, in process, on the test's own task queue."""
+    queue = f"staging-{uuid.uuid4().hex[:10]}"
+    with ThreadPoolExecutor(max_workers=64) as executor:
+        async with worker_module.build_worker(client, queue, executor):
+            yield queue
+
+
+# --------------------------------------------------------------------------- #
+# The staging environment: an ALB in moto, a cluster in kmock, pods as processes
+# --------------------------------------------------------------------------- #
+
+
+class Watcher(threading.Thread):
+    """Polls moto for the listeners' actions; keeps each change with its time (monotonic)."""
+
+    def __init__(self, elb: Any, listener: str, preview: str, groups: dict[str, str]) -> None:
+        super().__init__(daemon=True, name="alb-watcher")
+        self.elb, self.listener, self.preview = elb, listener, preview
+        self.by_arn = {arn: pool for pool, arn in groups.items()}
+        self.weights: list[tuple[float, dict[str, int]]] = []
+        self.previews: list[tuple[float, str | None]] = []
+        self._done = threading.Event()
+
+    def _read(self, arn: str) -> dict[str, Any]:
+        return dict(self.elb.describe_listeners(ListenerArns=[arn])["Listeners"][0]["DefaultActions"][0])
+
+    def run(self) -> None:
+        while not self._done.wait(0.03):
+            action = self._read(self.listener)
+            weights = {
+                self.by_arn[g["TargetGroupArn"]]: g["Weight"] for g in action["ForwardConfig"]["TargetGroups"]
+            }
+            if not self.weights or self.weights[-1][1] != weights:
+                self.weights.append((time.monotonic(), weights))
+            preview = self._read(self.preview)
+            pool = None
+            if preview["Type"] == "forward":
+                pool = self.by_arn[preview["ForwardConfig"]["TargetGroups"][0]["TargetGroupArn"]]
+            if not self.previews or self.previews[-1][1] != pool:
+                self.previews.append((time.monotonic(), pool))
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(10)
+
+    def green_share(self) -> list[int]:
+        return [w.get("green", 0) for _, w in self.weights]
+
+
+class MetricsPipeline(threading.Thread):
+    """Publishes a version's 5xx ratio to CloudWatch every 0.2 s, as the service's EMF logs would."""
+
+    def __init__(self, cloudwatch: Any, app: str) -> None:
+        super().__init__(daemon=True, name="metrics-pipeline")
+        self.cloudwatch, self.app = cloudwatch, app
+        self.ratios: dict[str, float] = {}
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(0.2):
+            for version, ratio in list(self.ratios.items()):
+                self.cloudwatch.put_metric_data(
+                    Namespace=self.app,
+                    MetricData=[
+                        {
+                            "MetricName": "http_5xx_ratio",
+                            "Dimensions": [{"Name": "Version", "Value": version}],
+                            "Value": ratio,
+                            "Timestamp": datetime.now(UTC),
+                        }
+                    ],
+                )
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(10)
+
+
+@dataclass
+class Staging:
+    config: DeployConfig
+    elb: Any
+    groups: dict[str, str]
+    listener: str
+    preview: str
+    kube: KubeCluster
+    pods: PodProcesses
+    watcher: Watcher
+    metrics: MetricsPipeline
+    port: int
+    versions: list[str] = field(default_factory=list)
+
+    def spec(self, version: str, strategy: str) -> ReleaseSpec:
+        return resolve_release(self.config, version, strategy, "staging", requested_by="pytest")
+
+    def platform(self) -> KubernetesPlatform:
+        return KubernetesPlatform(self.spec(STABLE, "canary").environment)
+
+    def weights(self) -> dict[str, int]:
+        action = self.elb.describe_listeners(ListenerArns=[self.listener])["Listeners"][0]["DefaultActions"][
+            0
+        ]
+        by_arn = {arn: pool for pool, arn in self.groups.items()}
+        return {by_arn[g["TargetGroupArn"]]: g["Weight"] for g in action["ForwardConfig"]["TargetGroups"]}
+
+    def targets(self, pool: str) -> list[str]:
+        health = self.elb.describe_target_health(TargetGroupArn=self.groups[pool])["TargetHealthDescriptions"]
+        return sorted(f"{t['Target']['Id']}:{t['Target']['Port']}" for t in health)
+
+    def deployment(self, pool: str) -> Any | None:
+        try:
+            return self.kube.apps.read_namespaced_deployment(f"sample-api-{pool}", NS)
+        except k8s.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def only(self, pool: str) -> list[Any]:
+        """The instances, once every pod left is ``pool``'s (garbage collection is asynchronous)."""
+
+        def settled() -> list[Any]:
+            instances = self.platform().list_instances()
+            return instances if {i.pool for i in instances} == {pool} else []
+
+        return list(wait_for(settled))
+
+    def answers(self, address: str) -> str | None:
+        """The version a pod's process answers with (None when nothing answers there)."""
+        try:
+            return httpx.get(f"http://{address}/", timeout=2).headers.get("x-version")
+        except httpx.HTTPError:
+            return None
+
+
+def staging_config(moto: str, alb: dict[str, Any], kubeconfig: Path, port: int) -> DeployConfig:
+    """deploy-code.yaml's staging environment, aimed at moto and kmock, analysis timings shrunk."""
+    data = load_config().model_dump()
+    env = data["environments"]["staging"]
+    env["aws"].update(
+        endpoint_url=moto,
+        listener_arn=alb["listener"],
+        preview_listener_arn=alb["preview"],
+        target_groups=alb["groups"],
+        max_attempts=4,
+    )
+    env["kubernetes"].update(
+        kubeconfig=str(kubeconfig),
+        in_cluster=False,
+        namespace=NS,
+        container_port=port,
+        rollout_timeout=timedelta(seconds=60),
+    )
+    strategies = env["strategies"]
+    strategies["canary"]["background_analysis"]["chunk"] = timedelta(seconds=2)
+    # moto's ALB answers no requests: nothing can be sent through the preview listener.
+    strategies["blue_green"].update(
+        preview_requests=0,
+        pre_promotion_analysis=None,
+        auto_promotion_delay=timedelta(seconds=1),
+        scale_down_delay=timedelta(seconds=1),
+    )
+    for name, template in data["analysis_templates"].items():
+        if name.startswith("cloudwatch-"):
+            for metric in template["metrics"]:
+                metric["interval"] = timedelta(seconds=0.4)
+                metric["initial_delay"] = timedelta(seconds=0.4) if metric["count"] is None else timedelta(0)
+    return DeployConfig.model_validate(data)
+
+
+@pytest.fixture(scope="module")
+def region_network(moto_url: str) -> dict[str, Any]:
+    """A VPC and two subnets in the staging region of deploy-code.yaml."""
+    region = load_config().environments["staging"].aws.region  # type: ignore[union-attr]
+    ec2 = aws.client(AwsSettings(region=region, endpoint_url=moto_url), "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.1.{i}.0/24", AvailabilityZone=f"{region}{az}")["Subnet"][
+            "SubnetId"
+        ]
+        for i, az in enumerate("ab")
+    ]
+    return {"region": region, "vpc": vpc, "subnets": subnets}
+
+
+@pytest.fixture
+def staging(
+    moto: str, region_network: dict[str, Any], kube: KubeCluster, tmp_path: Path
+) -> Iterator[Staging]:
+    settings = AwsSettings(region=region_network["region"], endpoint_url=moto)
+    elb = aws.client(settings, "elbv2")
+    port = free_port()
+    name = unique("stg")
+    lb = elb.create_load_balancer(Name=name, Subnets=region_network["subnets"])["LoadBalancers"][0][
+        "LoadBalancerArn"
+    ]
+    groups = {
+        pool: elb.create_target_group(
+            Name=f"{name}-{pool}", Protocol="HTTP", Port=port, VpcId=region_network["vpc"], TargetType="ip"
+        )["TargetGroups"][0]["TargetGroupArn"]
+        for pool in ("blue", "green")
+    }
+    forward = {
+        "Type": "forward",
+        "ForwardConfig": {
+            "TargetGroups": [
+                {"TargetGroupArn": groups["blue"], "Weight": 100},
+                {"TargetGroupArn": groups["green"], "Weight": 0},
+            ]
+        },
+    }
+    listener = elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80, DefaultActions=[forward])[
+        "Listeners"
+    ][0]["ListenerArn"]
+    nothing = {
+        "Type": "fixed-response",
+        "FixedResponseConfig": {"StatusCode": "503", "ContentType": "text/plain"},
+    }
+    preview = elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=8443, DefaultActions=[nothing])[
+        "Listeners"
+    ][0]["ListenerArn"]
+    alb = {"listener": listener, "preview": preview, "groups": groups}
+
+    pods = PodProcesses(tmp_path, port)
+    kube.play_controller(pods=pods, bindings=TargetGroupBinding(elb, groups, app="sample-api", port=port))
+    watcher = Watcher(aws.client(settings, "elbv2"), listener, preview, groups)
+    metrics = MetricsPipeline(aws.client(settings, "cloudwatch"), "sample-api")
+    config = staging_config(moto, alb, kube.kubeconfig, port)
+    s = Staging(config, elb, groups, listener, preview, kube, pods, watcher, metrics, port)
+    # The release before this one: STABLE in blue (as a previous release left it), registered.
+    s.platform().start(version=STABLE, pool="blue", count=3, progress=lambda _: None)
+    wait_for(lambda: len(s.targets("blue")) == 3)
+    metrics.start()
+    watcher.start()
+    try:
+        yield s
+    finally:
+        watcher.stop()
+        metrics.stop()
+        kube.stop()  # stops the controller, which stops every pod process
+        assert pods.alive() == []
+
+
+async def run(client: Client, spec: ReleaseSpec, task_queue: str) -> ReleaseResult:
+    handle, attached = await start_or_attach(client, spec, task_queue=task_queue)
+    assert not attached
+    return await handle.result()
+
+
+def decisions(result: ReleaseResult) -> list[str]:
+    return [d.what for d in result.status.decisions]
+
+
+# --------------------------------------------------------------------------- #
+# The tests
+# --------------------------------------------------------------------------- #
+
+
+async def test_canary_on_staging_shifts_alb_weights_and_retires_blue(
+    staging: Staging, client: Client, task_queue: str
+) -> None:
+    version = f"v2.{uuid.uuid4().int % 1000}.0"
+    staging.metrics.ratios[version] = 0.0  # healthy canary
+    blue_addresses = [i.address for i in staging.platform().list_instances() if i.pool == "blue"]
+    assert {staging.answers(a) for a in blue_addresses} == {STABLE}
+
+    result = await run(client, staging.spec(version, "canary"), task_queue)
+
+    assert result.outcome == "succeeded", decisions(result)
+    assert result.status.phase == Phase.SUCCEEDED
+    # Every step of deploy-code.yaml's staging canary, read back from moto as it happened.
+    assert staging.watcher.green_share() == [0, 10, 50, 100]
+    assert staging.weights() == {"blue": 0, "green": 100}
+    # The analysis really read CloudWatch (values published by the test).
+    assert any("analysis passed" in d for d in decisions(result))
+    # Kubernetes: green runs the version at full size; blue's Deployment is deleted.
+    green = staging.deployment("green")
+    assert green is not None
+    assert green.spec.template.spec.containers[0].image.endswith(f"/sample-api:{version}")
+    assert (green.spec.replicas, green.status.ready_replicas) == (3, 3)
+    assert staging.deployment("blue") is None
+    # The pods are processes of that version; blue's processes are gone and deregistered.
+    instances = staging.only("green")
+    assert {staging.answers(i.address) for i in instances} == {version}
+    wait_for(lambda: staging.targets("blue") == [])
+    assert staging.targets("green") == sorted(i.address for i in instances)
+    assert {staging.answers(a) for a in blue_addresses} == {None}
+
+
+async def test_failing_cloudwatch_analysis_rolls_the_canary_back(
+    staging: Staging, client: Client, task_queue: str
+) -> None:
+    version = f"v3.{uuid.uuid4().int % 1000}.0"
+    staging.metrics.ratios[version] = 0.25  # a quarter of the canary's requests fail
+
+    result = await run(client, staging.spec(version, "canary"), task_queue)
+
+    assert result.outcome == "rolled_back", decisions(result)
+    assert "analysis cloudwatch-5xx-ratio failed" in result.reason
+    assert staging.watcher.green_share() == [0, 10, 0]  # never past the first step, then back
+    assert staging.weights() == {"blue": 100, "green": 0}
+    assert staging.deployment("green") is None
+    blue = staging.deployment("blue")
+    assert blue is not None and blue.status.ready_replicas == 3
+    instances = staging.only("blue")
+    assert len(instances) == 3
+    assert {staging.answers(i.address) for i in instances} == {STABLE}
+    wait_for(lambda: staging.targets("green") == [])
+
+
+async def test_blue_green_on_staging_switches_after_the_preview_is_verified(
+    staging: Staging, client: Client, task_queue: str
+) -> None:
+    version = f"v4.{uuid.uuid4().int % 1000}.0"
+    staging.metrics.ratios[version] = 0.0
+
+    result = await run(client, staging.spec(version, "blue-green"), task_queue)
+
+    assert result.outcome == "succeeded", decisions(result)
+    # One switch, no split in between; read back from moto.
+    assert staging.watcher.green_share() == [0, 100]
+    switched_at = staging.watcher.weights[1][0]
+    # The preview listener forwarded to green before the switch, and serves nothing afterwards.
+    assert [pool for _, pool in staging.watcher.previews] == [None, "green", None]
+    previewed_at = staging.watcher.previews[1][0]
+    assert previewed_at < switched_at
+    steps = decisions(result)
+    preview = next(i for i, d in enumerate(steps) if d.startswith("preview route serves green only"))
+    smoke = next(i for i, d in enumerate(steps) if d.startswith("smoke check passed on 3"))
+    switch = next(i for i, d in enumerate(steps) if d.startswith("switching users"))
+    assert smoke < preview < switch
+    assert "router reads back 3 instances" in steps[preview]
+    assert any(d.startswith("analysis passed") for d in steps[switch:])  # post-promotion, CloudWatch
+    # Green at full size answers with the version; blue is retired.
+    instances = staging.only("green")
+    assert {staging.answers(i.address) for i in instances} == {version}
+    assert staging.deployment("blue") is None
+    wait_for(lambda: staging.targets("blue") == [])
