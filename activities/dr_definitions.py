@@ -14,11 +14,10 @@ from datetime import UTC, datetime
 import httpx
 import structlog
 from temporalio import activity
-from temporalio.client import WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities import registry
 from activities.definitions import _heartbeat, _refuse_bad_requests
+from engine import temporal
 from engine.contracts.dr import (
     BusyRequest,
     CatchUp,
@@ -170,17 +169,7 @@ def probe(req: SwitchRequest) -> Probe:
 async def running_workflows(req: BusyRequest) -> list[str]:
     """Which of these workflow ids have a running execution (a release, another DR operation)."""
     client = activity.client()
-
-    async def running(workflow_id: str) -> bool:
-        try:
-            desc = await client.get_workflow_handle(workflow_id).describe()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return False
-            raise
-        return desc.status == WorkflowExecutionStatus.RUNNING
-
-    found = await asyncio.gather(*(running(w) for w in req.workflow_ids))
+    found = await asyncio.gather(*(temporal.is_running(client, w) for w in req.workflow_ids))
     return [w for w, busy in zip(req.workflow_ids, found, strict=True) if busy]
 
 

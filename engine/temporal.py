@@ -14,11 +14,12 @@ import dataclasses
 import os
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
+from temporalio.service import RPCError, RPCStatusCode
 
 from engine.codec import codec_from_environment
 
@@ -79,3 +80,14 @@ def dr_workflow_id(app: str, environment: str, kind: str = "failover") -> str:
 def ui_link(workflow_id: str, run_id: str | None, namespace: str = "default") -> str:
     run = f"/{run_id}" if run_id else ""
     return f"{UI_URL}/namespaces/{namespace}/workflows/{workflow_id}{run}/history"
+
+
+async def is_running(client: Client, workflow_id: str) -> bool:
+    """Whether ``workflow_id`` has a running execution (False when there is none at all)."""
+    try:
+        desc = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return desc.status == WorkflowExecutionStatus.RUNNING

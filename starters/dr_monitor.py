@@ -20,9 +20,7 @@ import asyncio
 import os
 import sys
 
-from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.service import RPCError, RPCStatusCode
 
 from engine import temporal
 from engine.config import InputError, load_config
@@ -32,21 +30,11 @@ from engine.temporal import ConnectionSettingsError
 from starters.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_REFUSED, fail
 
 
-async def _running(client: Client, workflow_id: str) -> bool:
-    try:
-        desc = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return desc.status == WorkflowExecutionStatus.RUNNING
-
-
 async def main_async(command: str, spec: DrSpec, reason: str) -> int:
     client = await temporal.connect()
     workflow_id = temporal.dr_workflow_id(spec.app, spec.environment, "monitor")
     if command == "start":
-        already = await _running(client, workflow_id)
+        already = await temporal.is_running(client, workflow_id)
         handle = await client.start_workflow(
             "DrMonitor",
             MonitorRequest(dr=spec),
@@ -63,7 +51,7 @@ async def main_async(command: str, spec: DrSpec, reason: str) -> int:
             f" ({'automatically' if spec.auto_approve else 'an approver approves'})"
         )
         return EXIT_OK
-    if not await _running(client, workflow_id):
+    if not await temporal.is_running(client, workflow_id):
         return fail(f"no DR monitor runs for {spec.app}/{spec.environment} ({workflow_id})", EXIT_REFUSED)
     handle = client.get_workflow_handle(workflow_id)
     if command == "stop":

@@ -24,10 +24,10 @@ import asyncio
 import os
 import sys
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from engine import temporal
 from engine.config import InputError, load_config
@@ -55,16 +55,6 @@ def format_report(report: DrReport, indent: str = "") -> str:
     return "\n".join(lines)
 
 
-async def running(client: Client, workflow_id: str) -> bool:
-    try:
-        desc = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return desc.status == WorkflowExecutionStatus.RUNNING
-
-
 async def follow(handle: WorkflowHandle, out: object = print) -> DrResult:
     """Print decisions as they come, then the result."""
     seen = 0
@@ -88,7 +78,7 @@ async def start(args: argparse.Namespace, spec: DrSpec, identity: str) -> int:
     client = await temporal.connect()
     if args.drill:
         release = temporal.release_workflow_id(spec.app, spec.environment)
-        if await running(client, release):
+        if await temporal.is_running(client, release):
             return fail(f"a release runs in {spec.environment!r} ({release}): no drill now", EXIT_REFUSED)
         workflow, arg = (
             "DrDrill",
