@@ -19,6 +19,7 @@ import asyncio
 import json
 
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import FailureError
 from temporalio.service import RPCError
 
 from engine import temporal
@@ -85,7 +86,8 @@ async def main(argv: list[str] | None = None) -> int:
         msg = f"no worker answered within {ANSWER_WITHIN:g}s: is worker.py running on this task queue?"
         return fail(msg, EXIT_REFUSED)
     except WorkflowUpdateFailedError as exc:
-        return fail(f"{args.action} refused: {exc.cause}", EXIT_REFUSED)
+        reason = exc.cause.message if isinstance(exc.cause, FailureError) else str(exc.cause)
+        return fail(f"{args.action} refused: {reason}", EXIT_REFUSED)
     except RPCError as exc:
         return fail(f"no release to {args.action} in {env.name}: {exc.message}", EXIT_REFUSED)
     print(answer)

@@ -309,12 +309,12 @@ async def test_approvals_are_refused_unless_from_an_approver_for_this_release(
     await refused(["approve", "--as", "alice", "--version", "v1;ls"], "String should match pattern", 2)
     await refused(["approve", "--as", "  "], "String should have at least 1 character", 2)
     await refused(["approve", "--as", "alice", "--env", "prod"], "unknown environment 'prod'", 2)
-    await refused(["resume", "--as", "alice"], "refused: ValueError: the release is not paused")
+    await refused(["resume", "--as", "alice"], "resume refused: the release is not paused")
 
     assert await control.main(["approve", "--as", "alice", "--config", config]) == control.EXIT_OK
     assert capsys.readouterr().out.strip() == "approved by alice"
     # Sent twice: the second finds nothing awaiting approval (the run holds in its timed pause).
-    await refused(["approve", "--as", "alice"], "refused: ValueError: nothing awaits approval")
+    await refused(["approve", "--as", "alice"], "approve refused: nothing awaits approval")
     status = await strategy_status(client)
     assert [(d.what, d.by) for d in status.refused] == [
         ("refused approve", "mallory"),
