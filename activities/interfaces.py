@@ -97,6 +97,24 @@ class Smoke(Protocol):
         ...
 
 
+class ImageRegistry(Protocol):
+    """Where release images live (built from an ``ImageSpec``); promotion copies by digest."""
+
+    def resolve(self, repository: str, reference: str) -> str | None:
+        """The digest of ``repository:reference`` (a tag or a digest); None when it is not there."""
+        ...
+
+    def promote(self, source: str, digest: str, target: str, tag: str) -> str:
+        """Copy ``source@digest`` to ``target:tag`` by digest and return the digest stored under the tag.
+
+        Idempotent (the tag already at ``digest`` is success). A release tag never moves: the tag
+        at another digest is refused (:class:`BadRequest`), whatever the repository allows.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
 # Disaster recovery: built from a DrSpec (engine.contracts.dr), one provider per file under
 # activities/database/, activities/global_entry/, activities/regions/.
 

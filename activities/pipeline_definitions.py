@@ -18,7 +18,6 @@ from temporalio.exceptions import ApplicationError
 from activities import registry
 from activities.checks.dependencies import CHECKS
 from activities.definitions import _refuse_bad_requests
-from activities.images.oci import RegistryClient
 from activities.infra.terraform import Terraform
 from activities.interfaces import BadRequest
 from activities.notify import webhook
@@ -68,7 +67,7 @@ def check_dependency(req: DependencyCheck) -> CheckResult:
 @_refuse_bad_requests
 def resolve_image(req: ImageLookup) -> ImageFound:
     """The digest of the release's tag in a repository (None when it is not there)."""
-    client = RegistryClient(req.image.registry)
+    client = registry.images(req.image)
     try:
         with _registry_reachable(req.image.registry):
             digest = client.resolve(req.repository, req.image.tag)
@@ -80,9 +79,13 @@ def resolve_image(req: ImageLookup) -> ImageFound:
 @activity.defn(name="image.promote")
 @_refuse_bad_requests
 def promote_image(req: PromoteRequest) -> PromoteResult:
-    """Copy the CI image to production by digest and verify the digest stored (idempotent)."""
+    """Copy the CI image to production by digest and verify the digest stored (idempotent).
+
+    Any ``images`` provider (OCI registry, ECR); a production tag already at another digest is
+    refused by the provider: release tags do not move.
+    """
     image = req.image
-    client = RegistryClient(image.registry)
+    client = registry.images(image)
     try:
         with _registry_reachable(image.registry):
             previous = client.resolve(image.production_repository, image.tag)

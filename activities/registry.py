@@ -11,9 +11,19 @@ import importlib
 from functools import cache
 from typing import Any
 
-from activities.interfaces import Database, GlobalEntry, Metrics, Platform, Regions, Router, Smoke
+from activities.interfaces import (
+    Database,
+    GlobalEntry,
+    ImageRegistry,
+    Metrics,
+    Platform,
+    Regions,
+    Router,
+    Smoke,
+)
 from engine.contracts import EnvironmentSpec
 from engine.contracts.dr import DrSpec
+from engine.contracts.pipeline import ImageSpec
 
 _PROVIDERS: dict[str, dict[str, str]] = {
     "platform": {
@@ -37,6 +47,10 @@ _PROVIDERS: dict[str, dict[str, str]] = {
     "global_entry": {
         "haproxy-local": "activities.global_entry.haproxy_local:LocalGlobalEntry",
         "route53": "activities.global_entry.route53:Route53GlobalEntry",  # needs DrSpec.aws
+    },
+    "images": {  # built from an ImageSpec (release pipeline), see images()
+        "oci": "activities.images.oci:RegistryClient",
+        "ecr": "activities.images.ecr:EcrImages",
     },
     "regions": {"local": "activities.regions.local:LocalRegions"},
 }
@@ -70,6 +84,16 @@ def metrics(env: EnvironmentSpec) -> Metrics:
 
 def smoke(env: EnvironmentSpec) -> Smoke:
     return _build("smoke", env.providers.smoke, env)
+
+
+def images(spec: ImageSpec) -> ImageRegistry:
+    """A fresh client of the release's image registry (not cached: the caller closes it)."""
+    target = _PROVIDERS["images"].get(spec.provider)
+    if target is None:
+        msg = f"no images provider named {spec.provider!r} (known: {', '.join(_PROVIDERS['images'])})"
+        raise LookupError(msg)
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls).from_spec(spec)  # type: ignore[no-any-return]
 
 
 @cache

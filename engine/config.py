@@ -60,6 +60,7 @@ AVAILABLE_PROVIDERS: dict[str, tuple[str, ...]] = {
     "smoke": ("http",),
     "database": ("postgres-local",),
     "global_entry": ("haproxy-local",),
+    "images": ("oci", "ecr"),
     "regions": ("local",),
 }
 """Providers this engine ships; activities/registry.py maps each name to its class."""

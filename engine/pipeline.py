@@ -11,7 +11,7 @@ value means "the local platform's own service" (ports from the environment's por
 
     release:
       checks: {database: local, redis: local, http: [local]}
-      images: {registry: local}
+      images: {registry: local}      # or {provider: ecr}: region and role from environments.NAME.aws
       terraform: {root: infrastructure/local/terraform, vars: {cache_size_mb: 64}}
       webhook_url: https://hooks.slack.com/services/...   # or DEPLOY_WEBHOOK_URL
 
@@ -50,7 +50,12 @@ class ChecksConfig(Strict):
 
 
 class ImagesConfig(Strict):
-    registry: Url | None = Field(default=None, description="http(s)://registry, or local")
+    provider: str = Field(
+        default="oci", description="oci: an OCI registry's HTTP API at `registry`; ecr: Amazon ECR"
+    )
+    registry: Url | None = Field(
+        default=None, description="http(s)://registry, or local (oci); ECR: only named in messages"
+    )
     ci_repository: str = "ci/{app}"
     production_repository: str = "production/{app}"
 
@@ -105,18 +110,7 @@ def resolve_pipeline(config: DeployConfig, spec: ReleaseSpec) -> PipelineSpec:
         if url == "local":
             target = f"http://127.0.0.1:{_local_port(env, 58, 'http')}/healthz"
         checks.append(DependencyCheck(kind="http", name=f"http dependency {i + 1}", target=target))
-    image = None
-    if section.images.registry:
-        registry = section.images.registry
-        if registry == "local":
-            registry = f"http://127.0.0.1:{_local_port(env, 55, 'registry')}"
-        app = spec.app.name
-        image = ImageSpec(
-            registry=registry,
-            ci_repository=section.images.ci_repository.format(app=app),
-            production_repository=section.images.production_repository.format(app=app),
-            tag=spec.version,
-        )
+    image = _image(section.images, spec)
     terraform = None
     if section.terraform:
         root = (REPO_ROOT / section.terraform.root).resolve()
@@ -132,3 +126,32 @@ def resolve_pipeline(config: DeployConfig, spec: ReleaseSpec) -> PipelineSpec:
             vars=section.terraform.vars,
         )
     return PipelineSpec(release=spec, checks=checks, image=image, terraform=terraform, webhook_url=webhook)
+
+
+def _image(images: ImagesConfig, spec: ReleaseSpec) -> ImageSpec | None:
+    """The image stage's plan (None: no registry configured), refused early when it cannot work."""
+    from engine.config import AVAILABLE_PROVIDERS, InputError  # noqa: PLC0415 - engine.config imports this
+
+    env, where = spec.environment, f"environments.{spec.environment.name}.release.images"
+    if images.provider not in AVAILABLE_PROVIDERS["images"]:
+        known = ", ".join(AVAILABLE_PROVIDERS["images"])
+        msg = f"{where}.provider: no images provider named {images.provider!r} (available: {known})"
+        raise InputError(msg)
+    app = spec.app.name
+    repositories = {
+        "ci_repository": images.ci_repository.format(app=app),
+        "production_repository": images.production_repository.format(app=app),
+        "tag": spec.version,
+    }
+    if images.provider == "ecr":
+        if env.aws is None:
+            msg = f"{where}: provider ecr takes region and role from environments.{env.name}.aws (not set)"
+            raise InputError(msg)
+        registry = images.registry or f"ECR {env.aws.region}"
+        return ImageSpec(provider="ecr", registry=registry, aws=env.aws, **repositories)
+    if not images.registry:
+        return None
+    registry = images.registry
+    if registry == "local":
+        registry = f"http://127.0.0.1:{_local_port(env, 55, 'registry')}"
+    return ImageSpec(provider=images.provider, registry=registry, **repositories)

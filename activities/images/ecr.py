@@ -8,9 +8,9 @@ another digest is refused (immutable repositories refuse it anyway; a mutable on
 silently move a release tag). The stored digest is read back and compared.
 
 ECR needs the image's layers in the target repository; within one registry, enable ECR's
-blob mounting (or copy the layers first). The same methods as
-``activities.images.oci.RegistryClient`` (resolve, promote) so the image activities can use
-either.
+blob mounting (or copy the layers first). The ``images`` provider ``ecr``
+(activities/registry.py, :class:`~activities.interfaces.ImageRegistry`): region, role and
+endpoint are the environment's ``aws`` settings; repositories are names or repository URLs.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 from activities.cloud import aws
 from activities.interfaces import BadRequest
 from engine.contracts import AwsSettings
+from engine.contracts.pipeline import ImageSpec
 
 MEDIA_TYPES = [
     "application/vnd.oci.image.manifest.v1+json",
@@ -37,6 +38,16 @@ def repository_name(url_or_name: str) -> str:
 class EcrImages:
     def __init__(self, settings: AwsSettings) -> None:
         self._ecr = aws.client(settings, "ecr")
+
+    @classmethod
+    def from_spec(cls, spec: ImageSpec) -> EcrImages:
+        if spec.aws is None:
+            msg = "ECR image promotion needs the environment's aws settings (region, role)"
+            raise BadRequest(msg)
+        return cls(spec.aws)
+
+    def close(self) -> None:
+        """Nothing to release (boto3 clients hold pooled connections of their own)."""
 
     def _get(self, repository: str, image_id: dict[str, str]) -> dict[str, Any] | None:
         with aws.refusals("RepositoryNotFoundException", what=f"repository {repository}"):

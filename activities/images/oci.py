@@ -4,7 +4,8 @@ Promotion copies by digest: the manifest is read from the source repository by
 digest, its blobs are mounted into the target repository (no bytes move when both
 live in one registry, pushed otherwise), and the same manifest bytes are put under
 the release tag. The registry answers with the digest it stored, which must be the
-one CI built.
+one CI built. A release tag never moves: the tag already at that digest is success, at
+another digest it is refused. The ``images`` provider ``oci`` (activities/registry.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 
 from activities.interfaces import BadRequest
+from engine.contracts.pipeline import ImageSpec
 
 MANIFEST_TYPES = ", ".join(
     (
@@ -39,6 +41,10 @@ class RegistryClient:
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    @classmethod
+    def from_spec(cls, spec: ImageSpec) -> RegistryClient:
+        return cls(spec.registry)
 
     # ---- reading -----------------------------------------------------------------------------
     def resolve(self, repository: str, reference: str) -> str | None:
@@ -123,6 +129,12 @@ class RegistryClient:
         manifest: dict[str, Any] = json.loads(body)
         if "manifests" in manifest:
             msg = f"{source}@{digest} is an index; promote a single-platform image"
+            raise BadRequest(msg)
+        current = self.resolve(target, tag)
+        if current == got:
+            return got
+        if current is not None:
+            msg = f"{target}:{tag} already points to {current}; a release tag does not move"
             raise BadRequest(msg)
         for blob in [manifest["config"], *manifest.get("layers", [])]:
             self.mount_blob(source, target, blob["digest"])

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from engine.contracts import EnvironmentSpec, ReleaseSpec, Strict
+from engine.contracts import AwsSettings, EnvironmentSpec, ReleaseSpec, Strict
 
 STRATEGY_WORKFLOWS: dict[str, str] = {
     "canary": "CanaryRelease",
@@ -34,6 +34,10 @@ class ImageSpec(Strict):
     ci_repository: str
     production_repository: str
     tag: str
+    provider: str = "oci"
+    """The ``images`` provider (activities/registry.py): ``oci`` (``registry``'s HTTP API) or ``ecr``."""
+    aws: AwsSettings | None = None
+    """ECR: the environment's region, role and endpoint."""
 
 
 class TerraformSpec(Strict):
