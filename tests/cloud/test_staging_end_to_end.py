@@ -1,5 +1,7 @@
-"""End to end on ``environment: staging``: the real CanaryRelease and BlueGreenRelease workflows,
-on a real Temporal dev server with an in-process worker, against the AWS and Kubernetes providers.
+"""End to end on ``environment: staging``: the real CanaryRelease and BlueGreenRelease workflows
+(the first canary as the child of the Release pipeline, which finds and promotes the image in
+ECR), on a real Temporal dev server with an in-process worker, against the AWS and Kubernetes
+providers.
 
 The release spec comes from the repository's deploy-code.yaml through ``engine.config``
 (``load_config`` / ``resolve_release``); only what points at real AWS and a real cluster is
@@ -16,7 +18,8 @@ shrunk to fractions of a second). The workflows do not know they run on AWS: tha
   independently of the router's own read-back;
 * analysis ``cloudwatch`` against moto: the test publishes the canary version's 5xx ratio
   with ``put_metric_data`` (playing the service's metrics pipeline);
-* smoke ``http``.
+* smoke ``http``;
+* images ``ecr`` against moto (``release.images`` of staging): CI's image put by the test.
 
 Not real here: moto's ALB serves no traffic, so blue-green's preview route cannot be
 requested; the test sets ``preview_requests: 0`` and no pre-promotion analysis (which sends
@@ -26,6 +29,8 @@ traffic through the preview route). The preview route itself is still set and re
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 import uuid
@@ -49,6 +54,8 @@ from activities.platform.kubernetes import KubernetesPlatform
 from engine import temporal
 from engine.config import DeployConfig, load_config, resolve_release
 from engine.contracts import AwsSettings, Phase, ReleaseResult, ReleaseSpec
+from engine.contracts.pipeline import PipelineSpec
+from engine.pipeline import resolve_pipeline
 from infrastructure.local.layout import Layout
 from infrastructure.local.temporal_server import TemporalServer
 from starters.deploy import start_or_attach
@@ -161,6 +168,7 @@ class MetricsPipeline(threading.Thread):
 class Staging:
     config: DeployConfig
     elb: Any
+    ecr: Any
     groups: dict[str, str]
     listener: str
     preview: str
@@ -174,6 +182,10 @@ class Staging:
     def spec(self, version: str, strategy: str) -> ReleaseSpec:
         return resolve_release(self.config, version, strategy, "staging", requested_by="pytest")
 
+    def pipeline(self, version: str, strategy: str) -> PipelineSpec:
+        """The release pipeline around the strategy, as ``starters/deploy.py --pipeline`` resolves it."""
+        return resolve_pipeline(self.config, self.spec(version, strategy))
+
     def platform(self) -> KubernetesPlatform:
         return KubernetesPlatform(self.spec(STABLE, "canary").environment)
 
@@ -183,6 +195,26 @@ class Staging:
         ]
         by_arn = {arn: pool for pool, arn in self.groups.items()}
         return {by_arn[g["TargetGroupArn"]]: g["Weight"] for g in action["ForwardConfig"]["TargetGroups"]}
+
+    def push_ci_image(self, ci: str, production: str, version: str) -> str:
+        """CI's build of ``version`` in ECR (the production repository is immutable); its digest."""
+        for repository, mutability in ((ci, "MUTABLE"), (production, "IMMUTABLE")):
+            self.ecr.create_repository(repositoryName=repository, imageTagMutability=mutability)
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {
+                    "mediaType": "application/vnd.docker.container.image.v1+json",
+                    "size": len(version),
+                    "digest": "sha256:" + hashlib.sha256(version.encode()).hexdigest(),
+                },
+                "layers": [],
+            }
+        )
+        digest = "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
+        self.ecr.put_image(repositoryName=ci, imageManifest=manifest, imageTag=version, imageDigest=digest)
+        return digest
 
     def targets(self, pool: str) -> list[str]:
         health = self.elb.describe_target_health(TargetGroupArn=self.groups[pool])["TargetHealthDescriptions"]
@@ -231,6 +263,7 @@ def staging_config(moto: str, alb: dict[str, Any], kubeconfig: Path, port: int) 
         container_port=port,
         rollout_timeout=timedelta(seconds=60),
     )
+    env["release"]["images"].update(ci_repository=unique("ci/{app}"), production_repository=unique("{app}"))
     strategies = env["strategies"]
     strategies["canary"]["background_analysis"]["chunk"] = timedelta(seconds=2)
     # moto's ALB answers no requests: nothing can be sent through the preview listener.
@@ -306,7 +339,8 @@ def staging(
     watcher = Watcher(aws.client(settings, "elbv2"), listener, preview, groups)
     metrics = MetricsPipeline(aws.client(settings, "cloudwatch"), "sample-api")
     config = staging_config(moto, alb, kube.kubeconfig, port)
-    s = Staging(config, elb, groups, listener, preview, kube, pods, watcher, metrics, port)
+    ecr = aws.client(settings, "ecr")
+    s = Staging(config, elb, ecr, groups, listener, preview, kube, pods, watcher, metrics, port)
     # The release before this one: STABLE in blue (as a previous release left it), registered.
     s.platform().start(version=STABLE, pool="blue", count=3, progress=lambda _: None)
     wait_for(lambda: len(s.targets("blue")) == 3)
@@ -321,7 +355,7 @@ def staging(
         assert pods.alive() == []
 
 
-async def run(client: Client, spec: ReleaseSpec, task_queue: str) -> ReleaseResult:
+async def run(client: Client, spec: ReleaseSpec | PipelineSpec, task_queue: str) -> ReleaseResult:
     handle, attached = await start_or_attach(client, spec, task_queue=task_queue)
     assert not attached
     return await handle.result()
@@ -336,18 +370,31 @@ def decisions(result: ReleaseResult) -> list[str]:
 # --------------------------------------------------------------------------- #
 
 
-async def test_canary_on_staging_shifts_alb_weights_and_retires_blue(
+async def test_release_pipeline_on_staging_promotes_in_ecr_then_canaries_on_the_alb(
     staging: Staging, client: Client, task_queue: str
 ) -> None:
+    """The Release workflow: image found in ECR's CI repository, promoted by digest, the canary
+    (CanaryRelease, as its child) shifts the ALB step by step, post-deployment smoke passes."""
     version = f"v2.{uuid.uuid4().int % 1000}.0"
+    pipeline = staging.pipeline(version, "canary")
+    image = pipeline.image
+    assert image is not None and image.provider == "ecr"
+    digest = staging.push_ci_image(image.ci_repository, image.production_repository, version)
     staging.metrics.ratios[version] = 0.0  # healthy canary
     blue_addresses = [i.address for i in staging.platform().list_instances() if i.pool == "blue"]
     assert {staging.answers(a) for a in blue_addresses} == {STABLE}
 
-    result = await run(client, staging.spec(version, "canary"), task_queue)
+    result = await run(client, pipeline, task_queue)
 
     assert result.outcome == "succeeded", decisions(result)
     assert result.status.phase == Phase.SUCCEEDED
+    stages = {st.name: st.verdict for st in result.status.stages}
+    assert stages["image promotion"] == stages["strategy"] == stages["post-deployment"] == "passed", stages
+    # ECR: the production tag is CI's digest, read back from moto.
+    stored = staging.ecr.batch_get_image(
+        repositoryName=image.production_repository, imageIds=[{"imageTag": version}]
+    )["images"]
+    assert [i["imageId"]["imageDigest"] for i in stored] == [digest]
     # Every step of deploy-code.yaml's staging canary, read back from moto as it happened.
     assert staging.watcher.green_share() == [0, 10, 50, 100]
     assert staging.weights() == {"blue": 0, "green": 100}
