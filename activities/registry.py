@@ -42,17 +42,20 @@ _PROVIDERS: dict[str, dict[str, str]] = {
     "smoke": {"http": "activities.smoke.http:HttpSmoke"},
     "database": {
         "postgres-local": "activities.database.postgres_local:LocalPostgres",
-        "rds": "activities.database.rds:RdsDatabase",  # needs DrSpec.aws (contracts.aws_dr.AwsDrSettings)
+        "rds": "activities.database.rds:RdsDatabase",  # reads DrSpec.aws
     },
     "global_entry": {
         "haproxy-local": "activities.global_entry.haproxy_local:LocalGlobalEntry",
-        "route53": "activities.global_entry.route53:Route53GlobalEntry",  # needs DrSpec.aws
+        "route53": "activities.global_entry.route53:Route53GlobalEntry",  # reads DrSpec.aws
     },
     "images": {  # built from an ImageSpec (release pipeline), see images()
         "oci": "activities.images.oci:RegistryClient",
         "ecr": "activities.images.ecr:EcrImages",
     },
-    "regions": {"local": "activities.regions.local:LocalRegions"},
+    "regions": {
+        "local": "activities.regions.local:LocalRegions",
+        "kubernetes": "activities.regions.kubernetes:KubernetesRegions",  # reads DrSpec.kubernetes
+    },
 }
 
 

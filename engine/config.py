@@ -58,10 +58,10 @@ AVAILABLE_PROVIDERS: dict[str, tuple[str, ...]] = {
     "router": ("haproxy", "alb", "kubernetes"),
     "analysis": ("prometheus", "cloudwatch"),
     "smoke": ("http",),
-    "database": ("postgres-local",),
-    "global_entry": ("haproxy-local",),
+    "database": ("postgres-local", "rds"),
+    "global_entry": ("haproxy-local", "route53"),
     "images": ("oci", "ecr"),
-    "regions": ("local",),
+    "regions": ("local", "kubernetes"),
 }
 """Providers this engine ships; activities/registry.py maps each name to its class."""
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 
 from engine.config import AVAILABLE_PROVIDERS, REPO_ROOT, DeployConfig, InputError, resolve_environment
-from engine.contracts.dr import DrLocal, DrSpec
+from engine.contracts.dr import DrConfig, DrLocal, DrSpec
 
 DEFAULT_DR_STATE_DIR = REPO_ROOT / ".state" / "dr"
 DEFAULT_DR_PORT_BASE = 19000
+AWS_PROVIDERS = frozenset({"rds", "route53"})
+"""DR providers that read ``dr.aws``."""
 
 
 def resolve_dr(
@@ -34,6 +36,7 @@ def resolve_dr(
                 f"does not ship yet (available: {', '.join(AVAILABLE_PROVIDERS[capability])})"
             )
             raise InputError(msg)
+    _check_settings(env_spec.name, dr)
     if dr.providers.regions == "local" and local is None:
         local = DrLocal(
             state_dir=(dr.local and dr.local.state_dir)
@@ -60,7 +63,34 @@ def resolve_dr(
         approvers=env_spec.approvers,
         approval_timeout=env_spec.approval_timeout,
         local=local if dr.providers.regions == "local" else None,
+        aws=dr.aws,
+        kubernetes=dr.kubernetes,
     )
+
+
+def _check_settings(env: str, dr: DrConfig) -> None:
+    """The providers chosen have the settings they read (config error, not a failure mid-failover)."""
+    where = f"environments.{env}.dr"
+    aws_users = [f"{c} {p!r}" for c, p in (("database", dr.providers.database), ("global_entry",
+                 dr.providers.global_entry)) if p in AWS_PROVIDERS]  # fmt: skip
+    if aws_users and dr.aws is None:
+        msg = (
+            f"{where} selects {' and '.join(aws_users)}, which need {where}.aws "
+            "(route53_zone_id, api_record_name and per region: aws.region, db_instance_id, record_value)"
+        )
+        raise InputError(msg)
+    if dr.providers.regions == "kubernetes" and dr.kubernetes is None:
+        msg = (
+            f"{where} selects regions 'kubernetes', which needs {where}.kubernetes "
+            "(per region: kubernetes.kubeconfig/context or in_cluster, namespace, app, image)"
+        )
+        raise InputError(msg)
+    if dr.providers.database == "rds" and dr.synchronous_replication:
+        msg = (
+            f"{where}: RDS cross-region read replicas replicate asynchronously only; "
+            "set synchronous_replication: false"
+        )
+        raise InputError(msg)
 
 
 def check_region(spec: DrSpec, region: str) -> str:

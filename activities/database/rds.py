@@ -1,19 +1,33 @@
-"""DR database provider: Amazon RDS with a cross-region read replica.
+"""DR database provider: Amazon RDS (PostgreSQL) with a cross-region read replica.
 
-Nodes are named by DR region (``AwsDrSettings.regions``). ``node`` reads the instance
-(``describe_db_instances``): a replica (``ReadReplicaSourceDBInstanceIdentifier``) is the
-standby, otherwise the primary; the replica lag is CloudWatch's ``ReplicaLag`` (seconds) of
-the replica. ``promote`` refuses an instance that is not a replica (unless this provider
-promoted it before: the tag ``deploy-code:promoted``, so promotion is idempotent), calls
-``promote_read_replica`` and waits until the instance is ``available`` and no longer
-reports a source. ``fence`` stops the old primary (``stop_db_instance``) and tags it
-``deploy-code:fenced``; an unreachable one returns False. RDS cross-region replication is
-asynchronous only: asking for synchronous replication is refused. ``rebuild_as_standby``
-would need a new replica instance and is refused with a clear message (an operator job).
+Settings: ``DrSpec.aws`` (:class:`~engine.contracts.aws_dr.AwsDrSettings`); nodes are named
+by DR region, each an RDS instance in its region's account/region.
+
+* ``node``: ``describe_db_instances``. An instance that reports
+  ``ReadReplicaSourceDBInstanceIdentifier`` is the standby, otherwise the primary. The lag of
+  the replica is CloudWatch's ``ReplicaLag`` (seconds) of the replica; with no datapoint in
+  the last 5 minutes the replica's state is ``unknown`` (the failover then refuses unless
+  forced: an unmeasured lag is not a small one). RDS gives no byte position: ``lag_bytes`` 0.
+* ``fence``: RDS refuses to stop an instance that has a read replica, so the old primary is
+  fenced the way RDS allows: ``default_transaction_read_only = 1`` in its own DB parameter
+  group (a dynamic parameter, applied at once: new transactions of every session are
+  read-only), and the tag ``deploy-code:fenced``. An instance with no replica left (already
+  detached) is also stopped. A parameter group that is AWS's default or shared with the other
+  region's instance cannot be changed safely and is refused with a clear message. An
+  instance whose API does not answer (region down) is reported unreachable (``False``).
+* ``promote``: refuses an instance that is not a replica (unless this provider promoted it:
+  tag ``deploy-code:promoted``, written *before* the call, so a retry after a crash is
+  idempotent), calls ``promote_read_replica`` and waits until the instance is ``available``
+  and no longer reports a source (what RDS shows once the promotion is done).
+* ``catch_up``: waits until ``ReplicaLag`` is 0; returns the seconds of lag left, rounded up
+  (RDS has no bytes; 0 only when CloudWatch says 0).
+* Replication is asynchronous only (``set_replication(synchronous=True)`` is refused);
+  ``rebuild_as_standby`` would be a new replica instance (Terraform), refused with a message.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,34 +36,47 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from activities.cloud import aws
 from activities.interfaces import BadRequest, Progress
-from engine.contracts.aws_dr import AwsDrSettings
+from engine.contracts.aws_dr import AwsDrRegion, AwsDrSettings
 from engine.contracts.dr import DbNode, DrSpec, Replica
 
 PROMOTED = "deploy-code:promoted"
 FENCED = "deploy-code:fenced"
+READ_ONLY = "default_transaction_read_only"
 POLL = 5.0
 
 
-class RdsDatabase:
-    def __init__(self, spec: DrSpec, settings: AwsDrSettings | None = None) -> None:
-        settings = settings or getattr(spec, "aws", None)
-        if settings is None:
-            msg = f"environment {spec.environment!r} has no AWS DR settings"
-            raise BadRequest(msg)
-        self.settings: AwsDrSettings = settings
-        self.poll = POLL
+def settings_for(spec: DrSpec) -> AwsDrSettings:
+    if spec.aws is None:
+        env = spec.environment
+        msg = f"environment {env!r} has no AWS DR settings (environments.{env}.dr.aws)"
+        raise BadRequest(msg)
+    return spec.aws
 
-    def _region(self, region: str) -> Any:
+
+class RdsDatabase:
+    def __init__(self, spec: DrSpec) -> None:
+        self.settings = settings_for(spec)
+        self.poll = POLL
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def _region(self, region: str) -> AwsDrRegion:
         conf = self.settings.regions.get(region)
         if conf is None:
             msg = f"unknown region {region!r} (regions: {', '.join(self.settings.regions)})"
             raise BadRequest(msg)
         return conf
 
-    def _rds(self, region: str) -> Any:
-        return aws.client(self._region(region).aws, "rds")
+    def _client(self, region: str, service: str) -> Any:
+        """One client per region and service (boto3 clients are thread-safe; creating one is not cheap)."""
+        key = (region, service)
+        if key not in self._clients:
+            self._clients[key] = aws.client(self._region(region).aws, service)
+        return self._clients[key]
 
-    def _describe(self, region: str) -> dict[str, Any]:
+    def _rds(self, region: str) -> Any:
+        return self._client(region, "rds")
+
+    def describe(self, region: str) -> dict[str, Any]:
         conf = self._region(region)
         with aws.refusals("DBInstanceNotFound", "DBInstanceNotFoundFault", what=f"db {conf.db_instance_id}"):
             return self._rds(region).describe_db_instances(DBInstanceIdentifier=conf.db_instance_id)[
@@ -60,10 +87,13 @@ class RdsDatabase:
         tags = self._rds(region).list_tags_for_resource(ResourceName=arn)["TagList"]
         return {t["Key"]: t["Value"] for t in tags}
 
+    def _tag(self, region: str, arn: str, key: str) -> None:
+        self._rds(region).add_tags_to_resource(ResourceName=arn, Tags=[{"Key": key, "Value": "true"}])
+
     def replica_lag(self, region: str) -> float | None:
         """Newest ``ReplicaLag`` (s) of the region's instance over the last 5 minutes; None: no data."""
         conf = self._region(region)
-        cw = aws.client(conf.aws, "cloudwatch")
+        cw = self._client(region, "cloudwatch")
         end = datetime.fromtimestamp((int(time.time()) // 60 + 1) * 60, UTC)  # period-aligned
         r = cw.get_metric_data(
             MetricDataQueries=[
@@ -89,7 +119,7 @@ class RdsDatabase:
 
     def node(self, region: str) -> DbNode:
         try:
-            db = self._describe(region)
+            db = self.describe(region)
             tags = self._tags(region, db["DBInstanceArn"])
         except (ClientError, BotoCoreError) as exc:
             return DbNode(region=region, reachable=False, error=str(exc)[:300])
@@ -100,7 +130,13 @@ class RdsDatabase:
                 if other != region:
                     lag = self.replica_lag(other)
                     replicas.append(
-                        Replica(region=other, state="streaming", sync="async", lag_bytes=0, lag_seconds=lag)
+                        Replica(
+                            region=other,
+                            state=self._replication_state(other, lag),
+                            sync="async",
+                            lag_bytes=0,
+                            lag_seconds=lag,
+                        )
                     )
         fenced = tags.get(FENCED) == "true" or db.get("DBInstanceStatus") in ("stopping", "stopped")
         return DbNode(
@@ -111,44 +147,113 @@ class RdsDatabase:
             replicas=replicas,
         )
 
+    def _replication_state(self, replica: str, lag: float | None) -> str:
+        """``streaming`` when RDS reports nothing abnormal about the replica and its lag is measured."""
+        try:
+            infos = self.describe(replica).get("StatusInfos") or []
+        except (ClientError, BotoCoreError):
+            return "unknown"
+        for info in infos:
+            if info.get("StatusType") == "read replication" and not info.get("Normal", True):
+                return str(info.get("Status") or "error")
+        return "streaming" if lag is not None else "unknown"
+
+    # ---- fence ---------------------------------------------------------------------------------
+    def _own_parameter_group(self, region: str, db: dict[str, Any]) -> str:
+        groups = [g["DBParameterGroupName"] for g in db.get("DBParameterGroups", [])]
+        name = db["DBInstanceIdentifier"]
+        if not groups or groups[0].startswith("default."):
+            msg = (
+                f"cannot fence {name} ({region}): it uses AWS's default parameter group "
+                f"{groups[0] if groups else '(none)'}, which cannot be changed; give it its own (Terraform)"
+            )
+            raise BadRequest(msg)
+        for other in self.settings.regions:
+            if other != region:
+                try:
+                    theirs = [
+                        g["DBParameterGroupName"] for g in self.describe(other).get("DBParameterGroups", [])
+                    ]
+                except (ClientError, BotoCoreError):
+                    continue  # the other region's API is down: its group cannot be read, nor hurt
+                if groups[0] in theirs and self._region(other).aws.region == self._region(region).aws.region:
+                    msg = (
+                        f"cannot fence {name} ({region}): its parameter group {groups[0]} is also the one of "
+                        f"{other}'s instance, which would turn read-only too"
+                    )
+                    raise BadRequest(msg)
+        return groups[0]
+
+    def _read_only(self, region: str, group: str, on: bool) -> None:
+        with aws.refusals("DBParameterGroupNotFound", "InvalidDBParameterGroupState", what=f"group {group}"):
+            self._rds(region).modify_db_parameter_group(
+                DBParameterGroupName=group,
+                Parameters=[
+                    {
+                        "ParameterName": READ_ONLY,
+                        "ParameterValue": "1" if on else "0",
+                        "ApplyMethod": "immediate",
+                    }
+                ],
+            )
+
+    def read_only(self, region: str) -> bool:
+        """Whether the region's parameter group makes new transactions read-only (the fence)."""
+        db = self.describe(region)
+        group = db["DBParameterGroups"][0]["DBParameterGroupName"]
+        params = self._rds(region).describe_db_parameters(DBParameterGroupName=group, Source="user")
+        return any(
+            p["ParameterName"] == READ_ONLY and p.get("ParameterValue") == "1" for p in params["Parameters"]
+        )
+
     def fence(self, region: str) -> bool:
         try:
-            db = self._describe(region)
+            db = self.describe(region)
         except (ClientError, BotoCoreError):
             return False
-        rds = self._rds(region)
-        rds.add_tags_to_resource(ResourceName=db["DBInstanceArn"], Tags=[{"Key": FENCED, "Value": "true"}])
-        if db.get("DBInstanceStatus") == "available":
+        group = self._own_parameter_group(region, db)
+        self._tag(region, db["DBInstanceArn"], FENCED)
+        self._read_only(region, group, True)
+        if db.get("DBInstanceStatus") == "available" and not db.get("ReadReplicaDBInstanceIdentifiers"):
             with aws.refusals("InvalidDBInstanceState", "InvalidDBInstanceStateFault", what="stop to fence"):
-                rds.stop_db_instance(DBInstanceIdentifier=db["DBInstanceIdentifier"])
+                self._rds(region).stop_db_instance(DBInstanceIdentifier=db["DBInstanceIdentifier"])
         return True
 
     def unfence(self, region: str) -> None:
-        db = self._describe(region)
+        db = self.describe(region)
         rds = self._rds(region)
         if db.get("DBInstanceStatus") in ("stopped", "stopping"):
             rds.start_db_instance(DBInstanceIdentifier=db["DBInstanceIdentifier"])
+        self._read_only(region, self._own_parameter_group(region, db), False)
         rds.remove_tags_from_resource(ResourceName=db["DBInstanceArn"], TagKeys=[FENCED])
 
+    # ---- promote -------------------------------------------------------------------------------
     def promote(self, region: str) -> bool:
-        db = self._describe(region)
+        db = self.describe(region)
+        name, arn = db["DBInstanceIdentifier"], db["DBInstanceArn"]
         if not db.get("ReadReplicaSourceDBInstanceIdentifier"):
-            if self._tags(region, db["DBInstanceArn"]).get(PROMOTED) == "true":
+            if self._tags(region, arn).get(PROMOTED) == "true":
                 return True
-            name = db["DBInstanceIdentifier"]
             msg = f"RDS instance {name} ({region}) is not a read replica; nothing to promote"
             raise BadRequest(msg)
-        rds = self._rds(region)
+        self._tag(
+            region, arn, PROMOTED
+        )  # first: a retry after a crash finds it promoted, not "not a replica"
         with aws.refusals("InvalidDBInstanceState", "InvalidDBInstanceStateFault", what="promote"):
-            rds.promote_read_replica(DBInstanceIdentifier=db["DBInstanceIdentifier"])
-        rds.add_tags_to_resource(ResourceName=db["DBInstanceArn"], Tags=[{"Key": PROMOTED, "Value": "true"}])
+            self._rds(region).promote_read_replica(DBInstanceIdentifier=name)
         deadline = time.monotonic() + self.settings.change_timeout
         while True:
-            now = self._describe(region)
-            if now.get("DBInstanceStatus") == "available":
+            now = self.describe(region)
+            if now.get("DBInstanceStatus") == "available" and not now.get(
+                "ReadReplicaSourceDBInstanceIdentifier"
+            ):
                 return False
             if time.monotonic() > deadline:
-                msg = f"{db['DBInstanceIdentifier']} is {now.get('DBInstanceStatus')} after promotion"
+                msg = (
+                    f"{name} is {now.get('DBInstanceStatus')} (source "
+                    f"{now.get('ReadReplicaSourceDBInstanceIdentifier')}) {self.settings.change_timeout:g}s "
+                    "after promote_read_replica"
+                )
                 raise RuntimeError(msg)
             time.sleep(self.poll)
 
@@ -164,13 +269,14 @@ class RdsDatabase:
             raise BadRequest("RDS cross-region read replicas replicate asynchronously only")
 
     def catch_up(self, *, standby: str, primary: str, timeout: float, progress: Progress) -> int:
-        """Wait until the replica's ReplicaLag is 0; returns the lag left in seconds (no bytes on RDS)."""
+        """Wait until the replica's ReplicaLag is 0; returns the seconds still behind, rounded up
+        (RDS reports no bytes), or -1 when CloudWatch had no datapoint."""
         deadline = time.monotonic() + timeout
         while True:
             lag = self.replica_lag(standby)
             if lag is not None and lag <= 0:
                 return 0
             if time.monotonic() > deadline:
-                return int(lag) if lag is not None else -1
+                return math.ceil(lag) if lag is not None else -1
             progress(f"replica lag of {standby}: {lag}")
             time.sleep(self.poll)

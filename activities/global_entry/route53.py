@@ -1,10 +1,20 @@
 """DR global entry provider: Route53 failover records.
 
-One failover record pair (``api_record_name`` in ``route53_zone_id``): the active region's
-record is PRIMARY, the other SECONDARY. ``switch`` UPSERTs both in one change batch (the
-target first, so there is always a PRIMARY) and waits until the change is INSYNC. Before
+One failover record pair (``api_record_name`` in ``route53_zone_id``), one record per region
+(its ``set_identifier``; an A alias to the region's ALB with ``alias_zone_id``, as Terraform
+creates them, else a CNAME): the active region's record is PRIMARY, the other SECONDARY.
+``switch`` UPSERTs both in one change batch (the target first, so there is always a
+PRIMARY) and waits until the change is INSYNC. Before
 switching to a region with a health check, the health check must not be failing at every
 checker (``get_health_check_status``). ``active`` is the region of the PRIMARY record.
+Settings: ``DrSpec.aws`` (:class:`~engine.contracts.aws_dr.AwsDrSettings`).
+
+``url`` is ``{entry_scheme}://{value of the PRIMARY record}``, read from Route53: what a
+resolver returns for ``api_record_name`` once the change is INSYNC and the old answer's
+TTL has passed. The write probe goes there rather than to ``api_record_name`` so that it
+verifies the record in force, not whatever answer a resolver on the worker still caches
+(clients keep using the old region for up to ``ttl`` seconds; the RTO does not include that).
+With ``https`` the region's ALB needs a certificate that covers its own DNS name.
 """
 
 from __future__ import annotations
@@ -14,19 +24,18 @@ from typing import Any
 
 from activities.cloud import aws
 from activities.interfaces import BadRequest
-from engine.contracts.aws_dr import AwsDrSettings
 from engine.contracts.dr import DrSpec
 
 POLL = 2.0
 
 
 class Route53GlobalEntry:
-    def __init__(self, spec: DrSpec, settings: AwsDrSettings | None = None) -> None:
-        settings = settings or getattr(spec, "aws", None)
-        if settings is None:
-            msg = f"environment {spec.environment!r} has no AWS DR settings"
+    def __init__(self, spec: DrSpec) -> None:
+        if spec.aws is None:
+            env = spec.environment
+            msg = f"environment {env!r} has no AWS DR settings (environments.{env}.dr.aws)"
             raise BadRequest(msg)
-        self.settings: AwsDrSettings = settings
+        self.settings = settings = spec.aws
         first = next(iter(settings.regions.values()))
         self._r53 = aws.client(first.aws, "route53")
         self.poll = POLL
@@ -41,11 +50,18 @@ class Route53GlobalEntry:
             )
         return [x for x in r["ResourceRecordSets"] if x["Name"] == self._name() and "Failover" in x]
 
+    def _set_id(self, region: str) -> str:
+        return self.settings.regions[region].set_identifier or region
+
+    def _primary(self) -> dict[str, Any] | None:
+        return next((r for r in self.records() if r["Failover"] == "PRIMARY"), None)
+
     def active(self) -> str | None:
-        for record in self.records():
-            if record["Failover"] == "PRIMARY":
-                return record.get("SetIdentifier")
-        return None
+        record = self._primary()
+        if record is None:
+            return None
+        by_set_id = {self._set_id(r): r for r in self.settings.regions}
+        return by_set_id.get(record.get("SetIdentifier", ""), record.get("SetIdentifier"))
 
     def healthy(self, region: str) -> bool:
         check = self.settings.regions[region].health_check_id
@@ -68,12 +84,20 @@ class Route53GlobalEntry:
             conf = self.settings.regions[name]
             record: dict[str, Any] = {
                 "Name": self._name(),
-                "Type": "CNAME",
-                "SetIdentifier": name,
+                "SetIdentifier": self._set_id(name),
                 "Failover": "PRIMARY" if name == region else "SECONDARY",
-                "TTL": self.settings.ttl,
-                "ResourceRecords": [{"Value": conf.record_value}],
             }
+            if conf.alias_zone_id:
+                record["Type"] = "A"
+                record["AliasTarget"] = {
+                    "HostedZoneId": conf.alias_zone_id,
+                    "DNSName": conf.record_value,
+                    "EvaluateTargetHealth": True,
+                }
+            else:
+                record.update(
+                    Type="CNAME", TTL=self.settings.ttl, ResourceRecords=[{"Value": conf.record_value}]
+                )
             if conf.health_check_id:
                 record["HealthCheckId"] = conf.health_check_id
             changes.append({"Action": "UPSERT", "ResourceRecordSet": record})
@@ -94,4 +118,12 @@ class Route53GlobalEntry:
             raise RuntimeError(msg)
 
     def url(self) -> str:
-        return f"https://{self.settings.api_record_name.rstrip('.')}"
+        record = self._primary()
+        if record is None:
+            msg = f"no PRIMARY failover record {self._name()} in zone {self.settings.route53_zone_id}"
+            raise RuntimeError(msg)
+        if "AliasTarget" in record:
+            value = record["AliasTarget"]["DNSName"]
+        else:
+            value = record["ResourceRecords"][0]["Value"]
+        return f"{self.settings.entry_scheme}://{value.rstrip('.')}"

@@ -11,7 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from engine.contracts import Decision, Duration, Identity, Phase, Strict
+from engine.contracts import Decision, Duration, Identity, KubernetesSettings, Phase, Pool, Strict
+from engine.contracts.aws_dr import AwsDrSettings
 
 RegionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,31}$")]
 Trigger = Literal["manual", "monitor", "drill", "schedule"]
@@ -42,6 +43,39 @@ class DrLocalConfig(Strict):
     port_base: Annotated[int, Field(ge=1024, le=65000)] | None = None
 
 
+class KubernetesDrRegion(Strict):
+    """One region's cluster and the Deployment that runs the service there (EKS: one cluster per region)."""
+
+    kubernetes: KubernetesSettings
+    """Kubeconfig/context (or in-cluster), namespace, app; the Deployment is ``{app}-{pool}``."""
+    pool: Pool = "blue"
+    health_url: str | None = None
+    """The region's own entry (its ALB), e.g. ``https://alb-dns/healthz``: must answer 200 for the
+    region to be healthy. None: only the Deployment is checked."""
+    database_host: str | None = None
+    """``DATABASE_HOST`` for instances writing to this region's database when it is not RDS
+    (with ``dr.aws`` the RDS endpoint of the region's instance is used)."""
+
+
+class KubernetesDrSettings(Strict):
+    """``environments.NAME.dr.kubernetes``: the ``kubernetes`` Regions provider's clusters."""
+
+    regions: Annotated[dict[str, KubernetesDrRegion], Field(min_length=2, max_length=2)]
+    """Keyed by DR region name (the names of ``dr.regions``)."""
+    host_env: str = "DATABASE_HOST"
+    """Container env var with the database host the instances write to (empty: writes refused)."""
+    node_env: str = "DATABASE_NODE"
+    """Container env var with the DR region whose database that is (read back by ``writes_to``)."""
+
+
+def _same_regions(
+    regions: list[str], settings: AwsDrSettings | KubernetesDrSettings | None, what: str
+) -> None:
+    if settings is not None and set(settings.regions) != set(regions):
+        msg = f"{what}.regions names {sorted(settings.regions)}, but the DR regions are {regions}"
+        raise ValueError(msg)
+
+
 class DrConfig(Strict):
     """Disaster recovery of one environment."""
 
@@ -63,12 +97,18 @@ class DrConfig(Strict):
     catch_up_timeout: Duration = timedelta(seconds=30)
     drill_cron: str = "0 4 * * 1"
     local: DrLocalConfig | None = None
+    aws: AwsDrSettings | None = None
+    """RDS instances and Route53 records per region (providers ``rds`` and ``route53``)."""
+    kubernetes: KubernetesDrSettings | None = None
+    """One cluster per region (Regions provider ``kubernetes``)."""
 
     @model_validator(mode="after")
     def _distinct(self) -> DrConfig:
         if len(set(self.regions)) != len(self.regions):
             msg = f"regions must be distinct, got {self.regions}"
             raise ValueError(msg)
+        _same_regions(self.regions, self.aws, "aws")
+        _same_regions(self.regions, self.kubernetes, "kubernetes")
         if self.health_check_interval < timedelta(milliseconds=200):
             msg = "health_check_interval is below the 200ms minimum"
             raise ValueError(msg)
@@ -96,6 +136,8 @@ class DrSpec(Strict):
     approvers: list[Identity] = Field(default_factory=list)
     approval_timeout: Duration = timedelta(hours=1)
     local: DrLocal | None = None
+    aws: AwsDrSettings | None = None
+    kubernetes: KubernetesDrSettings | None = None
 
     @property
     def home(self) -> str:

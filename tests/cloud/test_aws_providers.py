@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from cloud_harness import unique
+from dr_harness import RdsInstance, RdsPlayer, put_replica_lag
 
 from activities.analysis.cloudwatch import CloudWatchMetrics
 from activities.cloud import aws
@@ -112,13 +114,7 @@ def test_ecr_promotes_by_digest_and_respects_immutable_tags(aws_settings: AwsSet
 
 def _dr(
     aws_settings: AwsSettings, primary: str, replica: str, zone: str = "Z0", record: str = "api.x"
-) -> tuple:
-    spec = DrSpec(
-        app="sample-api", environment="staging", version="v1.0.0", regions=["A", "B"],
-        providers=DrProviders(database="rds", global_entry="route53"), instances=2, standby_instances=1,
-        rpo_budget=5, health_check_interval=1, health_check_failures=3, auto_approve=False,
-        synchronous_replication=False, catch_up_timeout=5,
-    )  # fmt: skip
+) -> DrSpec:
     settings = AwsDrSettings(
         regions={
             "A": AwsDrRegion(aws=aws_settings, db_instance_id=primary, record_value="a.elb.example.com"),
@@ -128,36 +124,101 @@ def _dr(
         api_record_name=record,
         change_timeout=10,
     )
-    return spec, settings
+    return DrSpec(
+        app="sample-api", environment="staging", version="v1.0.0", regions=["A", "B"],
+        providers=DrProviders(database="rds", global_entry="route53"), instances=2, standby_instances=1,
+        rpo_budget=5, health_check_interval=1, health_check_failures=3, auto_approve=False,
+        synchronous_replication=False, catch_up_timeout=5, aws=settings,
+    )  # fmt: skip
+
+
+def _instance(rds: Any, name: str, group: str | None = None) -> dict[str, Any]:
+    extra = {"DBParameterGroupName": group} if group else {}
+    return rds.create_db_instance(
+        DBInstanceIdentifier=name, DBInstanceClass="db.t3.micro", Engine="postgres",
+        MasterUsername="app", MasterUserPassword="password123", AllocatedStorage=20, **extra,
+    )["DBInstance"]  # fmt: skip
 
 
 def test_rds_refuses_a_non_replica_and_promotes_a_replica(aws_settings: AwsSettings) -> None:
-    """Call contract only: moto's promote_read_replica changes nothing visible (see module doc)."""
+    """moto's promote_read_replica is cosmetic (the instance keeps reporting its source):
+    dr_harness.RdsPlayer, between the provider and moto, makes moto show a finished promotion."""
     rds = aws.client(aws_settings, "rds")
     primary, replica = unique("db-a"), unique("db-b")
-    rds.create_db_instance(
-        DBInstanceIdentifier=primary, DBInstanceClass="db.t3.micro", Engine="postgres",
-        MasterUsername="app", MasterUserPassword="password123", AllocatedStorage=20,
-    )  # fmt: skip
+    _instance(rds, primary)
     rds.create_db_instance_read_replica(DBInstanceIdentifier=replica, SourceDBInstanceIdentifier=primary)
-    aws.client(aws_settings, "cloudwatch").put_metric_data(
-        Namespace="AWS/RDS",
-        MetricData=[{"MetricName": "ReplicaLag", "Value": 3.0, "Timestamp": datetime.now(UTC),
-                     "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": replica}]}],
-    )  # fmt: skip
-    db = RdsDatabase(*_dr(aws_settings, primary, replica))
-    db.poll = 0.05
-    a, b = db.node("A"), db.node("B")
-    assert (a.role, b.role) == ("primary", "standby")
-    assert a.replicas[0].region == "B" and a.replicas[0].lag_seconds == 3.0  # injected lag read back
-    with pytest.raises(BadRequest, match="not a read replica"):
-        db.promote("A")
-    assert db.promote("B") is False
-    arn = rds.describe_db_instances(DBInstanceIdentifier=replica)["DBInstances"][0]["DBInstanceArn"]
-    tags = {t["Key"]: t["Value"] for t in rds.list_tags_for_resource(ResourceName=arn)["TagList"]}
+    put_replica_lag(aws_settings, replica, 3.0, datetime.now(UTC))
+    player = RdsPlayer(aws_settings.endpoint_url or "", None, [RdsInstance("B", aws_settings, replica)])
+    player.start()
+    try:
+        via_player = aws_settings.model_copy(update={"endpoint_url": player.url})
+        db = RdsDatabase(_dr(via_player, primary, replica))
+        db.poll = 0.05
+        a, b = db.node("A"), db.node("B")
+        assert (a.role, b.role) == ("primary", "standby")
+        assert a.replicas[0].region == "B" and a.replicas[0].lag_seconds == 3.0  # injected lag read back
+        assert a.replicas[0].state == "streaming"
+        with pytest.raises(BadRequest, match="not a read replica"):
+            db.promote("A")
+        assert player.calls("Action=PromoteReadReplica") == 0
+        assert db.promote("B") is False
+        assert db.promote("B") is True  # idempotent: already promoted by this provider
+        assert player.calls("Action=PromoteReadReplica") == 1 and not player.errors
+    finally:
+        player.stop()
+    got = rds.describe_db_instances(DBInstanceIdentifier=replica)["DBInstances"][0]
+    assert not got.get("ReadReplicaSourceDBInstanceIdentifier") and got["DBInstanceStatus"] == "available"
+    tags = {
+        t["Key"]: t["Value"] for t in rds.list_tags_for_resource(ResourceName=got["DBInstanceArn"])["TagList"]
+    }
     assert tags["deploy-code:promoted"] == "true"
     with pytest.raises(BadRequest, match="asynchronously"):
         db.set_replication(primary="B", standby="A", synchronous=True)
+
+
+def test_rds_lag_without_data_is_unknown_not_zero(aws_settings: AwsSettings) -> None:
+    rds = aws.client(aws_settings, "rds")
+    primary, replica = unique("db-a"), unique("db-b")
+    _instance(rds, primary)
+    rds.create_db_instance_read_replica(DBInstanceIdentifier=replica, SourceDBInstanceIdentifier=primary)
+    node = RdsDatabase(_dr(aws_settings, primary, replica)).node("A")
+    assert node.replicas[0].lag_seconds is None and node.replicas[0].state == "unknown"
+
+
+def test_rds_fence_uses_the_primarys_own_parameter_group(aws_settings: AwsSettings) -> None:
+    """RDS cannot stop an instance with a read replica: the fence is default_transaction_read_only."""
+    rds = aws.client(aws_settings, "rds")
+    primary, replica, group, other = unique("db-a"), unique("db-b"), unique("pg-a"), unique("pg-b")
+    for g in (group, other):
+        rds.create_db_parameter_group(
+            DBParameterGroupName=g, DBParameterGroupFamily="postgres15", Description=g
+        )
+    _instance(rds, primary, group)
+    rds.create_db_instance_read_replica(
+        DBInstanceIdentifier=replica, SourceDBInstanceIdentifier=primary, DBParameterGroupName=group
+    )
+    db = RdsDatabase(_dr(aws_settings, primary, replica))
+    # The replica shares the group (same AWS region): fencing would make it read-only too.
+    with pytest.raises(BadRequest, match="also the one of B"):
+        db.fence("A")
+    assert not db.node("A").fenced and not db.read_only("A")
+    rds.modify_db_instance(DBInstanceIdentifier=replica, DBParameterGroupName=other)
+    assert db.fence("A") is True
+    assert db.read_only("A") and db.node("A").fenced and not db.read_only("B")
+    got = rds.describe_db_instances(DBInstanceIdentifier=primary)["DBInstances"][0]
+    assert got["DBInstanceStatus"] == "available"  # not stopped: it still has its replica
+    db.unfence("A")
+    assert not db.read_only("A") and not db.node("A").fenced
+    # An instance on AWS's default group cannot be fenced by a parameter: refused before any change.
+    plain = unique("db-c")
+    _instance(rds, plain)
+    assert rds.describe_db_instances(DBInstanceIdentifier=plain)["DBInstances"][0]["DBParameterGroups"][0][
+        "DBParameterGroupName"
+    ].startswith("default.")
+    db = RdsDatabase(_dr(aws_settings, plain, replica))
+    with pytest.raises(BadRequest, match="default parameter group"):
+        db.fence("A")
+    assert not db.node("A").fenced
 
 
 def test_route53_switch_upserts_failover_records_and_waits_insync(aws_settings: AwsSettings) -> None:
@@ -165,8 +226,7 @@ def test_route53_switch_upserts_failover_records_and_waits_insync(aws_settings: 
     r53 = aws.client(aws_settings, "route53")
     name = unique("shop") + ".example.com"
     zone = r53.create_hosted_zone(Name=name, CallerReference=unique("ref"))["HostedZone"]["Id"].split("/")[-1]
-    spec, settings = _dr(aws_settings, "db-a", "db-b", zone=zone, record=f"api.{name}")
-    entry = Route53GlobalEntry(spec, settings)
+    entry = Route53GlobalEntry(_dr(aws_settings, "db-a", "db-b", zone=zone, record=f"api.{name}"))
     entry.poll = 0.05
     assert entry.active() is None
     entry.switch("A")
@@ -175,6 +235,6 @@ def test_route53_switch_upserts_failover_records_and_waits_insync(aws_settings: 
     records = {r["SetIdentifier"]: r for r in entry.records()}
     assert records["B"]["Failover"] == "PRIMARY" and records["A"]["Failover"] == "SECONDARY"
     assert records["B"]["ResourceRecords"] == [{"Value": "b.elb.example.com"}]
-    assert entry.url() == f"https://api.{name}"
+    assert entry.url() == "https://b.elb.example.com"  # the value of the record in force
     with pytest.raises(BadRequest, match="unknown region"):
         entry.switch("C")

@@ -1,0 +1,193 @@
+"""DR Regions provider for EKS: one cluster (kubeconfig context) per region, one Deployment each.
+
+Settings: ``DrSpec.kubernetes`` (:class:`~engine.contracts.dr.KubernetesDrSettings`): per
+region a :class:`~engine.contracts.KubernetesSettings` (cluster, namespace, app) and the
+pool; the region's Deployment is ``{app}-{pool}``, the same name the ``kubernetes``
+platform provider gives it (its rollout wait is reused here).
+
+* ``scale``: the Deployment's ``scale`` subresource, then the rollout wait of
+  :class:`activities.platform.kubernetes.KubernetesPlatform` (observedGeneration caught up,
+  updated/ready/available = replicas; fails at once on ImagePullBackOff, CrashLoopBackOff,
+  a progress deadline), reporting progress (the activity heartbeats). A missing Deployment
+  is refused by name.
+* ``use_database``: sets the app container's env ``DATABASE_HOST`` (the RDS endpoint of the
+  region's database instance with ``dr.aws``, else ``database_host``) and ``DATABASE_NODE``
+  (the DR region of that database); None: both empty, the instances refuse writes. It
+  patches the pod template (resourceVersion-checked) and does not wait: the change reaches
+  the pods through the rollout the next ``scale`` waits for; a region whose writes are being
+  stopped is protected at once by the database fence, not by this (and when that region's
+  cluster does not answer, ``use_database(region, None)`` logs it and returns).
+* ``writes_to``: ``DATABASE_NODE`` of the Deployment's pod template (None when empty, and
+  when the cluster does not answer: a lost region must not stop the failover's observation).
+* ``health``: the Deployment exists, has available replicas and no broken pod; and, when
+  ``health_url`` is set, the region's own entry (its ALB) answers 200 there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import structlog
+import urllib3
+from kubernetes import client
+
+from activities.cloud import kube
+from activities.interfaces import BadRequest, Progress
+from activities.platform.kubernetes import POLL, KubernetesPlatform, RolloutFailed
+from engine.contracts import KubernetesSettings
+from engine.contracts.dr import DrSpec, KubernetesDrRegion, KubernetesDrSettings
+
+log = structlog.get_logger()
+
+
+class _RegionCluster(KubernetesPlatform):
+    """The platform provider's Deployment handling, bound to one region's cluster."""
+
+    def __init__(self, settings: KubernetesSettings) -> None:
+        self._settings = settings
+        api = kube.api_client(settings)
+        self._apps = client.AppsV1Api(api)
+        self._core = client.CoreV1Api(api)
+        self._ns = settings.namespace
+        self.poll = POLL
+
+
+class KubernetesRegions:
+    def __init__(self, spec: DrSpec) -> None:
+        if spec.kubernetes is None:
+            env = spec.environment
+            msg = f"environment {env!r} has no Kubernetes DR settings (environments.{env}.dr.kubernetes)"
+            raise BadRequest(msg)
+        self.spec = spec
+        self.settings: KubernetesDrSettings = spec.kubernetes
+        self._clusters: dict[str, _RegionCluster] = {}
+
+    def _conf(self, region: str) -> KubernetesDrRegion:
+        conf = self.settings.regions.get(region)
+        if conf is None:
+            msg = f"unknown region {region!r} (regions: {', '.join(self.settings.regions)})"
+            raise BadRequest(msg)
+        return conf
+
+    def _cluster(self, region: str) -> _RegionCluster:
+        if region not in self._clusters:
+            self._clusters[region] = _RegionCluster(self._conf(region).kubernetes)
+        return self._clusters[region]
+
+    def _deployment(self, region: str) -> Any:
+        cluster, pool = self._cluster(region), self._conf(region).pool
+        d = cluster._read(pool)
+        if d is None:
+            name = cluster.name(pool)
+            msg = f"no Deployment {name!r} in namespace {cluster._ns!r} of region {region}'s cluster"
+            raise BadRequest(msg)
+        return d
+
+    def _container(self, region: str, d: Any) -> Any:
+        containers = d.spec.template.spec.containers
+        app = self._conf(region).kubernetes.app
+        return next((c for c in containers if c.name == app), containers[0])
+
+    # ---- Regions ---------------------------------------------------------------------------
+    def scale(self, region: str, count: int, *, progress: Progress) -> int:
+        pool = self._conf(region).pool
+        return len(self._cluster(region).scale(pool=pool, count=count, progress=progress))
+
+    def _host(self, database: str) -> str:
+        if self.spec.aws is not None and database in self.spec.aws.regions:
+            from activities.database.rds import RdsDatabase  # noqa: PLC0415 - only with dr.aws (boto3)
+
+            endpoint = RdsDatabase(self.spec).describe(database).get("Endpoint") or {}
+            if not endpoint.get("Address"):
+                msg = f"the RDS instance of {database} has no endpoint yet"
+                raise RuntimeError(msg)
+            return f"{endpoint['Address']}:{endpoint.get('Port', 5432)}"
+        host = self._conf(database).database_host
+        if host is None:
+            where = f"dr.kubernetes.regions.{database}.database_host"
+            msg = f"no database host for region {database} (dr.aws or {where})"
+            raise BadRequest(msg)
+        return host
+
+    def use_database(self, region: str, database: str | None) -> None:
+        self._conf(region)
+        try:
+            self._use_database(region, database)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if database is not None:
+                raise
+            # A lost region's API: nothing to tell its instances; the database fence stops their writes.
+            log.warning("region_unreachable_writes_not_stopped", region=region, error=str(exc)[:200])
+
+    def _use_database(self, region: str, database: str | None) -> None:
+        want = {
+            self.settings.host_env: self._host(database) if database else "",
+            self.settings.node_env: database or "",
+        }
+        cluster = self._cluster(region)
+        for _ in range(5):  # a conflict (someone else changed it meanwhile) is re-read and retried
+            d = self._deployment(region)
+            target = self._container(region, d)
+            env = {e.name: e.value or "" for e in target.env or [] if e.value_from is None}
+            if all(k in env and env[k] == v for k, v in want.items()):
+                return
+            # The whole container list, env updated: a strategic merge (containers and env by name) and a
+            # plain merge patch give the same result; resourceVersion makes a concurrent change a 409.
+            containers = cluster._apps.api_client.sanitize_for_serialization(d.spec.template.spec.containers)
+            for c in containers:
+                if c["name"] == target.name:
+                    rest = [e for e in c.get("env") or [] if e["name"] not in want]
+                    c["env"] = rest + [{"name": k, "value": v} for k, v in want.items()]
+            body = {
+                "metadata": {"resourceVersion": d.metadata.resource_version},
+                "spec": {"template": {"spec": {"containers": containers}}},
+            }
+            try:
+                cluster._apps.patch_namespaced_deployment(d.metadata.name, cluster._ns, body)
+            except client.ApiException as exc:
+                if kube.status_of(exc) == 409:
+                    continue
+                raise
+            log.info("region_database", region=region, database=database, **want)
+            return
+        msg = f"Deployment {d.metadata.name!r} in {region} kept changing while its database env was set"
+        raise RuntimeError(msg)
+
+    def writes_to(self, region: str) -> str | None:
+        """The region's database per its pod template; None also when its cluster does not answer."""
+        try:
+            d = self._deployment(region)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            log.warning("region_unreachable", region=region, error=str(exc)[:200])
+            return None
+        for e in self._container(region, d).env or []:
+            if e.name == self.settings.node_env:
+                return e.value or None
+        return None
+
+    def health(self, region: str) -> list[str]:
+        conf, cluster = self._conf(region), self._cluster(region)
+        failures = []
+        try:
+            d = cluster._read(conf.pool)
+            if d is None:
+                failures.append(f"no Deployment {cluster.name(conf.pool)!r} in {region}")
+            else:
+                try:
+                    cluster.rollout_state(conf.pool, int(d.spec.replicas or 0))
+                except RolloutFailed as exc:
+                    failures.append(f"{region}: {exc}")
+                available = int((d.status and d.status.available_replicas) or 0)
+                if available < 1:
+                    failures.append(f"Deployment {d.metadata.name!r} in {region}: no available replica")
+        except (client.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            failures.append(f"cluster of {region}: {type(exc).__name__}: {str(exc)[:200]}")
+        if conf.health_url:
+            try:
+                response = httpx.get(conf.health_url, timeout=2.0)
+                if response.status_code != 200:
+                    failures.append(f"{conf.health_url}: HTTP {response.status_code}")
+            except httpx.HTTPError as exc:
+                failures.append(f"{conf.health_url}: {type(exc).__name__}")
+        return failures

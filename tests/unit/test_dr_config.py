@@ -1,0 +1,65 @@
+"""DR configuration of the AWS environments: deploy-code.yaml's staging/production ``dr`` sections
+resolve to the RDS, Route53 and Kubernetes providers, and missing settings are config errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from engine.config import REPO_ROOT, ConfigError, InputError, parse_config
+from engine.dr_config import resolve_dr
+
+
+def _doc() -> dict[str, Any]:
+    return yaml.safe_load((REPO_ROOT / "deploy-code.yaml").read_text())
+
+
+def _resolve(doc: dict[str, Any], env: str = "staging") -> Any:
+    return resolve_dr(parse_config(yaml.safe_dump(doc)), env)
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_aws_environments_select_rds_route53_and_kubernetes(env: str) -> None:
+    spec = _resolve(_doc(), env)
+    assert spec.providers.model_dump() == {
+        "database": "rds",
+        "global_entry": "route53",
+        "regions": "kubernetes",
+    }
+    assert spec.aws is not None and spec.kubernetes is not None
+    assert set(spec.aws.regions) == set(spec.kubernetes.regions) == set(spec.regions)
+    assert not spec.synchronous_replication and spec.local is None
+    home, standby = spec.regions
+    assert spec.aws.regions[home].db_instance_id.endswith("-db")
+    assert spec.aws.regions[standby].db_instance_id.endswith("-db-replica")
+
+
+@pytest.mark.parametrize(
+    ("drop", "message"),
+    [
+        ("aws", "selects database 'rds' and global_entry 'route53', which need environments.staging.dr.aws"),
+        ("kubernetes", "selects regions 'kubernetes', which needs environments.staging.dr.kubernetes"),
+    ],
+)
+def test_providers_without_their_settings_are_a_config_error(drop: str, message: str) -> None:
+    doc = _doc()
+    del doc["environments"]["staging"]["dr"][drop]
+    with pytest.raises(InputError, match=message):
+        _resolve(doc)
+
+
+def test_rds_with_synchronous_replication_is_a_config_error() -> None:
+    doc = _doc()
+    doc["environments"]["staging"]["dr"]["synchronous_replication"] = True
+    with pytest.raises(InputError, match="asynchronously only; set synchronous_replication: false"):
+        _resolve(doc)
+
+
+def test_settings_must_name_the_dr_regions() -> None:
+    doc = _doc()
+    regions = doc["environments"]["staging"]["dr"]["aws"]["regions"]
+    regions["eu-west-1"] = regions.pop(doc["environments"]["staging"]["dr"]["regions"][1])
+    with pytest.raises(ConfigError, match=r"aws\.regions names"):
+        parse_config(yaml.safe_dump(doc))
