@@ -15,7 +15,8 @@ shrunk to fractions of a second). The workflows do not know they run on AWS: tha
   version the Deployment asked for; it also plays the AWS Load Balancer Controller
   (Ready pods registered in their pool's target group in moto);
 * router ``alb`` against moto: weights are read back from moto by a watcher thread,
-  independently of the router's own read-back;
+  independently of the router's own read-back (one blue-green runs with router
+  ``kubernetes`` instead: Service selectors in kmock, recorded the same way);
 * analysis ``cloudwatch`` against moto: the test publishes the canary version's 5xx ratio
   with ``put_metric_data`` (playing the service's metrics pipeline);
 * smoke ``http``;
@@ -34,7 +35,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,7 @@ from temporalio.client import Client
 import worker as worker_module
 from activities.cloud import aws
 from activities.platform.kubernetes import KubernetesPlatform
+from activities.router.kubernetes import CANARY
 from engine import temporal
 from engine.config import DeployConfig, load_config, resolve_release
 from engine.contracts import AwsSettings, Phase, ReleaseResult, ReleaseSpec
@@ -463,3 +465,89 @@ async def test_blue_green_on_staging_switches_after_the_preview_is_verified(
     assert {staging.answers(i.address) for i in instances} == {version}
     assert staging.deployment("blue") is None
     wait_for(lambda: staging.targets("blue") == [])
+
+
+class Recorder(threading.Thread):
+    """Polls ``read`` every 30 ms; keeps each change of its value with its time (monotonic)."""
+
+    def __init__(self, read: Callable[[], Any]) -> None:
+        super().__init__(daemon=True, name="recorder")
+        self.read = read
+        self.changes: list[tuple[float, Any]] = []
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(0.03):
+            value = self.read()
+            if not self.changes or self.changes[-1][1] != value:
+                self.changes.append((time.monotonic(), value))
+
+    def __enter__(self) -> Recorder:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self.join(10)
+
+    def values(self) -> list[Any]:
+        return [v for _, v in self.changes]
+
+
+def service_manifest(name: str, pool: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "selector": {"app": "sample-api", "pool": pool},
+            "ports": [{"port": 80, "targetPort": 8080}],
+        },
+    }
+
+
+async def test_blue_green_on_staging_with_the_kubernetes_router_flips_the_service_selector(
+    staging: Staging, client: Client, task_queue: str
+) -> None:
+    """The same workflow, the same staging environment, another router: Services instead of the ALB."""
+    kube = staging.kube
+    kube.core.create_namespaced_service(NS, service_manifest("sample-api", "blue"))
+    kube.core.create_namespaced_service(NS, service_manifest("sample-api-canary", "green"))
+    kube.core.create_namespaced_service(NS, service_manifest("sample-api-preview", ""))
+    kube.net.create_namespaced_ingress(
+        NS,
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": "sample-api-canary", "namespace": NS, "annotations": {CANARY: "true"}},
+            "spec": {"ingressClassName": "nginx"},
+        },
+    )
+    data = staging.config.model_dump()
+    data["environments"]["staging"]["providers"]["router"] = "kubernetes"
+    config = DeployConfig.model_validate(data)
+    version = f"v5.{uuid.uuid4().int % 1000}.0"
+    staging.metrics.ratios[version] = 0.0
+
+    def selector(name: str) -> str:
+        return str(kube.core.read_namespaced_service(name, NS).spec.selector["pool"])
+
+    with (
+        Recorder(lambda: selector("sample-api")) as main,
+        Recorder(lambda: selector("sample-api-preview")) as pre,
+    ):
+        spec = resolve_release(config, version, "blue-green", "staging", requested_by="pytest")
+        result = await run(client, spec, task_queue)
+
+    assert result.outcome == "succeeded", decisions(result)
+    assert main.values() == ["blue", "green"]  # one flip of the users' Service
+    assert pre.values() == ["", "green", ""]  # the preview Service selected green, then nothing
+    assert pre.changes[1][0] < main.changes[1][0]  # green was previewed before the flip
+    steps = decisions(result)
+    preview = next(i for i, d in enumerate(steps) if d.startswith("preview route serves green only"))
+    assert "router reads back 3 instances" in steps[preview]
+    assert preview < next(i for i, d in enumerate(steps) if d.startswith("switching users"))
+    assert staging.watcher.green_share() == [0]  # the ALB was never touched
+    instances = staging.only("green")
+    assert {staging.answers(i.address) for i in instances} == {version}
+    assert staging.deployment("blue") is None
