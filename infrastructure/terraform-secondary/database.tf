@@ -1,22 +1,13 @@
 # Cross-region read replica of the primary PostgreSQL (promoted by the DR workflow) and a
 # standby Redis (a cache: it starts cold after failover).
 
-resource "aws_db_subnet_group" "main" {
-  name       = "${local.name}-db"
-  subnet_ids = aws_subnet.database[*].id
-}
-
-resource "aws_security_group" "database" {
-  name        = "${local.name}-database"
-  description = "PostgreSQL from the standby EKS nodes only"
-  vpc_id      = aws_vpc.main.id
-
-  ingress {
-    from_port       = 5432
-    to_port         = 5432
-    protocol        = "tcp"
-    security_groups = [aws_eks_cluster.main.vpc_config[0].cluster_security_group_id]
-  }
+module "data_network" {
+  source                   = "../terraform/modules/data-network"
+  name                     = local.name
+  vpc_id                   = module.network.vpc_id
+  subnet_ids               = module.network.database_subnet_ids
+  client_security_group_id = module.eks.cluster_security_group_id
+  clients                  = "standby EKS nodes"
 }
 
 resource "aws_db_instance" "replica" {
@@ -29,8 +20,8 @@ resource "aws_db_instance" "replica" {
   kms_key_id        = aws_kms_key.main.arn
 
   multi_az               = true
-  db_subnet_group_name   = aws_db_subnet_group.main.name
-  vpc_security_group_ids = [aws_security_group.database.id]
+  db_subnet_group_name   = module.data_network.db_subnet_group_name
+  vpc_security_group_ids = [module.data_network.database_security_group_id]
   publicly_accessible    = false
 
   # Backups on the replica so that, once promoted, the new primary is already backed up.
@@ -51,24 +42,6 @@ resource "aws_db_instance" "replica" {
   }
 }
 
-resource "aws_elasticache_subnet_group" "main" {
-  name       = "${local.name}-redis"
-  subnet_ids = aws_subnet.database[*].id
-}
-
-resource "aws_security_group" "redis" {
-  name        = "${local.name}-redis"
-  description = "Redis from the standby EKS nodes only"
-  vpc_id      = aws_vpc.main.id
-
-  ingress {
-    from_port       = 6379
-    to_port         = 6379
-    protocol        = "tcp"
-    security_groups = [aws_eks_cluster.main.vpc_config[0].cluster_security_group_id]
-  }
-}
-
 resource "aws_elasticache_replication_group" "redis" {
   replication_group_id       = "${local.name}-redis"
   description                = "claude-deployment DR cache (cluster mode)"
@@ -80,8 +53,8 @@ resource "aws_elasticache_replication_group" "redis" {
   replicas_per_node_group    = 1
   multi_az_enabled           = true
   automatic_failover_enabled = true
-  subnet_group_name          = aws_elasticache_subnet_group.main.name
-  security_group_ids         = [aws_security_group.redis.id]
+  subnet_group_name          = module.data_network.elasticache_subnet_group_name
+  security_group_ids         = [module.data_network.redis_security_group_id]
   at_rest_encryption_enabled = true
   kms_key_id                 = aws_kms_key.main.arn
   transit_encryption_enabled = true

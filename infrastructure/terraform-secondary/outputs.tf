@@ -6,19 +6,19 @@ output "replica_db_instance_id" {
 }
 
 output "alb_listener_arn" {
-  value = aws_lb_listener.https.arn
+  value = module.alb.listener_arn
 }
 
 output "blue_target_group_arn" {
-  value = aws_lb_target_group.pool["blue"].arn
+  value = module.alb.blue_target_group_arn
 }
 
 output "green_target_group_arn" {
-  value = aws_lb_target_group.pool["green"].arn
+  value = module.alb.green_target_group_arn
 }
 
 output "eks_cluster_name" {
-  value = aws_eks_cluster.main.name
+  value = module.eks.cluster_name
 }
 
 output "route53_zone_id" {

@@ -1,23 +1,14 @@
 # RDS PostgreSQL 15 (Multi-AZ, the DR replica is in ../terraform-secondary) and ElastiCache Redis 7
 # in cluster mode. Nothing here is reachable from outside the VPC.
 
-resource "aws_db_subnet_group" "main" {
-  name       = "${local.name}-db"
-  subnet_ids = aws_subnet.database[*].id
-}
-
-resource "aws_security_group" "database" {
-  name        = "${local.name}-database"
-  description = "PostgreSQL from the EKS nodes only"
-  vpc_id      = aws_vpc.main.id
-
-  ingress {
-    description     = "PostgreSQL from EKS nodes"
-    from_port       = 5432
-    to_port         = 5432
-    protocol        = "tcp"
-    security_groups = [aws_eks_cluster.main.vpc_config[0].cluster_security_group_id]
-  }
+module "data_network" {
+  source                   = "./modules/data-network"
+  name                     = local.name
+  vpc_id                   = module.network.vpc_id
+  subnet_ids               = module.network.database_subnet_ids
+  client_security_group_id = module.eks.cluster_security_group_id
+  clients                  = "EKS nodes"
+  rule_descriptions        = true
 }
 
 resource "aws_db_parameter_group" "postgres15" {
@@ -76,8 +67,8 @@ resource "aws_db_instance" "primary" {
   master_user_secret_kms_key_id = aws_kms_key.main.arn
 
   multi_az               = true
-  db_subnet_group_name   = aws_db_subnet_group.main.name
-  vpc_security_group_ids = [aws_security_group.database.id]
+  db_subnet_group_name   = module.data_network.db_subnet_group_name
+  vpc_security_group_ids = [module.data_network.database_security_group_id]
   publicly_accessible    = false
   parameter_group_name   = aws_db_parameter_group.postgres15.name
 
@@ -114,25 +105,6 @@ resource "aws_db_instance_automated_backups_replication" "dr" {
 
 # --- ElastiCache Redis 7, cluster mode enabled ---
 
-resource "aws_elasticache_subnet_group" "main" {
-  name       = "${local.name}-redis"
-  subnet_ids = aws_subnet.database[*].id
-}
-
-resource "aws_security_group" "redis" {
-  name        = "${local.name}-redis"
-  description = "Redis from the EKS nodes only"
-  vpc_id      = aws_vpc.main.id
-
-  ingress {
-    description     = "Redis TLS from EKS nodes"
-    from_port       = 6379
-    to_port         = 6379
-    protocol        = "tcp"
-    security_groups = [aws_eks_cluster.main.vpc_config[0].cluster_security_group_id]
-  }
-}
-
 resource "random_password" "redis_auth" {
   length  = 64
   special = false
@@ -162,8 +134,8 @@ resource "aws_elasticache_replication_group" "redis" {
 
   multi_az_enabled           = true
   automatic_failover_enabled = true
-  subnet_group_name          = aws_elasticache_subnet_group.main.name
-  security_group_ids         = [aws_security_group.redis.id]
+  subnet_group_name          = module.data_network.elasticache_subnet_group_name
+  security_group_ids         = [module.data_network.redis_security_group_id]
 
   at_rest_encryption_enabled = true
   kms_key_id                 = aws_kms_key.main.arn

@@ -1,32 +1,10 @@
-# EKS cluster, its node group (3 to 20 nodes over 3 AZs), add-ons, IRSA roles and the ECR repositories.
-
-resource "aws_cloudwatch_log_group" "eks" {
-  name              = "/aws/eks/${var.cluster_name}/cluster"
-  retention_in_days = 90
-  kms_key_id        = aws_kms_key.main.arn
-}
-
-resource "aws_iam_role" "eks_cluster" {
-  name = "${var.cluster_name}-cluster"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "eks.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
-}
-
-resource "aws_iam_role_policy_attachment" "eks_cluster" {
-  role       = aws_iam_role.eks_cluster.name
-  policy_arn = "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"
-}
+# EKS cluster, its node group (3 to 20 nodes over 3 AZs) and add-ons (modules/eks), the control plane's
+# security group, IRSA roles and the ECR repositories.
 
 resource "aws_security_group" "eks_cluster" {
   name        = "${var.cluster_name}-cluster"
   description = "EKS control plane: HTTPS from inside the VPC only"
-  vpc_id      = aws_vpc.main.id
+  vpc_id      = module.network.vpc_id
 
   ingress {
     description = "Kubernetes API from nodes and the VPN"
@@ -44,131 +22,46 @@ resource "aws_security_group" "eks_cluster" {
   }
 }
 
-resource "aws_eks_cluster" "main" {
-  name     = var.cluster_name
-  version  = var.kubernetes_version
-  role_arn = aws_iam_role.eks_cluster.arn
-
-  enabled_cluster_log_types = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
-
-  vpc_config {
-    subnet_ids              = aws_subnet.private[*].id
-    security_group_ids      = [aws_security_group.eks_cluster.id]
-    endpoint_private_access = true
-    endpoint_public_access  = false
-  }
-
-  encryption_config {
-    resources = ["secrets"]
-    provider {
-      key_arn = aws_kms_key.main.arn
-    }
-  }
-
-  access_config {
-    authentication_mode = "API"
-  }
-
-  depends_on = [aws_iam_role_policy_attachment.eks_cluster, aws_cloudwatch_log_group.eks]
-}
-
-resource "aws_iam_role" "eks_nodes" {
-  name = "${var.cluster_name}-nodes"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "ec2.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
-}
-
-resource "aws_iam_role_policy_attachment" "eks_nodes" {
-  for_each = toset([
+module "eks" {
+  source                     = "./modules/eks"
+  name                       = var.cluster_name
+  kubernetes_version         = var.kubernetes_version
+  kms_key_arn                = aws_kms_key.main.arn
+  subnet_ids                 = module.network.private_subnet_ids
+  cluster_security_group_ids = [aws_security_group.eks_cluster.id]
+  cluster_log_types          = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+  authentication_mode        = "API"
+  node_policy_arns = [
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
     "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
     "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
-  ])
-  role       = aws_iam_role.eks_nodes.name
-  policy_arn = each.value
-}
-
-resource "aws_launch_template" "nodes" {
-  name_prefix = "${var.cluster_name}-nodes-"
-
-  block_device_mappings {
-    device_name = "/dev/xvda"
-    ebs {
-      volume_size           = 100
-      volume_type           = "gp3"
-      encrypted             = true
-      kms_key_id            = aws_kms_key.main.arn
-      delete_on_termination = true
-    }
-  }
-
-  metadata_options {
-    http_tokens                 = "required"
-    http_put_response_hop_limit = 2
-  }
-}
-
-resource "aws_eks_node_group" "general" {
-  cluster_name    = aws_eks_cluster.main.name
-  node_group_name = "general"
-  node_role_arn   = aws_iam_role.eks_nodes.arn
-  subnet_ids      = aws_subnet.private[*].id
-  instance_types  = var.node_instance_types
-  capacity_type   = "ON_DEMAND"
-
-  scaling_config {
-    min_size     = var.node_min_size
-    desired_size = var.node_desired_size
-    max_size     = var.node_max_size
-  }
-
-  update_config {
-    max_unavailable_percentage = 33
-  }
-
-  launch_template {
-    id      = aws_launch_template.nodes.id
-    version = aws_launch_template.nodes.latest_version
-  }
-
+  ]
+  node_volume_delete_on_termination = true
+  node_instance_types               = var.node_instance_types
+  node_capacity_type                = "ON_DEMAND"
+  node_min_size                     = var.node_min_size
   # The cluster autoscaler owns desired_size once the group exists.
-  lifecycle {
-    ignore_changes = [scaling_config[0].desired_size]
-  }
-
-  depends_on = [aws_iam_role_policy_attachment.eks_nodes]
-}
-
-resource "aws_eks_addon" "this" {
-  for_each                    = toset(["vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver", "eks-pod-identity-agent"])
-  cluster_name                = aws_eks_cluster.main.name
-  addon_name                  = each.value
-  resolve_conflicts_on_update = "OVERWRITE"
-
-  depends_on = [aws_eks_node_group.general]
+  node_desired_size               = var.node_desired_size
+  node_max_size                   = var.node_max_size
+  node_max_unavailable_percentage = 33
+  addons                          = ["vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver", "eks-pod-identity-agent"]
 }
 
 # --- IRSA: one role per Kubernetes service account (k8s/production/namespace.yaml) ---
 
 data "tls_certificate" "eks" {
-  url = aws_eks_cluster.main.identity[0].oidc[0].issuer
+  url = module.eks.oidc_issuer_url
 }
 
 resource "aws_iam_openid_connect_provider" "eks" {
-  url             = aws_eks_cluster.main.identity[0].oidc[0].issuer
+  url             = module.eks.oidc_issuer_url
   client_id_list  = ["sts.amazonaws.com"]
   thumbprint_list = [data.tls_certificate.eks.certificates[0].sha1_fingerprint]
 }
 
 locals {
-  oidc_issuer = replace(aws_eks_cluster.main.identity[0].oidc[0].issuer, "https://", "")
+  oidc_issuer = replace(module.eks.oidc_issuer_url, "https://", "")
   service_accounts = {
     api              = "claude-deployment-api"
     worker           = "claude-deployment-worker"

@@ -1,130 +1,40 @@
 # Edge: CloudFront + WAF (OWASP managed rules) -> Route53 failover record -> ALB -> blue/green target groups.
-# The engine shifts traffic by rewriting the listener's weighted forward action; Terraform creates
-# it once (blue 100 / green 0) and then leaves the weights alone.
+# The ALB, its pools and the listener whose weights the engine rewrites are modules/alb (shared with
+# the DR root); the PRIMARY failover record, CloudFront and WAF are this region's own.
 
 data "aws_route53_zone" "main" {
   name         = var.domain_name
   private_zone = false
 }
 
-resource "aws_security_group" "alb" {
-  name        = "${local.name}-alb"
-  description = "Public HTTPS to the ALB; nothing else"
-  vpc_id      = aws_vpc.main.id
-
-  ingress {
-    description = "HTTPS from CloudFront and clients"
-    from_port   = 443
-    to_port     = 443
-    protocol    = "tcp"
-    cidr_blocks = ["0.0.0.0/0"]
-  }
-
-  egress {
-    description = "To pods in the VPC"
-    from_port   = 0
-    to_port     = 65535
-    protocol    = "tcp"
-    cidr_blocks = [var.vpc_cidr]
-  }
-}
-
-resource "aws_lb" "main" {
-  name                       = "${local.name}-alb"
-  load_balancer_type         = "application"
+module "alb" {
+  source                     = "./modules/alb"
+  name                       = local.name
+  vpc_id                     = module.network.vpc_id
+  vpc_cidr                   = var.vpc_cidr
+  public_subnet_ids          = module.network.public_subnet_ids
+  domain_name                = var.domain_name
+  validation_zone_id         = data.aws_route53_zone.main.zone_id
+  security_group_description = "Public HTTPS to the ALB; nothing else"
+  rule_descriptions          = true
   internal                   = false
-  subnets                    = aws_subnet.public[*].id
-  security_groups            = [aws_security_group.alb.id]
-  enable_deletion_protection = true
-  drop_invalid_header_fields = true
   idle_timeout               = 60
-}
-
-resource "aws_acm_certificate" "alb" {
-  domain_name               = var.domain_name
-  subject_alternative_names = ["*.${var.domain_name}"]
-  validation_method         = "DNS"
-
-  lifecycle {
-    create_before_destroy = true
-  }
-}
-
-resource "aws_route53_record" "alb_cert_validation" {
-  for_each = {
-    for o in aws_acm_certificate.alb.domain_validation_options : o.domain_name => o
-  }
-  zone_id         = data.aws_route53_zone.main.zone_id
-  name            = each.value.resource_record_name
-  type            = each.value.resource_record_type
-  records         = [each.value.resource_record_value]
-  ttl             = 300
-  allow_overwrite = true
-}
-
-resource "aws_acm_certificate_validation" "alb" {
-  certificate_arn         = aws_acm_certificate.alb.arn
-  validation_record_fqdns = [for r in aws_route53_record.alb_cert_validation : r.fqdn]
-}
-
-# Pods register by IP (AWS Load Balancer Controller TargetGroupBinding): blue and green pools.
-resource "aws_lb_target_group" "pool" {
-  for_each             = toset(["blue", "green"])
-  name                 = "${local.name}-${each.key}"
-  port                 = 8080
-  protocol             = "HTTP"
-  target_type          = "ip"
-  vpc_id               = aws_vpc.main.id
-  deregistration_delay = 30
-
-  health_check {
-    path                = "/healthz"
+  deregistration_delay       = 30
+  health_check = {
     port                = "traffic-port"
-    matcher             = "200"
     interval            = 10
     timeout             = 5
     healthy_threshold   = 2
     unhealthy_threshold = 3
   }
-
-  tags = { Pool = each.key }
-}
-
-resource "aws_lb_listener" "https" {
-  load_balancer_arn = aws_lb.main.arn
-  port              = 443
-  protocol          = "HTTPS"
-  ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-  certificate_arn   = aws_acm_certificate_validation.alb.certificate_arn
-
-  default_action {
-    type = "forward"
-    forward {
-      target_group {
-        arn    = aws_lb_target_group.pool["blue"].arn
-        weight = 100
-      }
-      target_group {
-        arn    = aws_lb_target_group.pool["green"].arn
-        weight = 0
-      }
-      stickiness {
-        enabled  = false
-        duration = 1
-      }
-    }
-  }
-
-  # The deployment engine owns the weights after creation.
-  lifecycle {
-    ignore_changes = [default_action]
-  }
+  pool_tags               = true
+  explicit_stickiness_off = true
 }
 
 # --- DNS: the origin record the engine fails over (PRIMARY here, SECONDARY in terraform-secondary) ---
 
 resource "aws_route53_health_check" "primary" {
-  fqdn              = aws_lb.main.dns_name
+  fqdn              = module.alb.dns_name
   port              = 443
   type              = "HTTPS"
   resource_path     = "/healthz"
@@ -146,8 +56,8 @@ resource "aws_route53_record" "api_primary" {
   }
 
   alias {
-    name                   = aws_lb.main.dns_name
-    zone_id                = aws_lb.main.zone_id
+    name                   = module.alb.dns_name
+    zone_id                = module.alb.zone_id
     evaluate_target_health = true
   }
 }

@@ -59,13 +59,8 @@ provider "aws" {
 
 data "aws_caller_identity" "current" {}
 
-data "aws_availability_zones" "available" {
-  state = "available"
-}
-
 locals {
   name = var.cluster_name
-  azs  = slice(data.aws_availability_zones.available.names, 0, 3)
 
   tags = {
     Project     = "claude-deployment"
@@ -114,119 +109,15 @@ data "aws_iam_policy_document" "kms" {
 
 # --- Network: 3 AZs, public subnets for the ALB and NAT only, private subnets for nodes and data ---
 
-resource "aws_vpc" "main" {
-  cidr_block           = var.vpc_cidr
-  enable_dns_hostnames = true
-  enable_dns_support   = true
-
-  tags = { Name = "${local.name}-vpc" }
-}
-
-resource "aws_subnet" "public" {
-  count                   = 3
-  vpc_id                  = aws_vpc.main.id
-  cidr_block              = cidrsubnet(var.vpc_cidr, 8, count.index)
-  availability_zone       = local.azs[count.index]
-  map_public_ip_on_launch = false
-
-  tags = {
-    Name                     = "${local.name}-public-${local.azs[count.index]}"
-    "kubernetes.io/role/elb" = "1"
-  }
-}
-
-resource "aws_subnet" "private" {
-  count             = 3
-  vpc_id            = aws_vpc.main.id
-  cidr_block        = cidrsubnet(var.vpc_cidr, 4, count.index + 1)
-  availability_zone = local.azs[count.index]
-
-  tags = {
-    Name                                        = "${local.name}-private-${local.azs[count.index]}"
-    "kubernetes.io/role/internal-elb"           = "1"
-    "kubernetes.io/cluster/${var.cluster_name}" = "shared"
-  }
-}
-
-resource "aws_subnet" "database" {
-  count             = 3
-  vpc_id            = aws_vpc.main.id
-  cidr_block        = cidrsubnet(var.vpc_cidr, 8, count.index + 200)
-  availability_zone = local.azs[count.index]
-
-  tags = { Name = "${local.name}-database-${local.azs[count.index]}" }
-}
-
-resource "aws_internet_gateway" "main" {
-  vpc_id = aws_vpc.main.id
-  tags   = { Name = "${local.name}-igw" }
-}
-
-resource "aws_eip" "nat" {
-  count  = 3
-  domain = "vpc"
-  tags   = { Name = "${local.name}-nat-${local.azs[count.index]}" }
-}
-
-resource "aws_nat_gateway" "main" {
-  count         = 3
-  allocation_id = aws_eip.nat[count.index].id
-  subnet_id     = aws_subnet.public[count.index].id
-  tags          = { Name = "${local.name}-nat-${local.azs[count.index]}" }
-
-  depends_on = [aws_internet_gateway.main]
-}
-
-resource "aws_route_table" "public" {
-  vpc_id = aws_vpc.main.id
-
-  route {
-    cidr_block = "0.0.0.0/0"
-    gateway_id = aws_internet_gateway.main.id
-  }
-
-  tags = { Name = "${local.name}-public" }
-}
-
-resource "aws_route_table_association" "public" {
-  count          = 3
-  subnet_id      = aws_subnet.public[count.index].id
-  route_table_id = aws_route_table.public.id
-}
-
-# One NAT gateway and route table per AZ, so losing an AZ does not cut egress for the others.
-resource "aws_route_table" "private" {
-  count  = 3
-  vpc_id = aws_vpc.main.id
-
-  route {
-    cidr_block     = "0.0.0.0/0"
-    nat_gateway_id = aws_nat_gateway.main[count.index].id
-  }
-
-  tags = { Name = "${local.name}-private-${local.azs[count.index]}" }
-}
-
-resource "aws_route_table_association" "private" {
-  count          = 3
-  subnet_id      = aws_subnet.private[count.index].id
-  route_table_id = aws_route_table.private[count.index].id
-}
-
-# Database subnets have no route to the internet at all.
-resource "aws_route_table" "database" {
-  vpc_id = aws_vpc.main.id
-  tags   = { Name = "${local.name}-database" }
-}
-
-resource "aws_route_table_association" "database" {
-  count          = 3
-  subnet_id      = aws_subnet.database[count.index].id
-  route_table_id = aws_route_table.database.id
+module "network" {
+  source              = "./modules/network"
+  name                = local.name
+  vpc_cidr            = var.vpc_cidr
+  private_subnet_tags = { "kubernetes.io/cluster/${var.cluster_name}" = "shared" }
 }
 
 resource "aws_flow_log" "main" {
-  vpc_id               = aws_vpc.main.id
+  vpc_id               = module.network.vpc_id
   traffic_type         = "ALL"
   log_destination_type = "cloud-watch-logs"
   log_destination      = aws_cloudwatch_log_group.flow_logs.arn

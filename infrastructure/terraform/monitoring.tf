@@ -22,7 +22,7 @@ locals {
       threshold   = 50
       comparison  = "GreaterThanThreshold"
       periods     = 3
-      dimensions  = { LoadBalancer = aws_lb.main.arn_suffix }
+      dimensions  = { LoadBalancer = module.alb.arn_suffix }
       description = "ALB itself returns 5xx (no healthy target in the active pool?)"
     }
     alb-target-latency = {
@@ -32,7 +32,7 @@ locals {
       threshold   = 0.5
       comparison  = "GreaterThanThreshold"
       periods     = 5
-      dimensions  = { LoadBalancer = aws_lb.main.arn_suffix }
+      dimensions  = { LoadBalancer = module.alb.arn_suffix }
       description = "Average target response time above the 500 ms P95 objective"
     }
     rds-cpu = {
@@ -146,7 +146,7 @@ resource "aws_cloudwatch_dashboard" "main" {
           title  = "ALB requests and 5xx"
           region = var.region
           metrics = [
-            ["AWS/ApplicationELB", "RequestCount", "LoadBalancer", aws_lb.main.arn_suffix],
+            ["AWS/ApplicationELB", "RequestCount", "LoadBalancer", module.alb.arn_suffix],
             [".", "HTTPCode_Target_5XX_Count", ".", "."],
           ]
           stat = "Sum"

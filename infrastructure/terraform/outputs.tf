@@ -3,15 +3,15 @@
 
 output "alb_listener_arn" {
   description = "HTTPS listener whose weighted forward action the engine rewrites."
-  value       = aws_lb_listener.https.arn
+  value       = module.alb.listener_arn
 }
 
 output "blue_target_group_arn" {
-  value = aws_lb_target_group.pool["blue"].arn
+  value = module.alb.blue_target_group_arn
 }
 
 output "green_target_group_arn" {
-  value = aws_lb_target_group.pool["green"].arn
+  value = module.alb.green_target_group_arn
 }
 
 output "primary_db_instance_id" {
@@ -37,7 +37,7 @@ output "public_hostname" {
 }
 
 output "eks_cluster_name" {
-  value = aws_eks_cluster.main.name
+  value = module.eks.cluster_name
 }
 
 output "ecr_ci_repository_url" {

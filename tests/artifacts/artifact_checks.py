@@ -12,8 +12,9 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import hcl2
 import kubernetes.client
@@ -30,12 +31,25 @@ K8S_VERSION = "1.32"
 # --------------------------------------------------------------------------- #
 # Terraform
 # --------------------------------------------------------------------------- #
+#
+# A root is read together with the local modules it calls (recursively). Each module resource's
+# body has its `var.x` arguments replaced by what the caller passes (itself resolved in the
+# caller's scope), so the invariants below judge the effective arguments, wherever they live.
+# What terraform validate would say about module calls and references cannot be had here (no
+# AWS provider can be downloaded); module_violations() is the offline subset of it.
+
+META_ARGS = {"source", "version", "providers", "count", "for_each", "depends_on"}
+_UNSET = object()
+# References in expressions: var.x, local.x, module.x(.y), data.t.n, and resources t.n.
+_REF = re.compile(
+    r"(?<![\w.])(?:(var|local)\.(\w+)|module\.(\w+)(?:\.(\w+))?|data\.(\w+)\.(\w+)|((?:aws|random|tls)_\w+)\.(\w+))"
+)
 
 
 def _unquote(value: Any) -> Any:
-    """python-hcl2 keeps HCL quotes on keys and strings; strip them and the block markers."""
+    """python-hcl2 keeps HCL quotes on keys and strings; strip them, block markers and comments."""
     if isinstance(value, dict):
-        return {_unquote(k): _unquote(v) for k, v in value.items() if k != "__is_block__"}
+        return {_unquote(k): _unquote(v) for k, v in value.items() if not k.startswith("__")}
     if isinstance(value, list):
         return [_unquote(v) for v in value]
     if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
@@ -43,28 +57,339 @@ def _unquote(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class TfDir:
+    """The blocks of one directory's .tf files (a root or a module), unevaluated."""
+
+    path: Path
+    resources: dict[str, dict[str, Any]]  # "type.name" -> body
+    data: dict[str, dict[str, Any]]  # "data.type.name" -> body
+    variables: dict[str, dict[str, Any]]
+    outputs: dict[str, dict[str, Any]]
+    locals: dict[str, Any]
+    modules: dict[str, dict[str, Any]]  # call name -> arguments (source included)
+    moved: list[tuple[str, str]]
+
+    def expressions(self) -> Iterator[tuple[str, Any]]:
+        """(where, value) of everything Terraform evaluates here (moved blocks are addresses)."""
+        for kind, blocks in (
+            ("resource", self.resources),
+            ("data", self.data),
+            ("output", self.outputs),
+            ("module", self.modules),
+        ):
+            for name, body in blocks.items():
+                yield f"{kind} {name}", body
+        for name, body in self.variables.items():
+            yield f"variable {name}", {k: v for k, v in body.items() if k != "type"}
+        for name, value in self.locals.items():
+            yield f"local {name}", value
+
+
 @functools.cache
-def load_tf(root: Path) -> dict[str, Any]:
-    """Parse every .tf file of a root: resources, variables (defaults + *.tfvars) and outputs."""
-    resources: list[tuple[str, str, dict[str, Any]]] = []
-    variables: dict[str, Any] = {}
+def parse_dir(path: Path) -> TfDir:
+    resources: dict[str, dict[str, Any]] = {}
+    data: dict[str, dict[str, Any]] = {}
+    variables: dict[str, dict[str, Any]] = {}
     outputs: dict[str, dict[str, Any]] = {}
-    for path in sorted(root.glob("*.tf")):
-        with path.open() as f:
+    local_values: dict[str, Any] = {}
+    modules: dict[str, dict[str, Any]] = {}
+    moved: list[tuple[str, str]] = []
+    for tf_file in sorted(path.glob("*.tf")):
+        with tf_file.open() as f:
             doc = _unquote(hcl2.load(f))
-        for block in doc.get("resource", []):
-            for rtype, named in block.items():
-                for name, body in named.items():
-                    resources.append((rtype, name, body))
+        for kind, target in (("resource", resources), ("data", data)):
+            for block in doc.get(kind, []):
+                for rtype, named in block.items():
+                    for name, body in named.items():
+                        target[f"data.{rtype}.{name}" if kind == "data" else f"{rtype}.{name}"] = body
         for block in doc.get("variable", []):
-            for name, body in block.items():
-                variables[name] = body.get("default")
+            variables.update(block)
         for block in doc.get("output", []):
             outputs.update(block)
+        for block in doc.get("locals", []):
+            local_values.update(block)
+        for block in doc.get("module", []):
+            modules.update(block)
+        for block in doc.get("moved", []):
+            moved.append((_strip_interp(block["from"]), _strip_interp(block["to"])))
+    return TfDir(path, resources, data, variables, outputs, local_values, modules, moved)
+
+
+def _strip_interp(value: str) -> str:
+    return value[2:-1] if value.startswith("${") and value.endswith("}") else value
+
+
+def module_dir(caller: Path, source: Any) -> Path | None:
+    """The directory of a local module source ("./modules/x", "../terraform/modules/x")."""
+    if not isinstance(source, str) or not source.startswith(("./", "../")):
+        return None
+    return (caller / source).resolve()
+
+
+def _substitute(value: Any, inputs: dict[str, Any]) -> Any:
+    """Replace every value that is exactly `${var.x}` by inputs[x] (when x is known)."""
+    if isinstance(value, dict):
+        return {k: _substitute(v, inputs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, inputs) for v in value]
+    if isinstance(value, str) and (m := re.fullmatch(r"\$\{var\.(\w+)\}", value)) and m.group(1) in inputs:
+        return inputs[m.group(1)]
+    return value
+
+
+class Resource(NamedTuple):
+    module: str  # "" in the root, "module.eks" (or "module.a.module.b") in a module
+    rtype: str
+    name: str
+    body: dict[str, Any]
+    none: bool = False  # count/for_each known to be empty with these inputs: no instance at all
+
+    @property
+    def address(self) -> str:
+        return f"{self.module}.{self.rtype}.{self.name}".lstrip(".")
+
+
+def _instances(
+    tf_dir: TfDir, prefix: str, inputs: dict[str, Any]
+) -> Iterator[tuple[str, TfDir, dict[str, Any]]]:
+    """This directory and every local module it calls: (module prefix, dir, variable values)."""
+    yield prefix, tf_dir, inputs
+    for call, args in tf_dir.modules.items():
+        child_path = module_dir(tf_dir.path, args.get("source"))
+        if child_path is None or not child_path.is_dir():
+            continue
+        child = parse_dir(child_path)
+        child_inputs = {}
+        for var, body in child.variables.items():
+            value = _substitute(args[var], inputs) if var in args else body.get("default", _UNSET)
+            if value is not _UNSET:
+                child_inputs[var] = value
+        yield from _instances(child, f"{prefix}.module.{call}".lstrip("."), child_inputs)
+
+
+@functools.cache
+def load_tf(root: Path) -> dict[str, Any]:
+    """A root and its modules: resources (effective arguments), root variables (defaults + *.tfvars),
+    root outputs, and the parsed directories by module prefix ("" for the root)."""
+    root_dir = parse_dir(root)
+    variables = {name: body.get("default") for name, body in root_dir.variables.items()}
     for path in sorted(root.glob("*.tfvars")):
         with path.open() as f:
             variables.update(_unquote(hcl2.load(f)))
-    return {"resources": resources, "variables": variables, "outputs": outputs}
+    resources: list[Resource] = []
+    dirs: dict[str, TfDir] = {}
+    for prefix, tf_dir, inputs in _instances(root_dir, "", variables):
+        dirs[prefix] = tf_dir
+        for key, body in tf_dir.resources.items():
+            rtype, name = key.split(".", 1)
+            effective = _substitute(body, inputs)
+            resources.append(Resource(prefix, rtype, name, effective, _no_instances(body, inputs)))
+    return {"resources": resources, "variables": variables, "outputs": root_dir.outputs, "dirs": dirs}
+
+
+def _static(expr: str, inputs: dict[str, Any]) -> Any:
+    """Value of the few expression forms count/for_each use here (`c ? a : b`, `==`/`!=` null,
+    var.x, toset(), literals); ValueError for anything else (unknown)."""
+    expr = expr.strip()
+    if m := re.fullmatch(r"([^?]+?)\s*\?\s*([^:]+?)\s*:\s*(.+)", expr, re.DOTALL):
+        return _static(m.group(2) if _static(m.group(1), inputs) else m.group(3), inputs)
+    if m := re.fullmatch(r"(.+?)\s*(==|!=)\s*(.+)", expr):
+        equal = _static(m.group(1), inputs) == _static(m.group(3), inputs)
+        return equal if m.group(2) == "==" else not equal
+    if m := re.fullmatch(r"var\.(\w+)", expr):
+        if m.group(1) not in inputs:
+            raise ValueError(expr)
+        return inputs[m.group(1)]
+    if m := re.fullmatch(r"toset\((.+)\)", expr, re.DOTALL):
+        return set(_static(m.group(1), inputs))
+    try:
+        return json.loads(expr)
+    except json.JSONDecodeError:
+        raise ValueError(expr) from None
+
+
+def _no_instances(body: dict[str, Any], inputs: dict[str, Any]) -> bool:
+    """True when count/for_each is statically 0/empty (a module resource the caller switched off)."""
+    for key in ("count", "for_each"):
+        value = body.get(key)
+        if isinstance(value, str):
+            try:
+                value = _static(_strip_interp(value), inputs)
+            except ValueError:
+                return False
+        if value is not None and not value:
+            return True
+    return False
+
+
+def _refs(value: Any) -> Iterator[re.Match[str]]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _refs(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _refs(v)
+    elif isinstance(value, str):
+        yield from _REF.finditer(value)
+
+
+def _kind(body: dict[str, Any]) -> str:
+    return "count" if "count" in body else "for_each" if "for_each" in body else "single"
+
+
+def module_violations(root: Path) -> list[str]:
+    """What `terraform validate` would refuse in module wiring, checked offline.
+
+    For the root and every local module it calls: each module source exists; each argument of a
+    module call is a variable the module declares and every variable without a default is passed;
+    every var./local./module.x.y/data./resource reference names something declared in its scope;
+    every moved block's target is declared (with matching count/for_each) and its source is not.
+    """
+    out: list[str] = []
+    dirs = load_tf(root)["dirs"]
+    for prefix, tf_dir in dirs.items():
+        scope = prefix or root.name
+        for call, args in tf_dir.modules.items():
+            child_path = module_dir(tf_dir.path, args.get("source"))
+            if child_path is None or not any(child_path.glob("*.tf")):
+                out.append(f"{scope}: module.{call} source {args.get('source')!r} is not a local module")
+                continue
+            child = parse_dir(child_path)
+            for arg in args.keys() - META_ARGS - child.variables.keys():
+                out.append(f"{scope}: module.{call} passes {arg!r}, not a variable of {args['source']}")
+            for var, body in child.variables.items():
+                if "default" not in body and var not in args:
+                    out.append(f"{scope}: module.{call} does not pass required variable {var!r}")
+        for where, value in tf_dir.expressions():
+            for m in _refs(value):
+                problem = _reference_problem(tf_dir, m)
+                if problem:
+                    out.append(f"{scope} {where}: {problem}")
+        out.extend(f"{scope}: {p}" for p in _moved_problems(tf_dir, dirs, prefix))
+    return out
+
+
+def _reference_problem(tf_dir: TfDir, m: re.Match[str]) -> str | None:
+    kind, name, call, output, dtype, dname, rtype, rname = m.groups()
+    if kind:
+        declared = tf_dir.variables if kind == "var" else tf_dir.locals
+        return None if name in declared else f"{kind}.{name} is not declared"
+    if call:
+        return _module_reference_problem(tf_dir, call, output)
+    if dtype:
+        return None if f"data.{dtype}.{dname}" in tf_dir.data else f"data.{dtype}.{dname} is not declared"
+    return None if f"{rtype}.{rname}" in tf_dir.resources else f"{rtype}.{rname} is not declared here"
+
+
+def _module_reference_problem(tf_dir: TfDir, call: str, output: str | None) -> str | None:
+    if call not in tf_dir.modules:
+        return f"module.{call} is not declared"
+    source = tf_dir.modules[call].get("source")
+    child_path = module_dir(tf_dir.path, source)
+    if output is None or child_path is None or not child_path.is_dir():
+        return None  # a missing module directory is reported once, at the call
+    if output not in parse_dir(child_path).outputs:
+        return f"module.{call}.{output}: {source} has no output {output!r}"
+    return None
+
+
+def _split_address(address: str) -> tuple[str, str, str | None]:
+    """module.a.aws_x.y["k"] -> ("module.a", "aws_x.y", '"k"')."""
+    m = re.fullmatch(r"((?:module\.\w+\.)*)(\w+\.\w+)(?:\[(.+)\])?", address)
+    if not m:
+        raise ValueError(f"not a resource address: {address}")
+    return m.group(1).rstrip("."), m.group(2), m.group(3)
+
+
+def _moved_problems(tf_dir: TfDir, dirs: dict[str, TfDir], prefix: str) -> Iterator[str]:
+    for src, dst in tf_dir.moved:
+        if src in tf_dir.resources:
+            yield f"moved from {src}, which is still declared"
+        to_module, to_resource, to_index = _split_address(dst)
+        target_dir = dirs.get(f"{prefix}.{to_module}".strip("."))
+        body = target_dir.resources.get(to_resource) if target_dir else None
+        if body is None:
+            yield f"moved to {dst}, which is not declared"
+        elif to_index is None and _kind(body) == "single" and _split_address(src)[2] is not None:
+            yield f"moved {src} to {dst}: an instance key onto a resource without count/for_each"
+        elif to_index is not None and _kind(body) != ("count" if to_index.isdigit() else "for_each"):
+            yield f"moved to {dst}: the index does not fit the target's {_kind(body)}"
+
+
+def declared_addresses(root: Path) -> dict[str, str]:
+    """Every resource address of a root and its modules that has instances -> single | count | for_each."""
+    return {r.address: _kind(r.body) for r in load_tf(root)["resources"] if not r.none}
+
+
+def state_address_violations(root: Path, before: dict[str, str]) -> list[str]:
+    """Addresses an existing state holds (`before`: address -> kind) that the configuration would
+    destroy (neither declared any more nor moved to a declared resource of the same kind), and
+    declared resources that are neither in that state nor a moved target (would be created)."""
+    declared = declared_addresses(root)
+    moved = dict(parse_dir(root).moved)
+    out = []
+    targets = set()
+    for address, kind in before.items():
+        if address in declared:
+            if declared[address] != kind:
+                out.append(f"{address}: {kind} became {declared[address]} (instances re-keyed)")
+            continue
+        if address not in moved:
+            out.append(f"{address}: no longer declared and not moved: would be destroyed")
+            continue
+        module, resource, index = _split_address(moved[address])
+        target = f"{module}.{resource}".lstrip(".")
+        targets.add(target)
+        target_kind = declared.get(target)
+        expected = kind if index is None else ("count" if index.isdigit() else "for_each")
+        if target_kind is None:
+            out.append(f"{address}: moved to {moved[address]}, which is not declared")
+        elif target_kind != expected or (index is not None and kind != "single"):
+            out.append(f"{address} ({kind}): moved to {moved[address]} ({target_kind})")
+    for address in declared.keys() - before.keys() - targets:
+        out.append(f"{address}: not in the existing state: would be created")
+    return out
+
+
+def _qualify(expr: str, scope: str, moved: dict[str, str]) -> str:
+    """Resource/data/var/local references of an expression as full addresses, through moved blocks."""
+
+    def full(m: re.Match[str]) -> str:
+        ref = f"{scope}.{m.group(0)}".lstrip(".")
+        return moved.get(ref, ref)
+
+    return _REF.sub(full, expr)
+
+
+def trace(root: Path, value: Any, scope: str = "") -> str:
+    """An expression of `scope` followed through module outputs (`${module.x.y}`), with its
+    references as full addresses: what it means in the state."""
+    dirs = load_tf(root)["dirs"]
+    while isinstance(value, str) and (m := re.fullmatch(r"\$\{module\.(\w+)\.(\w+)\}", value)):
+        scope = f"{scope}.module.{m.group(1)}".lstrip(".")
+        value = dirs[scope].outputs[m.group(2)]["value"]
+    return _qualify(json.dumps(value), scope, {})
+
+
+def trace_output(root: Path, name: str) -> str:
+    """A root output followed through module outputs (see trace)."""
+    return trace(root, load_tf(root)["outputs"][name]["value"])
+
+
+def output_meaning_violations(root: Path, before: dict[str, str]) -> list[str]:
+    """Outputs (name -> pre-module expression) that are gone or now lead somewhere else."""
+    moved = dict(parse_dir(root).moved)
+    outputs = load_tf(root)["outputs"]
+    out = []
+    for name, expr in before.items():
+        if name not in outputs:
+            out.append(f"output {name}: removed")
+            continue
+        was, now = _qualify(json.dumps(expr), "", moved), trace_output(root, name)
+        if was != now:
+            out.append(f"output {name}: was {was}, now {now}")
+    return out
 
 
 def _resolve(value: Any, variables: dict[str, Any]) -> Any:
@@ -78,11 +403,13 @@ def _blocks(body: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return value if isinstance(value, list) else [value]
 
 
-def _alb_security_groups(resources: list[tuple[str, str, dict[str, Any]]]) -> set[str]:
-    refs: set[str] = set()
-    for rtype, _, body in resources:
-        if rtype == "aws_lb":
-            refs.update(re.findall(r"aws_security_group\.(\w+)\.id", json.dumps(body.get("security_groups"))))
+def _alb_security_groups(resources: list[Resource]) -> set[tuple[str, str]]:
+    """(module, name) of the security groups an aws_lb uses."""
+    refs: set[tuple[str, str]] = set()
+    for r in resources:
+        if r.rtype == "aws_lb":
+            found = re.findall(r"aws_security_group\.(\w+)\.id", json.dumps(r.body.get("security_groups")))
+            refs.update((r.module, sg) for sg in found)
     return refs
 
 
@@ -99,20 +426,22 @@ KMS_ATTRIBUTE = {
 
 
 def tf_violations(root: Path) -> list[str]:  # noqa: PLR0912 -- one flat list of invariants reads best
-    """Production invariants of one Terraform root, as a list of violations."""
+    """Production invariants of one Terraform root and the modules it calls, as a list of violations."""
     tf = load_tf(root)
     res, var = tf["resources"], tf["variables"]
     out: list[str] = []
     alb_sgs = _alb_security_groups(res)
     encrypted_buckets = {
-        m.group(1)
-        for rtype, _, body in res
-        if rtype == "aws_s3_bucket_server_side_encryption_configuration" and "aws:kms" in json.dumps(body)
-        for m in [re.search(r"aws_s3_bucket\.(\w+)\.id", str(body.get("bucket")))]
+        (r.module, m.group(1))
+        for r in res
+        if r.rtype == "aws_s3_bucket_server_side_encryption_configuration" and "aws:kms" in json.dumps(r.body)
+        for m in [re.search(r"aws_s3_bucket\.(\w+)\.id", str(r.body.get("bucket")))]
         if m
     }
-    for rtype, name, body in res:
-        where = f"{rtype}.{name}"
+    for r in res:
+        if r.none:
+            continue
+        rtype, name, body, where = r.rtype, r.name, r.body, r.address
         if rtype == "aws_db_instance":
             if body.get("storage_encrypted") is not True or not body.get("kms_key_id"):
                 out.append(f"{where}: encryption at rest with KMS")
@@ -124,7 +453,9 @@ def tf_violations(root: Path) -> list[str]:  # noqa: PLR0912 -- one flat list of
                 out.append(f"{where}: publicly_accessible must be false")
             if (_resolve(body.get("backup_retention_period"), var) or 0) < 7:
                 out.append(f"{where}: backups kept >= 7 days")
-        elif rtype == "aws_db_subnet_group" and "aws_subnet.public" in json.dumps(body):
+        elif rtype == "aws_db_subnet_group" and re.search(
+            r"aws_subnet\.public|public_subnet", json.dumps(body)
+        ):
             out.append(f"{where}: database in public subnets")
         elif rtype == "aws_elasticache_replication_group":
             if (
@@ -150,7 +481,7 @@ def tf_violations(root: Path) -> list[str]:  # noqa: PLR0912 -- one flat list of
             enc = _blocks(body, "encryption_configuration")
             if not enc or enc[0].get("encryption_type") != "KMS":
                 out.append(f"{where}: KMS encryption")
-        elif rtype == "aws_s3_bucket" and name not in encrypted_buckets:
+        elif rtype == "aws_s3_bucket" and (r.module, name) not in encrypted_buckets:
             out.append(f"{where}: no aws:kms server-side encryption configuration")
         elif rtype in KMS_ATTRIBUTE and not body.get(KMS_ATTRIBUTE[rtype]):
             out.append(f"{where}: KMS encryption")
@@ -162,17 +493,18 @@ def tf_violations(root: Path) -> list[str]:  # noqa: PLR0912 -- one flat list of
                     out.append(f"{where}: EBS encryption")
         elif rtype == "aws_lb" and body.get("enable_deletion_protection") is not True:
             out.append(f"{where}: deletion protection")
-        out.extend(_ingress_violations(rtype, name, body, alb_sgs))
+        out.extend(_ingress_violations(r, alb_sgs))
     return out
 
 
-def _ingress_violations(rtype: str, name: str, body: dict[str, Any], alb_sgs: set[str]) -> list[str]:
+def _ingress_violations(r: Resource, alb_sgs: set[tuple[str, str]]) -> list[str]:
     """0.0.0.0/0 (or ::/0) ingress is allowed only on 443/tcp of a security group an aws_lb uses."""
+    rtype, name, body = r.rtype, r.name, r.body
     rules: list[tuple[str, dict[str, Any], Any]] = []
     if rtype == "aws_security_group":
         rules = [
-            (name, r, [*r.get("cidr_blocks", []), *r.get("ipv6_cidr_blocks", [])])
-            for r in _blocks(body, "ingress")
+            (name, rule, [*rule.get("cidr_blocks", []), *rule.get("ipv6_cidr_blocks", [])])
+            for rule in _blocks(body, "ingress")
         ]
     elif rtype == "aws_security_group_rule" and body.get("type") == "ingress":
         sg = re.search(r"aws_security_group\.(\w+)\.id", str(body.get("security_group_id")))
@@ -195,8 +527,8 @@ def _ingress_violations(rtype: str, name: str, body: dict[str, Any], alb_sgs: se
             and rule.get("to_port") == 443
             and rule.get("protocol", rule.get("ip_protocol")) == "tcp"
         )
-        if not (https_only and sg_name in alb_sgs):
-            out.append(f"{rtype}.{name}: 0.0.0.0/0 ingress other than 443/tcp on the ALB")
+        if not (https_only and (r.module, sg_name) in alb_sgs):
+            out.append(f"{r.address}: 0.0.0.0/0 ingress other than 443/tcp on the ALB")
     return out
 
 

@@ -1,13 +1,36 @@
-"""Terraform roots (primary and DR): formatting, production invariants and the engine's outputs."""
+"""Terraform roots (primary and DR) and the shared modules they call: formatting, production
+invariants, module wiring, the existing states' addresses and the engine's outputs.
+
+No AWS provider can be downloaded here, so `terraform init/validate/plan` do not run; the module
+wiring check (module_violations) is the offline part of what validate would say, and the state
+checks compare against the addresses the roots had before the modules (terraform_pre_modules.json).
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from artifact_checks import TF_PRIMARY, TF_SECONDARY, load_tf, terraform_fmt, tf_violations
+from artifact_checks import (
+    TF_PRIMARY,
+    TF_SECONDARY,
+    load_tf,
+    module_dir,
+    module_violations,
+    output_meaning_violations,
+    parse_dir,
+    state_address_violations,
+    terraform_fmt,
+    tf_violations,
+    trace,
+    trace_output,
+)
 
 ROOTS = [TF_PRIMARY, TF_SECONDARY]
+MODULES = TF_PRIMARY / "modules"
+SHARED_MODULES = {"network", "eks", "alb", "data_network"}
+PRE_MODULES = json.loads((Path(__file__).parent / "terraform_pre_modules.json").read_text())
 ENGINE_OUTPUTS_PRIMARY = {
     "alb_listener_arn",
     "blue_target_group_arn",
@@ -24,11 +47,15 @@ ENGINE_OUTPUTS_SECONDARY = {
     "alb_listener_arn",
     "route53_zone_id",
     "api_record_name",
+    "secondary_health_check_id",
 }
 
 
 def _resources(root: Path, rtype: str) -> dict[str, dict]:
-    return {name: body for t, name, body in load_tf(root)["resources"] if t == rtype}
+    """Resources of a type in a root and its modules, by name (names must not collide)."""
+    found = [r for r in load_tf(root)["resources"] if r.rtype == rtype and not r.none]
+    assert len({r.name for r in found}) == len(found), [r.address for r in found]
+    return {r.name: r.body for r in found}
 
 
 def test_required_files_exist() -> None:
@@ -40,10 +67,15 @@ def test_required_files_exist() -> None:
         "monitoring.tf",
         "variables.tf",
         "outputs.tf",
+        "moved.tf",
     ):
         assert (TF_PRIMARY / f).is_file(), f
     assert (TF_PRIMARY / "production.tfvars").is_file()
     assert (TF_SECONDARY / "outputs.tf").is_file()
+    assert (TF_SECONDARY / "moved.tf").is_file()
+    for module in ("network", "eks", "alb", "data-network"):
+        for f in ("main.tf", "variables.tf", "outputs.tf"):
+            assert (MODULES / module / f).is_file(), f"{module}/{f}"
 
 
 @pytest.mark.parametrize("root", ROOTS, ids=lambda p: p.name)
@@ -108,9 +140,184 @@ resource "aws_s3_bucket" "logs" { bucket = "x" }
         assert expected in text, f"{expected!r} not reported in:\n{text}"
 
 
+def test_invariants_follow_module_inputs(tmp_path: Path) -> None:
+    """A module resource is judged with what the caller passes: a node group module called with
+    1..50 nodes is reported at the module's address, the same module called with 3..20 is not."""
+    module = tmp_path / "modules" / "ng"
+    module.mkdir(parents=True)
+    (module / "main.tf").write_text(
+        """
+variable "min" { type = number }
+variable "max" { type = number }
+resource "aws_eks_node_group" "ng" {
+  scaling_config {
+    min_size     = var.min
+    desired_size = var.min
+    max_size     = var.max
+  }
+}
+"""
+    )
+    (tmp_path / "main.tf").write_text(
+        """
+variable "node_max" { default = 50 }
+module "small" {
+  source = "./modules/ng"
+  min    = 1
+  max    = var.node_max
+}
+module "right" {
+  source = "./modules/ng"
+  min    = 3
+  max    = 20
+}
+"""
+    )
+    assert tf_violations(tmp_path) == [
+        "module.small.aws_eks_node_group.ng: node group must scale 3..20, got 1..50"
+    ]
+
+
+@pytest.mark.parametrize("root", ROOTS, ids=lambda p: p.name)
+def test_module_wiring_is_consistent(root: Path) -> None:
+    """Every module input passed is declared, required ones are passed, every module.x.y read is a
+    declared output, every reference resolves in its scope, every moved block fits."""
+    assert module_violations(root) == []
+
+
+def test_module_check_catches_broken_wiring(tmp_path: Path) -> None:
+    module = tmp_path / "modules" / "net"
+    module.mkdir(parents=True)
+    (module / "main.tf").write_text(
+        """
+variable "name" { type = string }
+variable "cidr" { type = string }
+resource "aws_vpc" "main" {
+  cidr_block = var.cidr
+  tags       = { Name = var.nme }
+}
+output "vpc_id" { value = aws_vpc.main.id }
+"""
+    )
+    (tmp_path / "main.tf").write_text(
+        """
+module "net" {
+  source = "./modules/net"
+  name   = "x"
+  region = "us-west-2"
+}
+module "gone" {
+  source = "./modules/missing"
+}
+resource "aws_flow_log" "main" { vpc_id = aws_vpc.main.id }
+output "vpc_id" { value = module.net.vpc_id }
+output "subnets" { value = module.net.private_subnet_ids }
+moved {
+  from = aws_vpc.main
+  to   = module.net.aws_vpc.primary
+}
+"""
+    )
+    text = "\n".join(module_violations(tmp_path))
+    for expected in (
+        "module.net.private_subnet_ids: ./modules/net has no output 'private_subnet_ids'",
+        "module.net passes 'region', not a variable of ./modules/net",
+        "module.net does not pass required variable 'cidr'",
+        "module.gone source './modules/missing' is not a local module",
+        "resource aws_flow_log.main: aws_vpc.main is not declared here",
+        "module.net resource aws_vpc.main: var.nme is not declared",
+        "moved to module.net.aws_vpc.primary, which is not declared",
+    ):
+        assert expected in text, f"{expected!r} not reported in:\n{text}"
+    assert "module.net.vpc_id" not in text  # the declared output is fine
+
+
+@pytest.mark.parametrize("root", ROOTS, ids=lambda p: p.name)
+def test_existing_state_keeps_every_resource(root: Path) -> None:
+    """Every address the production/DR state holds is still declared or moved (with moved {}) to a
+    declared resource of the same count/for_each shape, and nothing new would be created."""
+    assert state_address_violations(root, PRE_MODULES[root.name]["resources"]) == []
+
+
+def test_state_check_catches_a_missing_moved_block(tmp_path: Path) -> None:
+    module = tmp_path / "modules" / "net"
+    module.mkdir(parents=True)
+    (module / "main.tf").write_text(
+        'resource "aws_vpc" "main" {}\nresource "aws_subnet" "private" { count = 3 }\n'
+    )
+    (tmp_path / "main.tf").write_text(
+        """
+module "net" { source = "./modules/net" }
+moved {
+  from = aws_subnet.private
+  to   = module.net.aws_subnet.private
+}
+"""
+    )
+    before = {"aws_vpc.main": "single", "aws_subnet.private": "for_each"}
+    assert sorted(state_address_violations(tmp_path, before)) == [
+        "aws_subnet.private (for_each): moved to module.net.aws_subnet.private (count)",
+        "aws_vpc.main: no longer declared and not moved: would be destroyed",
+        "module.net.aws_vpc.main: not in the existing state: would be created",
+    ]
+
+
+@pytest.mark.parametrize("root", ROOTS, ids=lambda p: p.name)
+def test_outputs_keep_their_names_and_meaning(root: Path) -> None:
+    """Each output the root had still exists and, followed through module outputs and moved
+    blocks, reads the same attribute of the same object."""
+    assert output_meaning_violations(root, PRE_MODULES[root.name]["outputs"]) == []
+
+
+def test_output_meaning_check_catches_a_changed_output(tmp_path: Path) -> None:
+    module = tmp_path / "modules" / "alb"
+    module.mkdir(parents=True)
+    (module / "main.tf").write_text(
+        """
+resource "aws_lb" "main" {}
+resource "aws_lb_listener" "https" {}
+output "listener_arn" { value = aws_lb.main.arn }
+"""
+    )
+    (tmp_path / "main.tf").write_text(
+        """
+module "alb" { source = "./modules/alb" }
+output "alb_listener_arn" { value = module.alb.listener_arn }
+moved {
+  from = aws_lb_listener.https
+  to   = module.alb.aws_lb_listener.https
+}
+"""
+    )
+    before = {
+        "alb_listener_arn": "${aws_lb_listener.https.arn}",
+        "eks_cluster_name": "${aws_eks_cluster.main.name}",
+    }
+    assert output_meaning_violations(tmp_path, before) == [
+        'output alb_listener_arn: was "${module.alb.aws_lb_listener.https.arn}", '
+        'now "${module.alb.aws_lb.main.arn}"',
+        "output eks_cluster_name: removed",
+    ]
+
+
 def test_engine_outputs_exist() -> None:
     assert set(load_tf(TF_PRIMARY)["outputs"]) >= ENGINE_OUTPUTS_PRIMARY
     assert set(load_tf(TF_SECONDARY)["outputs"]) >= ENGINE_OUTPUTS_SECONDARY
+    for root in ROOTS:
+        assert trace_output(root, "alb_listener_arn") == '"${module.alb.aws_lb_listener.https.arn}"'
+        assert trace_output(root, "blue_target_group_arn") == (
+            '"${module.alb.aws_lb_target_group.pool[\\"blue\\"].arn}"'
+        )
+
+
+def test_both_roots_call_the_same_modules() -> None:
+    """One copy of the network, EKS, ALB and data-store wiring: both roots call the same directories."""
+    calls = {root.name: parse_dir(root).modules for root in ROOTS}
+    for root in ROOTS:
+        assert set(calls[root.name]) == SHARED_MODULES
+    for name in SHARED_MODULES:
+        dirs = {module_dir(root, calls[root.name][name]["source"]) for root in ROOTS}
+        assert len(dirs) == 1 and next(iter(dirs)).parent == MODULES.resolve(), dirs
 
 
 @pytest.mark.parametrize("root", ROOTS, ids=lambda p: p.name)
@@ -136,15 +343,25 @@ def test_data_stores_match_the_seed() -> None:
     assert tf["variables"]["redis_shards"] > 1
     replica = _resources(TF_SECONDARY, "aws_db_instance")["replica"]
     assert "primary_db_instance_arn" in replica["replicate_source_db"]
+    for root in ROOTS:  # the data stores sit in the database subnets behind their own security groups
+        (db,) = _resources(root, "aws_db_subnet_group").values()
+        assert trace(root, db["subnet_ids"]) == '"${module.network.aws_subnet.database[*].id}"'
+        store = _resources(root, "aws_security_group")["store"]
+        assert store["for_each"] == "${local.stores}"
+        assert "cluster_security_group_id" in trace(root, store["ingress"][0]["security_groups"][0])
+    stores = parse_dir(MODULES / "data-network").locals["stores"]
+    assert {k: v["port"] for k, v in stores.items()} == {"database": 5432, "redis": 6379}
 
 
 def test_network_spans_three_azs_with_private_subnets() -> None:
-    subnets = _resources(TF_PRIMARY, "aws_subnet")
-    assert {"public", "private", "database"} <= set(subnets)
-    assert all(s["count"] == 3 for s in subnets.values())
+    for root in ROOTS:
+        subnets = _resources(root, "aws_subnet")
+        assert {"public", "private", "database"} <= set(subnets)
+        assert all(s["count"] == 3 for s in subnets.values())
+        # The node group's subnets are what the caller passes, followed to the network module.
+        (ng,) = _resources(root, "aws_eks_node_group").values()
+        assert trace(root, ng["subnet_ids"]) == '"${module.network.aws_subnet.private[*].id}"'
     assert load_tf(TF_PRIMARY)["variables"]["cluster_name"] == "claude-deployment-prod"
-    for ng in _resources(TF_PRIMARY, "aws_eks_node_group").values():
-        assert "aws_subnet.private" in ng["subnet_ids"]
 
 
 def test_edge_has_waf_with_owasp_rules_and_monitoring_has_alarms() -> None:
