@@ -1,12 +1,27 @@
 """The engine's worker: runs the release workflows and their activities.
 
     python worker.py [--task-queue deploy-engine] [--metrics-bind 127.0.0.1:9464]
+        [--max-cached-workflows 1000] [--max-concurrent-workflow-tasks 100]
+        [--max-concurrent-activities 64]
 
 Connection settings come from Temporal's environment configuration (see
 ``engine/temporal.py``), so the same worker serves the local dev server, a
 self-hosted cluster or Temporal Cloud; run as many replicas as needed on one
 task queue. SIGTERM (or Ctrl-C) stops taking new tasks and lets running
 activities finish for up to ``--drain-seconds``.
+
+Capacity (each also from the environment variable named in brackets):
+
+- ``--max-cached-workflows`` [DEPLOY_WORKER_MAX_CACHED_WORKFLOWS], default 1000:
+  releases kept in memory between their steps. A release that is not cached is
+  replayed from its history at its next step (correct, but CPU). Keep it at or
+  above the releases one replica holds; memory grows with it (bench/scale.py
+  measures the worker's RSS per release).
+- ``--max-concurrent-workflow-tasks`` [DEPLOY_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS],
+  default 100: workflow tasks run at once.
+- ``--max-concurrent-activities`` [DEPLOY_WORKER_MAX_CONCURRENT_ACTIVITIES], default 64:
+  activities run at once; also the size of the activity thread pool (activities
+  are synchronous and mostly wait on I/O).
 """
 
 from __future__ import annotations
@@ -41,11 +56,20 @@ WORKFLOWS = [CanaryRelease, BlueGreenRelease, RollingRelease, Release]
 DR_WORKFLOWS = [DrFailover, DrDrill, DrMonitor]
 log = structlog.get_logger()
 
+MAX_CONCURRENT_ACTIVITIES = 64
+CAPACITY_OPTIONS = {
+    # option name: (environment variable, default)
+    "max_cached_workflows": ("DEPLOY_WORKER_MAX_CACHED_WORKFLOWS", 1000),
+    "max_concurrent_workflow_tasks": ("DEPLOY_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS", 100),
+    "max_concurrent_activities": ("DEPLOY_WORKER_MAX_CONCURRENT_ACTIVITIES", MAX_CONCURRENT_ACTIVITIES),
+}
+"""Worker capacity options (see the module docstring), their variables and defaults."""
+
 
 def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor, **overrides: Any) -> Worker:
     """The worker with every workflow and activity of the engine (also used by tests)."""
     options: dict[str, Any] = {
-        "max_concurrent_activities": 64,
+        "max_concurrent_activities": MAX_CONCURRENT_ACTIVITIES,
         "graceful_shutdown_timeout": timedelta(seconds=10),
         **overrides,
     }
@@ -59,7 +83,27 @@ def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor, 
     )
 
 
-async def serve(task_queue: str, metrics_bind: str | None, drain: float) -> None:
+def capacity_from_environment(environ: dict[str, str] | None = None) -> dict[str, int]:
+    """Capacity options from their environment variables (defaults where unset)."""
+    environ = dict(os.environ if environ is None else environ)
+    options = {}
+    for name, (variable, default) in CAPACITY_OPTIONS.items():
+        raw = environ.get(variable, "").strip()
+        try:
+            value = int(raw) if raw else default
+        except ValueError:
+            msg = f"{variable}={raw!r} is not a whole number"
+            raise SystemExit(msg) from None
+        if value < 1:
+            msg = f"{variable}={value}: must be at least 1"
+            raise SystemExit(msg)
+        options[name] = value
+    return options
+
+
+async def serve(
+    task_queue: str, metrics_bind: str | None, drain: float, capacity: dict[str, int] | None = None
+) -> None:
     runtime = None
     if metrics_bind:
         runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=metrics_bind)))
@@ -68,12 +112,14 @@ async def serve(task_queue: str, metrics_bind: str | None, drain: float) -> None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    with ThreadPoolExecutor(max_workers=64, thread_name_prefix="activity") as executor:
+    capacity = capacity or capacity_from_environment()
+    threads = capacity["max_concurrent_activities"]
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="activity") as executor:
         worker = build_worker(
-            client, task_queue, executor, graceful_shutdown_timeout=timedelta(seconds=drain)
+            client, task_queue, executor, graceful_shutdown_timeout=timedelta(seconds=drain), **capacity
         )
         async with worker:
-            log.info("worker started", task_queue=task_queue, metrics=metrics_bind)
+            log.info("worker started", task_queue=task_queue, metrics=metrics_bind, **capacity)
             await stop.wait()
             log.info("worker stopping: draining running activities", seconds=drain)
     log.info("worker stopped")
@@ -89,9 +135,21 @@ def main() -> None:
         "--metrics-bind", default=default_metrics, help="host:port for SDK metrics; '' disables"
     )
     parser.add_argument("--drain-seconds", type=float, default=10.0)
+    capacity = capacity_from_environment()
+    for name, (variable, _) in CAPACITY_OPTIONS.items():
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            type=int,
+            default=capacity[name],
+            help=f"(env {variable}; default {capacity[name]})",
+        )
     args = parser.parse_args()
+    for name in CAPACITY_OPTIONS:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
     logging_setup.configure()
-    asyncio.run(serve(args.task_queue, args.metrics_bind or None, args.drain_seconds))
+    chosen = {name: getattr(args, name) for name in CAPACITY_OPTIONS}
+    asyncio.run(serve(args.task_queue, args.metrics_bind or None, args.drain_seconds, chosen))
 
 
 if __name__ == "__main__":

@@ -29,17 +29,23 @@ _PROVIDERS: dict[str, dict[str, str]] = {
     "platform": {
         "local": "activities.platform.local:LocalPlatform",
         "kubernetes": "activities.platform.kubernetes:KubernetesPlatform",
+        "simulated": "activities.platform.simulated:SimulatedPlatform",  # no I/O: benchmarks
     },
     "router": {
         "haproxy": "activities.router.haproxy:HAProxyRouter",
         "alb": "activities.router.alb:AlbRouter",
         "kubernetes": "activities.router.kubernetes:KubernetesRouter",
+        "simulated": "activities.router.simulated:SimulatedRouter",  # no I/O: benchmarks
     },
     "analysis": {
         "prometheus": "activities.analysis.prometheus:PrometheusMetrics",
         "cloudwatch": "activities.analysis.cloudwatch:CloudWatchMetrics",
+        "simulated": "activities.analysis.simulated:SimulatedMetrics",  # no I/O: benchmarks
     },
-    "smoke": {"http": "activities.smoke.http:HttpSmoke"},
+    "smoke": {
+        "http": "activities.smoke.http:HttpSmoke",
+        "simulated": "activities.smoke.simulated:SimulatedSmoke",  # no I/O: benchmarks
+    },
     "database": {
         "postgres-local": "activities.database.postgres_local:LocalPostgres",
         "rds": "activities.database.rds:RdsDatabase",  # reads DrSpec.aws

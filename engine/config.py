@@ -54,21 +54,25 @@ LOCAL_MAX_INSTANCES = 8
 """Slots per pool on the local platform's router."""
 
 AVAILABLE_PROVIDERS: dict[str, tuple[str, ...]] = {
-    "platform": ("local", "kubernetes"),
-    "router": ("haproxy", "alb", "kubernetes"),
-    "analysis": ("prometheus", "cloudwatch"),
-    "smoke": ("http",),
+    "platform": ("local", "kubernetes", "simulated"),
+    "router": ("haproxy", "alb", "kubernetes", "simulated"),
+    "analysis": ("prometheus", "cloudwatch", "simulated"),
+    "smoke": ("http", "simulated"),
     "database": ("postgres-local", "rds"),
     "global_entry": ("haproxy-local", "route53"),
     "images": ("oci", "ecr"),
     "regions": ("local", "kubernetes"),
 }
-"""Providers this engine ships; activities/registry.py maps each name to its class."""
+"""Providers this engine ships; activities/registry.py maps each name to its class.
+
+``simulated`` (platform, router, analysis, smoke) does no I/O and keeps its state in the
+worker's memory: for benchmarks (bench/scale.py) and dry exercises, never a real environment."""
 
 ROUTER_CAPABILITIES: dict[str, frozenset[str]] = {
     "haproxy": frozenset({"weights", "preview"}),
     "alb": frozenset({"weights", "preview"}),
     "kubernetes": frozenset({"weights", "preview"}),
+    "simulated": frozenset({"weights", "preview"}),
 }
 """What each router can do. ``preview``: a second route (its own frontend/port) that serves
 only the members given to ``Router.set_preview``; blue-green needs it."""

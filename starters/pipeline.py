@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from temporalio.client import WorkflowHandle
 
-from activities.images.oci import RegistryClient
-from activities.infra.terraform import Terraform
 from engine.contracts import ReleaseStatus
 from engine.contracts.pipeline import STAGES, PipelineSpec
 
 
 def print_pipeline_plan(pipeline: PipelineSpec) -> None:
     """Stages, the Terraform plan summary and the digest to promote; reads only, changes nothing."""
+    # Imported here: only a dry run needs them, and httpx alone costs a starter ~0.1 s to import.
+    from activities.images.oci import RegistryClient  # noqa: PLC0415
+    from activities.infra.terraform import Terraform  # noqa: PLC0415
+
     print(f"  stages: {' -> '.join(STAGES)} (strategy as child workflow {pipeline.workflow_type})")
     checks = ", ".join(f"{c.name} ({c.target})" for c in pipeline.checks) or "none configured"
     print(f"  pre-validation: {checks}")
