@@ -218,14 +218,15 @@ class CrashWorker(WorkerProcess):
 
     def start(self) -> None:
         self.starts += 1
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.crash_worker", "--task-queue", self.task_queue],
-            cwd=REPO,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log_file.open("ab"),
-            start_new_session=True,
-        )
+        with self.log_file.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.crash_worker", "--task-queue", self.task_queue],
+                cwd=REPO,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
 
     def died(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None
@@ -513,6 +514,8 @@ async def run_case(scenario: Scenario, client: Client, points: list[Point], *, w
             deadline = time.monotonic() + within
             while not result_task.done():
                 if worker.died():
+                    # Each kill point kills once (first attempts only): more deaths are a broken worker.
+                    assert worker.starts <= len(points), f"the worker keeps dying: {worker.log_file}"
                     worker.start()  # at once, as a supervisor would
                 assert time.monotonic() < deadline, f"{scenario.name} {points}: no result after {within:g}s"
                 await asyncio.wait({result_task}, timeout=0.1)
