@@ -1,0 +1,80 @@
+"""The ``kubernetes`` DR Regions provider against kmock (one cluster here, a Deployment per region).
+
+The harness plays the Deployment controller (cloud_harness.DeploymentController); the
+provider only talks to the Kubernetes API.
+"""
+
+from __future__ import annotations
+
+import pytest
+from cloud_harness import KubeCluster, wait_for
+from dr_harness import deployment
+
+from activities.interfaces import BadRequest
+from activities.platform.kubernetes import RolloutFailed
+from activities.regions.kubernetes import KubernetesRegions
+from engine.contracts import KubernetesSettings
+from engine.contracts.dr import DrProviders, DrSpec, KubernetesDrRegion, KubernetesDrSettings
+
+
+def _spec(kube: KubeCluster) -> DrSpec:
+    k8s = KubernetesSettings(app="sample-api", image="img", kubeconfig=str(kube.kubeconfig), context="kmock")
+    regions = {
+        r: KubernetesDrRegion(kubernetes=k8s, pool=pool, database_host=f"db-{r.lower()}:5432")
+        for r, pool in (("A", "blue"), ("B", "green"))
+    }
+    return DrSpec(
+        app="sample-api", environment="staging", version="v1.0.0", regions=["A", "B"],
+        providers=DrProviders(database="postgres-local", global_entry="haproxy-local", regions="kubernetes"),
+        instances=2, standby_instances=1, rpo_budget=5, health_check_interval=1, health_check_failures=3,
+        auto_approve=False, synchronous_replication=False, catch_up_timeout=5,
+        kubernetes=KubernetesDrSettings(regions=regions),
+    )  # fmt: skip
+
+
+def _names(kube: KubeCluster) -> list[str]:
+    return sorted(d.metadata.name for d in kube.apps.list_deployment_for_all_namespaces().items)
+
+
+def test_regions_scale_point_and_check_a_regions_deployment(kube: KubeCluster) -> None:
+    kube.apps.create_namespaced_deployment(
+        "default",
+        deployment(
+            "sample-api", "blue", "img:v1.0.0", 1, {"DATABASE_HOST": "db-a:5432", "DATABASE_NODE": "A"}
+        ),
+    )
+    controller = kube.play_controller()
+    regions = KubernetesRegions(_spec(kube))
+    regions._cluster("A").poll = 0.05
+
+    # B's Deployment does not exist: refused by name, nothing created or changed.
+    with pytest.raises(BadRequest, match="no Deployment 'sample-api-green'"):
+        regions.scale("B", 2, progress=lambda _: None)
+    with pytest.raises(BadRequest, match="no Deployment 'sample-api-green'"):
+        regions.use_database("B", "A")
+    assert _names(kube) == ["sample-api-blue"] and regions.writes_to("A") == "A"
+
+    seen: list[str] = []
+    assert regions.scale("A", 2, progress=seen.append) == 2
+    dep = kube.apps.read_namespaced_deployment("sample-api-blue", "default")
+    assert dep.spec.replicas == 2 and dep.status.available_replicas == 2
+    assert regions.health("A") == []
+
+    regions.use_database("A", "B")
+    env = {e.name: e.value for e in kube.apps.read_namespaced_deployment("sample-api-blue", "default")
+           .spec.template.spec.containers[0].env}  # fmt: skip
+    assert env == {"DATABASE_HOST": "db-b:5432", "DATABASE_NODE": "B"} and regions.writes_to("A") == "B"
+    generation = kube.apps.read_namespaced_deployment("sample-api-blue", "default").metadata.generation
+    regions.use_database("A", "B")  # idempotent: no new rollout
+    assert (
+        kube.apps.read_namespaced_deployment("sample-api-blue", "default").metadata.generation == generation
+    )
+    regions.use_database("A", None)
+    assert regions.writes_to("A") is None
+
+    # A crash-looping rollout: the region is unhealthy, scaling fails at once (not after a timeout).
+    controller.failures["sample-api-blue"] = "CrashLoopBackOff"
+    failures = wait_for(lambda: len(regions.health("A")) == 2 and regions.health("A"))
+    assert "CrashLoopBackOff" in failures[0] and "no available replica" in failures[1]
+    with pytest.raises(RolloutFailed, match="CrashLoopBackOff"):
+        regions.scale("A", 2, progress=lambda _: None)
