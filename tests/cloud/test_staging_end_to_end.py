@@ -551,3 +551,25 @@ async def test_blue_green_on_staging_with_the_kubernetes_router_flips_the_servic
     instances = staging.only("green")
     assert {staging.answers(i.address) for i in instances} == {version}
     assert staging.deployment("blue") is None
+
+
+async def test_blue_green_with_a_missing_preview_listener_fails_before_any_change(
+    staging: Staging, client: Client, task_queue: str
+) -> None:
+    """A preview listener that does not exist is refused when the release observes, not after
+    green has started."""
+    data = staging.config.model_dump()
+    data["environments"]["staging"]["aws"]["preview_listener_arn"] = staging.preview[:-4] + "dead"
+    config = DeployConfig.model_validate(data)
+    version = f"v6.{uuid.uuid4().int % 1000}.0"
+
+    spec = resolve_release(config, version, "blue-green", "staging", requested_by="pytest")
+    result = await run(client, spec, task_queue)
+
+    assert result.outcome == "failed", decisions(result)
+    assert "ListenerNotFound" in result.reason
+    assert "failed before any change" in decisions(result)
+    assert staging.deployment("green") is None
+    assert [pool for _, pool in staging.watcher.previews] == [None]
+    assert staging.watcher.green_share() == [0]
+    assert [v for _, _, v in staging.pods.started] == [STABLE] * 3  # no process of the new version ran
