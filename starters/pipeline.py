@@ -11,7 +11,7 @@ from engine.contracts.pipeline import STAGES, PipelineSpec
 def print_pipeline_plan(pipeline: PipelineSpec) -> None:
     """Stages, the Terraform plan summary and the digest to promote; reads only, changes nothing."""
     # Imported here: only a dry run needs them, and httpx alone costs a starter ~0.1 s to import.
-    from activities.images.oci import RegistryClient  # noqa: PLC0415
+    from activities import registry  # noqa: PLC0415
     from activities.infra.terraform import Terraform  # noqa: PLC0415
 
     print(f"  stages: {' -> '.join(STAGES)} (strategy as child workflow {pipeline.workflow_type})")
@@ -36,7 +36,7 @@ def print_pipeline_plan(pipeline: PipelineSpec) -> None:
     if image is None:
         print("  image: no registry configured")
     else:
-        client = RegistryClient(image.registry)
+        client = registry.images(image)  # the environment's images provider (oci, ecr)
         try:
             digest = client.resolve(image.ci_repository, image.tag)
         except Exception as exc:

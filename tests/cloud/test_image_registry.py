@@ -23,8 +23,9 @@ from activities.images.oci import RegistryClient
 from activities.pipeline_definitions import promote_image, resolve_image
 from engine.config import InputError, parse_config, resolve_release
 from engine.contracts import AwsSettings
-from engine.contracts.pipeline import ImageLookup, ImageSpec, PromoteRequest
+from engine.contracts.pipeline import ImageLookup, ImageSpec, PipelineSpec, PromoteRequest
 from engine.pipeline import resolve_pipeline
+from starters.pipeline import print_pipeline_plan
 
 CONFIG = """
 app: {name: sample-api}
@@ -56,16 +57,21 @@ def _manifest(build: str) -> str:
     )
 
 
-def image_spec(settings: AwsSettings | None, ci: str, prod: str, provider: str = "ecr") -> ImageSpec:
+def pipeline_spec(settings: AwsSettings | None, ci: str, prod: str, provider: str = "ecr") -> PipelineSpec:
     aws_line = f"aws: {settings.model_dump_json(exclude_none=True)}" if settings else ""
     config = parse_config(CONFIG % {"aws": aws_line, "provider": provider, "ci": ci, "prod": prod})
-    spec = resolve_release(config, "v1.4.0", "canary", "staging")
-    image = resolve_pipeline(config, spec).image
+    return resolve_pipeline(config, resolve_release(config, "v1.4.0", "canary", "staging"))
+
+
+def image_spec(settings: AwsSettings | None, ci: str, prod: str, provider: str = "ecr") -> ImageSpec:
+    image = pipeline_spec(settings, ci, prod, provider).image
     assert image is not None
     return image
 
 
-def test_ecr_is_selected_by_config_and_promotes_through_the_activities(aws_settings: AwsSettings) -> None:
+def test_ecr_is_selected_by_config_and_promotes_through_the_activities(
+    aws_settings: AwsSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
     ecr = aws.client(aws_settings, "ecr")
     ci, prod = unique("ci/sample-api"), unique("sample-api")
     ecr.create_repository(repositoryName=ci)
@@ -77,9 +83,17 @@ def test_ecr_is_selected_by_config_and_promotes_through_the_activities(aws_setti
         ecr.put_image(repositoryName=ci, imageManifest=body, imageTag=build, imageDigest=digests[build])
     ecr.put_image(repositoryName=ci, imageManifest=_manifest("build-1"), imageTag="v1.4.0")
 
-    image = image_spec(aws_settings, ci, prod)
+    pipeline = pipeline_spec(aws_settings, ci, prod)
+    image = pipeline.image
+    assert image is not None
     assert (image.provider, image.aws, image.tag) == ("ecr", aws_settings, "v1.4.0")
     assert isinstance(registry.images(image), EcrImages)
+    # The starter's dry run resolves CI's digest through the same provider.
+    print_pipeline_plan(pipeline)
+    assert (
+        f"would promote ECR eu-west-1/{ci}:v1.4.0 = {digests['build-1']} to {prod}:v1.4.0"
+        in capsys.readouterr().out
+    )
 
     found = resolve_image(ImageLookup(image=image, repository=image.ci_repository))
     assert found.digest == digests["build-1"]
