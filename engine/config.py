@@ -69,13 +69,14 @@ AVAILABLE_PROVIDERS: dict[str, tuple[str, ...]] = {
 worker's memory: for benchmarks (bench/scale.py) and dry exercises, never a real environment."""
 
 ROUTER_CAPABILITIES: dict[str, frozenset[str]] = {
-    "haproxy": frozenset({"weights", "preview"}),
+    "haproxy": frozenset({"weights", "preview", "drain"}),
     "alb": frozenset({"weights", "preview"}),
     "kubernetes": frozenset({"weights", "preview"}),
-    "simulated": frozenset({"weights", "preview"}),
+    "simulated": frozenset({"weights", "preview", "drain"}),
 }
 """What each router can do. ``preview``: a second route (its own frontend/port) that serves
-only the members given to ``Router.set_preview``; blue-green needs it."""
+only the members given to ``Router.set_preview``; blue-green needs it. ``drain``: no new
+requests to chosen instances, with their in-flight count (``Router.drain``); rolling needs it."""
 
 
 class InputError(ValueError):
@@ -487,6 +488,13 @@ def _blue_green(config: DeployConfig, env: EnvironmentSpec) -> BlueGreenSpec:
 
 
 def _rolling(config: DeployConfig, env: EnvironmentSpec) -> RollingSpec:
+    router = env.providers.router
+    if "drain" not in ROUTER_CAPABILITIES.get(router, frozenset()):
+        msg = (
+            f"rolling drains instances at the router, and environment {env.name!r} routes with {router!r}, "
+            "which cannot drain single instances; use canary or blue-green there"
+        )
+        raise InputError(msg)
     rolling: RollingConfig = _strategy_config(config, env.name, "rolling") or RollingConfig()
     for name in ("max_surge", "max_unavailable"):
         batch = getattr(rolling, name)

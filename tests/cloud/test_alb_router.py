@@ -317,5 +317,7 @@ strategies:
     with pytest.raises(InputError, match=r"environments\.staging\.aws\.preview_listener_arn"):
         resolve_release(config, "v1.2.3", "blue-green", "staging")
     assert resolve_release(config, "v1.2.3", "canary", "staging").strategy == "canary"
+    with pytest.raises(InputError, match="cannot drain single instances"):  # no Router.drain on the ALB
+        resolve_release(config, "v1.2.3", "rolling", "staging")
     with pytest.raises(ValueError, match="another listener"):
         AwsSettings(region="eu-west-1", listener_arn="arn:l", preview_listener_arn="arn:l")

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from cloud_harness import unique
@@ -27,6 +31,7 @@ from engine.contracts.pipeline import ImageLookup, ImageSpec, PipelineSpec, Prom
 from engine.pipeline import resolve_pipeline
 from starters.pipeline import print_pipeline_plan
 
+REPO = Path(__file__).resolve().parents[2]
 CONFIG = """
 app: {name: sample-api}
 default_environment: staging
@@ -129,3 +134,31 @@ def test_oci_is_the_default_images_provider() -> None:
         assert client.url == "http://127.0.0.1:1"
     finally:
         client.close()
+
+
+PROTOCOL_CHECK = """
+from activities.images.ecr import EcrImages
+from activities.images.oci import RegistryClient
+from activities.interfaces import ImageRegistry
+from engine.contracts.pipeline import ImageSpec
+
+
+def check(spec: ImageSpec) -> None:
+    oci: ImageRegistry = RegistryClient.from_spec(spec)
+    ecr: ImageRegistry = EcrImages.from_spec(spec)
+"""
+
+
+@pytest.mark.skipif(shutil.which("mypy", path=str(Path(sys.executable).parent)) is None, reason="no mypy")
+def test_both_image_providers_satisfy_the_protocol(tmp_path: Path) -> None:
+    def mypy(source: str) -> subprocess.CompletedProcess[str]:
+        path = tmp_path / "image_protocol_check.py"
+        path.write_text(source)
+        argv = [sys.executable, "-m", "mypy", "--follow-imports=silent", "--ignore-missing-imports"]
+        argv += ["--no-error-summary", "--cache-dir", str(tmp_path / "mypy-cache"), str(path)]
+        return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=180, check=False)
+
+    ok = mypy(PROTOCOL_CHECK)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    wrong = mypy(PROTOCOL_CHECK.replace("EcrImages.from_spec(spec)", "object()"))  # the check can fail
+    assert wrong.returncode != 0
