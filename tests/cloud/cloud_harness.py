@@ -16,6 +16,8 @@ the real cluster would add is played here, and only here:
   sample service (infrastructure/local/sample_service.py) running the version of the
   Deployment's image tag, bound to a loopback IP of its own (127.x.y.z) on the container
   port; that IP is the pod IP, and the pod is Ready only once ``/healthz`` answers there;
+* with ``pull``, the kubelet's image pull: the image reference resolved to a digest in a
+  registry (the pod's ``imageID``), ImagePullBackOff while the registry does not have it;
 * with :class:`TargetGroupBinding`, the AWS Load Balancer Controller: the Ready pods of each
   pool registered (``ip:port``) in the pool's target group in moto, the others deregistered.
 """
@@ -270,12 +272,16 @@ class DeploymentController:
         interval: float = 0.05,
         pods: PodProcesses | None = None,
         bindings: TargetGroupBinding | None = None,
+        pull: Callable[[str], str | None] | None = None,
     ) -> None:
         self.cluster = cluster
         self.delay = delay
         self.interval = interval
         self.pods = pods
         self.bindings = bindings
+        self.pull = pull
+        """The kubelet's image pull: image reference -> digest, None when the registry has no such
+        image (then the pods are in ImagePullBackOff until it has)."""
         self.failures: dict[str, str] = {}
         self._first_seen: dict[tuple[str, str, int], float] = {}
         self._done: dict[tuple[str, str], tuple[int, str]] = {}
@@ -325,6 +331,14 @@ class DeploymentController:
             if exc.status != 404:
                 raise
 
+    def _pull(self, image: str, failure: str) -> tuple[str, bool]:
+        """(the container's imageID, whether the pull failed)."""
+        repository = image.rsplit(":", 1)[0]
+        if not self.pull or failure:
+            return f"{repository}@sha256:{'0' * 64}", False
+        digest = self.pull(image)
+        return (f"{repository}@{digest}", False) if digest else ("", True)
+
     def _reconcile(self, d: Any) -> None:
         ns, name = d.metadata.namespace, d.metadata.name
         generation = int(d.metadata.generation or 0)
@@ -339,6 +353,8 @@ class DeploymentController:
         template = d.spec.template
         labels = {**(template.metadata.labels or {}), "harness/deployment": name}
         image = template.spec.containers[0].image
+        image_id, pull_failed = self._pull(image, failure)
+        failure = "ImagePullBackOff" if pull_failed else failure
         pods = {
             p.metadata.name: p
             for p in c.core.list_namespaced_pod(ns).items
@@ -366,7 +382,7 @@ class DeploymentController:
             container_status: dict[str, Any] = {
                 "name": template.spec.containers[0].name,
                 "image": image,
-                "imageID": "" if failure == "ImagePullBackOff" else f"{image}@sha256:{'0' * 64}",
+                "imageID": "" if failure == "ImagePullBackOff" else image_id,
                 "ready": ready,
                 "restartCount": 3 if failure == "CrashLoopBackOff" else 0,
             }
@@ -412,8 +428,8 @@ class DeploymentController:
             "conditions": [progressing],
         }
         c.apps.patch_namespaced_deployment_status(name, ns, {"status": status})
-        if n_ready == replicas or failure:
-            self._done[(ns, name)] = (generation, failure)  # else: probe again next round
+        if (n_ready == replicas or failure) and not pull_failed:
+            self._done[(ns, name)] = (generation, failure)  # else: probe (or pull) again next round
 
 
 class PodProcesses:

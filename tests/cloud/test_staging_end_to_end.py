@@ -20,7 +20,10 @@ shrunk to fractions of a second). The workflows do not know they run on AWS: tha
 * analysis ``cloudwatch`` against moto: the test publishes the canary version's 5xx ratio
   with ``put_metric_data`` (playing the service's metrics pipeline);
 * smoke ``http``;
-* images ``ecr`` against moto (``release.images`` of staging): CI's image put by the test.
+* images ``ecr`` against moto (``release.images`` of staging): CI's image put by the test;
+  the Deployments' image is the production repository's URL, and the harness's kubelet pulls
+  the tag from it (the pod's ``imageID`` is its digest; ImagePullBackOff while it is missing).
+  Tests that run a strategy alone put the version there first, as a Release would have.
 
 Not real here: moto's ALB serves no traffic, so blue-green's preview route cannot be
 requested; the test sets ``preview_requests: 0`` and no pre-promotion analysis (which sends
@@ -63,6 +66,8 @@ from infrastructure.local.temporal_server import TemporalServer
 from starters.deploy import start_or_attach
 
 NS = "staging-e2e"
+ACCOUNT = "123456789012"
+"""moto's account: the repository URLs of its ECR."""
 STABLE = "v1.0.0"
 
 
@@ -179,6 +184,7 @@ class Staging:
     watcher: Watcher
     metrics: MetricsPipeline
     port: int
+    repositories: dict[str, str]
     versions: list[str] = field(default_factory=list)
 
     def spec(self, version: str, strategy: str) -> ReleaseSpec:
@@ -198,10 +204,8 @@ class Staging:
         by_arn = {arn: pool for pool, arn in self.groups.items()}
         return {by_arn[g["TargetGroupArn"]]: g["Weight"] for g in action["ForwardConfig"]["TargetGroups"]}
 
-    def push_ci_image(self, ci: str, production: str, version: str) -> str:
-        """CI's build of ``version`` in ECR (the production repository is immutable); its digest."""
-        for repository, mutability in ((ci, "MUTABLE"), (production, "IMMUTABLE")):
-            self.ecr.create_repository(repositoryName=repository, imageTagMutability=mutability)
+    def put_image(self, repository: str, version: str) -> str:
+        """A build of ``version`` under its tag in an ECR repository; its digest."""
         manifest = json.dumps(
             {
                 "schemaVersion": 2,
@@ -215,8 +219,21 @@ class Staging:
             }
         )
         digest = "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
-        self.ecr.put_image(repositoryName=ci, imageManifest=manifest, imageTag=version, imageDigest=digest)
+        self.ecr.put_image(
+            repositoryName=repository, imageManifest=manifest, imageTag=version, imageDigest=digest
+        )
         return digest
+
+    def promoted(self, version: str) -> str:
+        """``version`` in the production repository, as an earlier Release pipeline left it."""
+        return self.put_image(self.repositories["production"], version)
+
+    def pull(self, image: str) -> str | None:
+        """The kubelet's pull from ECR: ``ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO:TAG`` -> digest."""
+        reference, tag = image.rsplit(":", 1)
+        repository = reference.split("/", 1)[1]
+        found = self.ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageTag": tag}])["images"]
+        return str(found[0]["imageId"]["imageDigest"]) if found else None
 
     def targets(self, pool: str) -> list[str]:
         health = self.elb.describe_target_health(TargetGroupArn=self.groups[pool])["TargetHealthDescriptions"]
@@ -247,7 +264,9 @@ class Staging:
             return None
 
 
-def staging_config(moto: str, alb: dict[str, Any], kubeconfig: Path, port: int) -> DeployConfig:
+def staging_config(
+    moto: str, alb: dict[str, Any], kubeconfig: Path, port: int, repositories: dict[str, str]
+) -> DeployConfig:
     """deploy-code.yaml's staging environment, aimed at moto and kmock, analysis timings shrunk."""
     data = load_config().model_dump()
     env = data["environments"]["staging"]
@@ -263,9 +282,12 @@ def staging_config(moto: str, alb: dict[str, Any], kubeconfig: Path, port: int) 
         in_cluster=False,
         namespace=NS,
         container_port=port,
+        image=f"{ACCOUNT}.dkr.ecr.{env['aws']['region']}.amazonaws.com/{repositories['production']}",
         rollout_timeout=timedelta(seconds=60),
     )
-    env["release"]["images"].update(ci_repository=unique("ci/{app}"), production_repository=unique("{app}"))
+    env["release"]["images"].update(
+        ci_repository=repositories["ci"], production_repository=repositories["production"]
+    )
     strategies = env["strategies"]
     strategies["canary"]["background_analysis"]["chunk"] = timedelta(seconds=2)
     # moto's ALB answers no requests: nothing can be sent through the preview listener.
@@ -336,13 +358,18 @@ def staging(
     ][0]["ListenerArn"]
     alb = {"listener": listener, "preview": preview, "groups": groups}
 
+    ecr = aws.client(settings, "ecr")
+    repositories = {"ci": unique("ci/sample-api"), "production": unique("sample-api")}
+    ecr.create_repository(repositoryName=repositories["ci"], imageTagMutability="MUTABLE")
+    ecr.create_repository(repositoryName=repositories["production"], imageTagMutability="IMMUTABLE")
     pods = PodProcesses(tmp_path, port)
-    kube.play_controller(pods=pods, bindings=TargetGroupBinding(elb, groups, app="sample-api", port=port))
     watcher = Watcher(aws.client(settings, "elbv2"), listener, preview, groups)
     metrics = MetricsPipeline(aws.client(settings, "cloudwatch"), "sample-api")
-    config = staging_config(moto, alb, kube.kubeconfig, port)
-    ecr = aws.client(settings, "ecr")
-    s = Staging(config, elb, ecr, groups, listener, preview, kube, pods, watcher, metrics, port)
+    config = staging_config(moto, alb, kube.kubeconfig, port, repositories)
+    s = Staging(config, elb, ecr, groups, listener, preview, kube, pods, watcher, metrics, port, repositories)
+    bindings = TargetGroupBinding(elb, groups, app="sample-api", port=port)
+    kube.play_controller(pods=pods, bindings=bindings, pull=s.pull)
+    s.promoted(STABLE)
     # The release before this one: STABLE in blue (as a previous release left it), registered.
     s.platform().start(version=STABLE, pool="blue", count=3, progress=lambda _: None)
     wait_for(lambda: len(s.targets("blue")) == 3)
@@ -381,7 +408,7 @@ async def test_release_pipeline_on_staging_promotes_in_ecr_then_canaries_on_the_
     pipeline = staging.pipeline(version, "canary")
     image = pipeline.image
     assert image is not None and image.provider == "ecr"
-    digest = staging.push_ci_image(image.ci_repository, image.production_repository, version)
+    digest = staging.put_image(image.ci_repository, version)  # CI's build; production has no such tag yet
     staging.metrics.ratios[version] = 0.0  # healthy canary
     blue_addresses = [i.address for i in staging.platform().list_instances() if i.pool == "blue"]
     assert {staging.answers(a) for a in blue_addresses} == {STABLE}
@@ -405,9 +432,16 @@ async def test_release_pipeline_on_staging_promotes_in_ecr_then_canaries_on_the_
     # Kubernetes: green runs the version at full size; blue's Deployment is deleted.
     green = staging.deployment("green")
     assert green is not None
-    assert green.spec.template.spec.containers[0].image.endswith(f"/sample-api:{version}")
+    repository_url = staging.config.environments["staging"].kubernetes.image  # type: ignore[union-attr]
+    assert green.spec.template.spec.containers[0].image == f"{repository_url}:{version}"
     assert (green.spec.replicas, green.status.ready_replicas) == (3, 3)
     assert staging.deployment("blue") is None
+    # Its pods run the promoted digest: the (played) kubelet pulled the tag from production ECR.
+    pods = [
+        p for p in staging.kube.core.list_namespaced_pod(NS).items if p.metadata.labels["pool"] == "green"
+    ]
+    assert len(pods) == 3  # kmock ignores label selectors: filtered here
+    assert {p.status.container_statuses[0].image_id for p in pods} == {f"{repository_url}@{digest}"}
     # The pods are processes of that version; blue's processes are gone and deregistered.
     instances = staging.only("green")
     assert {staging.answers(i.address) for i in instances} == {version}
@@ -420,6 +454,7 @@ async def test_failing_cloudwatch_analysis_rolls_the_canary_back(
     staging: Staging, client: Client, task_queue: str
 ) -> None:
     version = f"v3.{uuid.uuid4().int % 1000}.0"
+    staging.promoted(version)
     staging.metrics.ratios[version] = 0.25  # a quarter of the canary's requests fail
 
     result = await run(client, staging.spec(version, "canary"), task_queue)
@@ -441,6 +476,7 @@ async def test_blue_green_on_staging_switches_after_the_preview_is_verified(
     staging: Staging, client: Client, task_queue: str
 ) -> None:
     version = f"v4.{uuid.uuid4().int % 1000}.0"
+    staging.promoted(version)
     staging.metrics.ratios[version] = 0.0
 
     result = await run(client, staging.spec(version, "blue-green"), task_queue)
@@ -527,6 +563,7 @@ async def test_blue_green_on_staging_with_the_kubernetes_router_flips_the_servic
     data["environments"]["staging"]["providers"]["router"] = "kubernetes"
     config = DeployConfig.model_validate(data)
     version = f"v5.{uuid.uuid4().int % 1000}.0"
+    staging.promoted(version)
     staging.metrics.ratios[version] = 0.0
 
     def selector(name: str) -> str:
@@ -573,3 +610,21 @@ async def test_blue_green_with_a_missing_preview_listener_fails_before_any_chang
     assert [pool for _, pool in staging.watcher.previews] == [None]
     assert staging.watcher.green_share() == [0]
     assert [v for _, _, v in staging.pods.started] == [STABLE] * 3  # no process of the new version ran
+
+
+async def test_a_version_missing_from_production_ecr_cannot_start_and_is_rolled_back(
+    staging: Staging, client: Client, task_queue: str
+) -> None:
+    """The strategy alone, for a version CI built but nobody promoted: its pods cannot pull the
+    image from the production repository (ImagePullBackOff), the rollout fails at once."""
+    version = f"v7.{uuid.uuid4().int % 1000}.0"
+    staging.put_image(staging.repositories["ci"], version)  # built, not promoted
+
+    result = await run(client, staging.spec(version, "canary"), task_queue)
+
+    assert result.outcome == "rolled_back", decisions(result)
+    assert "ImagePullBackOff" in result.reason
+    assert staging.watcher.green_share() == [0]  # no traffic ever moved
+    assert staging.deployment("green") is None
+    assert version not in {v for _, _, v in staging.pods.started}  # no process of it ever ran
+    assert {staging.answers(i.address) for i in staging.only("blue")} == {STABLE}
