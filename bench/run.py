@@ -1,17 +1,34 @@
-"""Benchmark of the deployment engine on its own throw-away local platform.
+"""The benchmark of the deployment engine: P1-P8 on the local platform, one command, one table.
 
-    .venv/bin/python bench/run.py [--quick] [--json FILE] [--rps 50]
-        [--zero-downtime-only | --resilience-only]
+    .venv/bin/python bench/run.py [--quick] [--json FILE] [--rps 50] [--only P1,P7,...]
+        [--zero-downtime-only | --resilience-only | --scale-only | --dr-only]
 
-The resilience rows (P8 starter latency, P6 worker crash, P3 bad 5 % canary) are
-measured by ``bench/resilience.py``; its docstring defines them.
+With no flags it measures every metric of the benchmark suite in one run (about
+8-10 minutes on a 2-core machine) and prints ONE table (metric | measured |
+target | verdict), then the raw samples. Exit code 2 if any target is missed.
 
-One command: it brings up a private local platform (HAProxy, Prometheus, three
-instances of the sample service, a load generator and a Temporal dev server, in
-a temporary state directory on a free block of loopback ports), runs the
-engine's worker in this process on its own task queue, measures, tears
-everything down (also on failure and Ctrl-C), and prints one table
-(metric | measured | target | verdict) followed by the raw samples.
+    P1  engine overhead per step                      (this file)
+    P2  bad canary to 100 % stable                     (this file)
+    P3  failed requests of a bad 5 % canary / minimum  (bench/resilience.py)
+    P4  failed requests, blue-green and rolling        (bench/zero_downtime.py, Z1-Z4)
+    P5  DR RTO and lost writes, sync and async         (bench/dr.py)
+    P6  worker killed mid-step -> step resuming        (bench/resilience.py)
+    P7  concurrent releases one worker holds           (bench/scale.py, simulated providers)
+    P8  starters/deploy.py start -> workflow running   (bench/resilience.py)
+
+Each module's docstring defines its rows. Three phases, each on its own throw-away
+stack and torn down before the next (also on failure and Ctrl-C):
+
+1. the local platform (P1, P2, P3, P4, P6, P8): HAProxy, Prometheus, three
+   instances of the sample service, a load generator and a Temporal dev server, in
+   a temporary state directory on a free block of loopback ports; the engine's
+   worker runs in this process on its own task queue (P6 uses worker processes);
+2. P7: a Temporal dev server of its own and one worker process, with the
+   simulated providers (no I/O);
+3. P5: a fresh two-region stack per replication mode (bench/dr.py).
+
+``--only`` picks metrics (e.g. ``--only P1,P2``); the ``--*-only`` flags are
+shorthands (zero downtime = P4, resilience = P3, P6, P8, scale = P7, dr = P5).
 
 What is measured, and how
 -------------------------
@@ -53,8 +70,7 @@ Python SDK cost on this machine), the engine's router provider called directly
 (no Temporal), pause-timer lateness, the watcher's resolution, and any transient
 split the watcher saw in the middle of a change.
 
-The whole run is bounded (about a minute; hard limit 170 s of measurement) and
-uses loopback only.
+Every phase is bounded (hard limits below) and uses loopback only.
 """
 
 from __future__ import annotations
@@ -92,7 +108,7 @@ if str(ROOT) not in sys.path:  # `python bench/run.py` puts bench/, not the repo
 
 import worker  # noqa: E402
 from activities.router.haproxy import HAProxyRouter  # noqa: E402
-from bench import resilience, zero_downtime  # noqa: E402
+from bench import dr, resilience, scale, zero_downtime  # noqa: E402
 from bench.baseline import BenchBaseline, noop  # noqa: E402
 from engine import log as engine_log  # noqa: E402
 from engine import temporal  # noqa: E402
@@ -115,9 +131,22 @@ P1_VERSION = "v2.0.0"
 P1_TARGET_MS = 50.0
 P2_TARGET_S = 3.0
 MEASURE_BUDGET_S = 170.0
-"""Hard limit on everything after the platform is up (the platform's own start is ~10 s)."""
-RESILIENCE_BUDGET_S = 200.0
+"""Hard limit on P1, P2 and P4 after the platform is up (the platform's own start is ~10 s)."""
+RESILIENCE_BUDGET_S = 260.0
 """Added to the limit when the resilience rows (P8, P6, P3: bench/resilience.py) run."""
+SCALE_BUDGET_S = 420.0
+"""Hard limit on P7 (bench/scale.py)."""
+DR_BUDGET_S = 300.0
+"""Hard limit on P5 (bench/dr.py: two fresh two-region stacks)."""
+
+METRICS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8")
+PLATFORM_METRICS = frozenset({"P1", "P2", "P3", "P4", "P6", "P8"})
+SHORTHANDS = {
+    "zero_downtime_only": frozenset({"P4"}),
+    "resilience_only": frozenset({"P3", "P6", "P8"}),
+    "scale_only": frozenset({"P7"}),
+    "dr_only": frozenset({"P5"}),
+}
 
 # srv_admin_state bits of `show servers state` (HAProxy src/server.h): maintenance and drain.
 _ADMIN_MAINT = 0x01 | 0x02 | 0x20
@@ -791,8 +820,13 @@ def render_raw(
 
 
 async def measure(
-    layout: Layout, args: argparse.Namespace, watch: RouterWatch, report: dict[str, Any]
-) -> None:
+    layout: Layout,
+    args: argparse.Namespace,
+    watch: RouterWatch,
+    report: dict[str, Any],
+    selected: frozenset[str],
+) -> tuple[list[Row], str]:
+    """The platform phase: the rows and raw samples of P1, P2, P3, P4, P6, P8 (those selected)."""
     tag = f"{os.getpid()}-{int(time.time())}"
     task_queue = f"deploy-bench-{tag}"
     client = await temporal.connect(target_host=f"127.0.0.1:{layout.temporal_port}")
@@ -808,19 +842,19 @@ async def measure(
     with ThreadPoolExecutor(max_workers=64, thread_name_prefix="activity") as executor:
         p1: list[GateSample] = []
         p2: list[RollbackSample] = []
-        only_resilience = args.resilience_only
-        if not args.zero_downtime_only and not only_resilience:
+        if "P1" in selected:
             extra["baseline"] = await run_baseline(client, executor, tag=tag, rounds=4 if args.quick else 8)
             report["baseline"] = extra["baseline"]
         zd: list[zero_downtime.Case] = []
         res = resilience.Results()
         async with worker.build_worker(client, task_queue, executor):
-            if not args.zero_downtime_only and not only_resilience:
+            if "P1" in selected:
                 t = time.monotonic()
                 p1, p1_info = await run_p1(client, task_queue, layout, watch, tag=tag, quick=args.quick)
                 report["p1"] = {"info": p1_info, "samples": [asdict(s) for s in p1]}
                 extra["timer_late_ms"] = p1_info["timer_late_ms"]
                 print(f"P1 done in {time.monotonic() - t:.1f}s ({len(p1)} gates)", flush=True)
+            if "P2" in selected:
                 report["p2"] = {"samples": []}
                 for i in range(1 if args.quick else 3):
                     t = time.monotonic()
@@ -836,25 +870,114 @@ async def measure(
                         f"P2 {sample.version}: {sample.total_s:.2f}s (run {time.monotonic() - t:.1f}s)",
                         flush=True,
                     )
-            if not only_resilience:
+            if "P4" in selected:
                 zd = await zero_downtime.run(client, task_queue, layout, CONFIG_HEAD, tag)
                 report["zero_downtime"] = zero_downtime.report(zd)
-            if not args.zero_downtime_only:
+            which = selected & {"P3", "P6", "P8"}
+            if which:
                 res = await resilience.run(
-                    client, task_queue, layout, watch, config_head=CONFIG_HEAD, tag=tag, quick=args.quick
+                    client,
+                    task_queue,
+                    layout,
+                    watch,
+                    config_head=CONFIG_HEAD,
+                    tag=tag,
+                    quick=args.quick,
+                    which=frozenset(which),
                 )
                 report["resilience"] = resilience.report(res)
     rows = build_rows(p1, p2) + [Row(*case.row) for case in zd] + [Row(*row) for row in resilience.rows(res)]
-    report["rows"] = [asdict(r) for r in rows]
-    report["table"] = render_table(rows)
-    report["raw"] = render_raw(p1, p2, watch, extra) + "\n" + resilience.raw(res)
+    raw = ""
+    if p1 or p2:
+        raw += render_raw(p1, p2, watch, extra)
+    if which:
+        raw += "\n" + resilience.raw(res)
     report["router_changes"] = [
         {"t": c.t, "weights": {k: round(v, 3) for k, v in c.weights.items()}} for c in watch.changes
     ]
+    return rows, raw
+
+
+def platform_phase(
+    args: argparse.Namespace, report: dict[str, Any], selected: frozenset[str], tmp: Path
+) -> tuple[list[Row], str]:
+    """Bring the local platform up, measure, tear it down (also on failure)."""
+    layout = Layout.for_tests(tmp / "platform")
+    report.update(port_base=layout.port_base, state_dir=str(layout.state_dir))
+    watch = RouterWatch(layout, interval=args.poll_ms / 1000)
+    try:
+        print(
+            f"bringing up the platform in {layout.state_dir} "
+            f"(ports {layout.port_base}..{layout.port_base + 59})",
+            flush=True,
+        )
+        t = time.monotonic()
+        up = platform.up(layout, stable_version=STABLE_VERSION, instances=INSTANCES, traffic_rps=args.rps)
+        report["platform_up_s"] = round(time.monotonic() - t, 2)
+        report["platform_timings"] = up.get("timings", {})
+        print(f"platform up in {report['platform_up_s']}s", flush=True)
+        watch.start()
+        budget = MEASURE_BUDGET_S + (RESILIENCE_BUDGET_S if selected & {"P3", "P6", "P8"} else 0.0)
+        return asyncio.run(asyncio.wait_for(measure(layout, args, watch, report, selected), timeout=budget))
+    finally:
+        watch.stop()
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the teardown
+            platform.down(layout, purge=not args.keep)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def scale_phase(args: argparse.Namespace, report: dict[str, Any], tmp: Path) -> tuple[list[Row], str]:
+    levels = (50, 100) if args.quick else scale.DEFAULT_LEVELS
+    pause = 5.0 if args.quick else scale.DEFAULT_PAUSE_S
+    workdir = tmp / "scale"
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(
+        f"P7: ramping {', '.join(map(str, levels))} releases on one worker (simulated providers)", flush=True
+    )
+    res = asyncio.run(
+        asyncio.wait_for(
+            scale.run(workdir, levels=levels, pause_s=pause, budget_s=SCALE_BUDGET_S - 60),
+            timeout=SCALE_BUDGET_S + 60,
+        )
+    )
+    report["scale"] = scale.report(res)
+    return [Row(*r) for r in scale.rows(res)], scale.raw(res)
+
+
+def dr_phase(args: argparse.Namespace, report: dict[str, Any], tmp: Path) -> tuple[list[Row], str]:
+    workdir = tmp / "dr"
+    workdir.mkdir(parents=True, exist_ok=True)
+    print("P5: regional failover under write load, synchronous then asynchronous replication", flush=True)
+    results = asyncio.run(asyncio.wait_for(dr.run(workdir, writers=8, runs=1), timeout=DR_BUDGET_S))
+    report["dr"] = results
+    return [Row(*r) for r in dr.rows(results)], dr.raw(results)
 
 
 def _raise_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _metric(row: Row) -> int:
+    """Position of a row's metric (P1..P8) in the table; rows keep their order within a metric."""
+    head = row.metric.split()[0]
+    return METRICS.index(head) if head in METRICS else len(METRICS)
+
+
+def select(args: argparse.Namespace, parser: argparse.ArgumentParser) -> frozenset[str]:
+    chosen: set[str] = set()
+    for flag, metrics in SHORTHANDS.items():
+        if getattr(args, flag):
+            chosen |= metrics
+    if args.only:
+        names = {m.strip().upper() for m in args.only.split(",") if m.strip()}
+        unknown = names - set(METRICS)
+        if unknown:
+            parser.error(
+                f"--only: unknown metric(s) {', '.join(sorted(unknown))} (known: {', '.join(METRICS)})"
+            )
+        chosen |= names
+    return frozenset(chosen or METRICS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -867,67 +990,77 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the state dir (logs) after the run")
     parser.add_argument("--poll-ms", type=float, default=1.0, help="router watcher pause between reads")
     parser.add_argument("--verbose", action="store_true", help="show the engine's info logs")
+    parser.add_argument("--only", default="", help="comma-separated metrics to run (default: all, P1-P8)")
+    parser.add_argument("--zero-downtime-only", action="store_true", help="only P4 (Z1-Z4)")
     parser.add_argument(
-        "--zero-downtime-only", action="store_true", help="only the zero-downtime cases (Z1-Z4), no P1/P2"
+        "--resilience-only", action="store_true", help="only P3, P6, P8 (bench/resilience.py)"
     )
-    parser.add_argument(
-        "--resilience-only",
-        action="store_true",
-        help="only the resilience rows (P8, P6, P3: bench/resilience.py)",
-    )
+    parser.add_argument("--scale-only", action="store_true", help="only P7 (bench/scale.py)")
+    parser.add_argument("--dr-only", action="store_true", help="only P5 (bench/dr.py)")
     args = parser.parse_args(argv)
+    selected = select(args, parser)
     engine_log.configure("INFO" if args.verbose else "WARNING")
     signal.signal(signal.SIGTERM, _raise_interrupt)
 
     tmp = Path(tempfile.mkdtemp(prefix="deploy-bench-"))
-    layout = Layout.for_tests(tmp)
     report: dict[str, Any] = {
         "started": time.time(),
         "quick": args.quick,
         "rps": args.rps,
-        "port_base": layout.port_base,
-        "state_dir": str(layout.state_dir),
+        "metrics": sorted(selected),
+        "load_average_start": os.getloadavg(),
     }
-    watch = RouterWatch(layout, interval=args.poll_ms / 1000)
-    code = 1
+    rows: list[Row] = []
+    raws: list[str] = []
+    errors: list[str] = []
+    phases = []
+    if selected & PLATFORM_METRICS:
+        phases.append(("platform", lambda: platform_phase(args, report, selected, tmp)))
+    if "P7" in selected:
+        phases.append(("P7", lambda: scale_phase(args, report, tmp)))
+    if "P5" in selected:
+        phases.append(("P5", lambda: dr_phase(args, report, tmp)))
+    code = 0
     t_all = time.monotonic()
     try:
-        print(
-            f"bringing up the platform in {tmp} (ports {layout.port_base}..{layout.port_base + 59})",
-            flush=True,
-        )
-        t = time.monotonic()
-        up = platform.up(layout, stable_version=STABLE_VERSION, instances=INSTANCES, traffic_rps=args.rps)
-        report["platform_up_s"] = round(time.monotonic() - t, 2)
-        report["platform_timings"] = up.get("timings", {})
-        print(f"platform up in {report['platform_up_s']}s", flush=True)
-        watch.start()
-        budget = MEASURE_BUDGET_S + (0.0 if args.zero_downtime_only else RESILIENCE_BUDGET_S)
-        asyncio.run(asyncio.wait_for(measure(layout, args, watch, report), timeout=budget))
-        code = 0
+        for name, phase in phases:
+            t = time.monotonic()
+            try:
+                phase_rows, phase_raw = phase()
+            except Exception as exc:  # one phase failing must not hide the others' rows
+                message = f"{name} phase failed: {type(exc).__name__}: {exc}"
+                print(message, file=sys.stderr, flush=True)
+                errors.append(message)
+                rows.append(Row(f"{name} phase", f"failed: {type(exc).__name__}: {exc}"[:160], "-", "FAIL"))
+                continue
+            rows += phase_rows
+            raws.append(phase_raw)
+            report.setdefault("phase_seconds", {})[name] = round(time.monotonic() - t, 1)
     except KeyboardInterrupt:
-        print("interrupted: tearing down", file=sys.stderr)
+        print("interrupted: torn down", file=sys.stderr)
         code = 130
-    except Exception as exc:
-        print(f"benchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        report["error"] = f"{type(exc).__name__}: {exc}"
     finally:
-        watch.stop()
-        with contextlib.suppress(KeyboardInterrupt):
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the teardown
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            if args.keep:
-                platform.down(layout, purge=False)
-            else:
-                platform.down(layout, purge=True)
-                shutil.rmtree(tmp, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    rows.sort(key=_metric)
     report["total_s"] = round(time.monotonic() - t_all, 1)
-    if "table" in report:
+    report["load_average_end"] = os.getloadavg()
+    report["errors"] = errors
+    report["rows"] = [asdict(r) for r in rows]
+    report["table"] = render_table(rows) if rows else ""
+    if rows:
         print()
         print(report["table"])
-        print(report["raw"])
-        print(f"\nwhole run {report['total_s']}s (platform up {report.get('platform_up_s')}s)")
-        if any(r["verdict"] == "FAIL" for r in report["rows"]):
+        print("\n".join(raws))
+        load = ", ".join(f"{x:.1f}" for x in report["load_average_start"])
+        load_end = ", ".join(f"{x:.1f}" for x in report["load_average_end"])
+        phases_s = ", ".join(f"{k} {v}s" for k, v in report.get("phase_seconds", {}).items())
+        up = f", platform up {report['platform_up_s']}s" if "platform_up_s" in report else ""
+        print(
+            f"\nwhole run {report['total_s']}s ({phases_s}{up}); load average {load} at the start, "
+            f"{load_end} at the end ({os.cpu_count()} cores, shared with other work on this machine)"
+        )
+        if any(r.verdict == "FAIL" for r in rows):
             code = code or 2
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str))

@@ -68,7 +68,7 @@ class Case:
             f"({self.engine_s:.1f} s of engine work, p95 {self.load.p95_ms:.0f} ms)"
         )
         return (
-            f"{self.name}: failed requests",
+            f"P4 {self.name}: failed requests under load",
             measured,
             f"0 of >= {MIN_REQUESTS}",
             "PASS" if ok else "FAIL",
