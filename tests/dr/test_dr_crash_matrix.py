@@ -51,9 +51,7 @@ async def test_worker_killed_at_several_points_of_one_failover(stack: DrStack, c
     assert case.passed, case.verdict
 
 
-@pytest.mark.skipif(
-    not FULL, reason="the full matrix takes ~10 min: CRASH_MATRIX=full or bench/crash_matrix.py"
-)
+@pytest.mark.skipif(not FULL, reason="19 runs, ~13 min: CRASH_MATRIX=full or bench/crash_matrix.py")
 async def test_full_failover_crash_matrix(stack: DrStack, client: Client) -> None:
     scenario, reference = await reference_run(stack, client)
     cases = [
