@@ -62,6 +62,7 @@ class KubernetesRegions:
         self.spec = spec
         self.settings: KubernetesDrSettings = spec.kubernetes
         self._clusters: dict[str, _RegionCluster] = {}
+        self._rds: Any = None
 
     def _conf(self, region: str) -> KubernetesDrRegion:
         conf = self.settings.regions.get(region)
@@ -96,9 +97,11 @@ class KubernetesRegions:
 
     def _host(self, database: str) -> str:
         if self.spec.aws is not None and database in self.spec.aws.regions:
-            from activities.database.rds import RdsDatabase  # noqa: PLC0415 - only with dr.aws (boto3)
+            if self._rds is None:
+                from activities.database.rds import RdsDatabase  # noqa: PLC0415 - only with dr.aws (boto3)
 
-            endpoint = RdsDatabase(self.spec).describe(database).get("Endpoint") or {}
+                self._rds = RdsDatabase(self.spec)
+            endpoint = self._rds.describe(database).get("Endpoint") or {}
             if not endpoint.get("Address"):
                 msg = f"the RDS instance of {database} has no endpoint yet"
                 raise RuntimeError(msg)

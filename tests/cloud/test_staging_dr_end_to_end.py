@@ -42,6 +42,7 @@ from temporalio.client import Client
 
 import worker as worker_module
 from activities.cloud import aws
+from activities.regions.kubernetes import KubernetesRegions
 from engine import temporal
 from engine.config import REPO_ROOT, parse_config
 from engine.contracts import AwsSettings
@@ -159,7 +160,7 @@ class Staging:
         )["HealthCheck"]["Id"]  # fmt: skip
         self.alb = {r: self.plane.alb(r) if self.plane else f"alb-{r}.example.com" for r in self.regions}
 
-        # EKS: one kmock per region, the app's Deployment in each (home at full size).
+        # deploy-code.yaml's staging.dr, pointed at moto (through the player) and one kmock per region.
         aws_conf, kube_conf = dr["aws"], dr["kubernetes"]
         aws_conf.update(route53_zone_id=self.zone, api_record_name=self.record, entry_scheme="http")
         for r in self.regions:
@@ -176,9 +177,9 @@ class Staging:
                 k["health_url"] = f"http://{self.alb[r]}/healthz"
         self.spec: DrSpec = resolve_dr(parse_config(yaml.safe_dump(self.doc)), "staging")
         for r in self.regions:
-            aws_region = self.spec.aws.regions[r] if self.spec.aws else None
-            assert aws_region is not None
             self.upsert(r, "PRIMARY" if r == home else "SECONDARY")
+        # The app's Deployment in each region (home at full size), its pods writing to their region's RDS.
+        database_of = {endpoint: r for r, endpoint in self.endpoints.items()}
         for r in self.regions:
             k = self.kube(r)
             body = deployment(
@@ -189,9 +190,7 @@ class Staging:
             )  # fmt: skip
             self.clusters[r].apps.create_namespaced_deployment(k.namespace, body)
             if self.plane:
-                kubelet = RegionKubelet(
-                    self.clusters[r], self.plane, r, {v: k for k, v in self.endpoints.items()}
-                )
+                kubelet = RegionKubelet(self.clusters[r], self.plane, r, database_of)
                 self.clusters[r].controller = kubelet
                 kubelet.start()
                 self.kubelets.append(kubelet)
@@ -333,7 +332,6 @@ async def test_failover_promotes_rds_flips_route53_and_moves_writes_to_the_stand
     assert result.outcome == "succeeded", (result.reason, s.player.errors)
     assert not s.player.errors and not any(k.errors for k in s.kubelets), [k.errors for k in s.kubelets]
     report = result.report
-    print("steps:", [(t.step, t.seconds) for t in report.steps], "RTO", report.rto_seconds)
     assert report.from_region == home and report.to_region == standby
     assert report.rto_seconds is not None and report.rto_seconds > 0
     assert report.rpo_seconds == 0.8  # the lag CloudWatch showed before the fence
@@ -363,6 +361,8 @@ async def test_failover_promotes_rds_flips_route53_and_moves_writes_to_the_stand
     assert s.replicas(standby) == s.spec.instances == s.ready(standby)
     assert s.env(standby) == {"DATABASE_HOST": s.endpoints[standby], "DATABASE_NODE": standby}
     assert s.env(home) == {"DATABASE_HOST": "", "DATABASE_NODE": ""}
+    # The region's health as the monitor would read it: Deployment available, its ALB answering.
+    assert KubernetesRegions(s.spec).health(standby) == []
 
     # Through the record in force: a health check and a write, served by the standby region's pods,
     # land in its real database; home's pods refuse writes.
