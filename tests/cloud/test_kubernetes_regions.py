@@ -6,7 +6,11 @@ provider only talks to the Kubernetes API.
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import pytest
+import urllib3
 from cloud_harness import KubeCluster, wait_for
 from dr_harness import deployment
 
@@ -78,3 +82,32 @@ def test_regions_scale_point_and_check_a_regions_deployment(kube: KubeCluster) -
     assert "CrashLoopBackOff" in failures[0] and "no available replica" in failures[1]
     with pytest.raises(RolloutFailed, match="CrashLoopBackOff"):
         regions.scale("A", 2, progress=lambda _: None)
+
+
+def test_a_region_whose_cluster_does_not_answer_does_not_block_a_failover(
+    kube: KubeCluster, tmp_path: Path
+) -> None:
+    """A lost region: its API refuses connections (a closed port), the other region's answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    dead = tmp_path / "dead-kubeconfig"
+    dead.write_text(kube.kubeconfig.read_text().replace(kube.url, f"http://127.0.0.1:{closed}"))
+    spec = _spec(kube)
+    assert spec.kubernetes is not None
+    b = spec.kubernetes.regions["B"]
+    lost = b.model_copy(update={"kubernetes": b.kubernetes.model_copy(update={"kubeconfig": str(dead)})})
+    spec = spec.model_copy(
+        update={
+            "kubernetes": spec.kubernetes.model_copy(
+                update={"regions": {"A": spec.kubernetes.regions["A"], "B": lost}}
+            )
+        }
+    )
+    regions = KubernetesRegions(spec)
+    assert regions.writes_to("B") is None  # observe still works
+    regions.use_database("B", None)  # stopping its writes is left to the database fence (logged)
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        regions.use_database("B", "A")  # pointing it somewhere is not silently skipped
+    failures = regions.health("B")
+    assert len(failures) == 1 and failures[0].startswith("cluster of B:")
