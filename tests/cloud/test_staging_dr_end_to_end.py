@@ -61,9 +61,9 @@ pytestmark = pytest.mark.timeout(240)
 
 @pytest.fixture(scope="module")
 def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = TemporalServer(Layout.for_tests(tmp_path_factory.mktemp("temporal")))
-    server.start()
+    server = TemporalServer(Layout.for_tests(tmp_path_factory.mktemp("temporal-dr")))
     try:
+        server.start()  # inside: a start that times out still stops what it spawned
         yield server.address
     finally:
         server.stop()
