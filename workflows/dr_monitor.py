@@ -127,6 +127,8 @@ class DrMonitor:
             if result.outcome == "succeeded":
                 self._latched = False
         except ChildWorkflowError as exc:
+            if isinstance(exc.cause, CancelledError) and workflow.patched("monitor-stops-when-cancelled"):
+                raise  # the monitor was stopped; the failover goes on (abandoned, not cancelled)
             workflow.logger.error("failover failed: %s", exc)
         self.status = self.status.model_copy(update={"consecutive_failures": 0})
 

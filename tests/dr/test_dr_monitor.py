@@ -8,12 +8,20 @@ import time
 import pytest
 from conftest import DrStack
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
 
 from engine import temporal
-from engine.contracts.dr import DrResult
+from engine.contracts.dr import DrResult, DrStatus
 from infrastructure.local import dr as local_dr
 
 pytestmark = pytest.mark.timeout(240)
+
+
+async def last_run(client: Client, workflow_id: str) -> str | None:
+    try:
+        return (await client.get_workflow_handle(workflow_id).describe()).run_id
+    except RPCError:
+        return None
 
 
 async def test_monitor_fails_over_when_region_a_dies_and_loses_no_acknowledged_write(
@@ -31,21 +39,18 @@ async def test_monitor_fails_over_when_region_a_dies_and_loses_no_acknowledged_w
             await asyncio.sleep(1.5)
             healthy = await stack.run_starter(task_queue, "dr_monitor.py", "status", auto_approve=True)
             assert "primary A" in healthy.stdout and "0 failures in a row" in healthy.stdout, healthy.stdout
+            failover_id = temporal.dr_workflow_id(spec.app, spec.environment, "failover")
+            earlier = await last_run(client, failover_id)  # other tests' failovers share the id
             await asyncio.to_thread(local_dr.kill_region, stack.dr, "A")
-            killed = time.monotonic()
-            failover = client.get_workflow_handle(
-                temporal.dr_workflow_id(spec.app, spec.environment, "failover"), result_type=DrResult
-            )
-            deadline = killed + 90
-            while True:  # the monitor starts the failover by itself
-                try:
-                    result = await asyncio.wait_for(failover.result(), 5)
-                    break
-                except Exception:  # not started yet, or still running
-                    assert time.monotonic() < deadline, "no failover finished within 90s of the outage"
-                    await asyncio.sleep(0.5)
+            deadline = time.monotonic() + 60
+            while (run_id := await last_run(client, failover_id)) == earlier:
+                assert time.monotonic() < deadline, "the monitor started no failover within 60s"
+                await asyncio.sleep(0.2)
+            failover = client.get_workflow_handle(failover_id, run_id=run_id, result_type=DrResult)
+            result = await asyncio.wait_for(failover.result(), 90)
             await asyncio.sleep(1.0)  # writes go on through B
         assert result.outcome == "succeeded", result.reason
+        assert result.report.trigger == "monitor"
         assert result.report.detection_seconds is not None and result.report.rto_seconds is not None
         assert result.status.decisions[0].what  # the failover's own record
         topology = stack.topology()
@@ -66,3 +71,40 @@ async def test_monitor_fails_over_when_region_a_dies_and_loses_no_acknowledged_w
         await asyncio.sleep(0.2)
     gone = await stack.run_starter(task_queue, "dr_monitor.py", "status", auto_approve=True)
     assert gone.returncode == 3 and "no DR monitor runs" in gone.stderr, gone.stdout + gone.stderr
+
+
+async def test_stopping_the_monitor_leaves_its_failover_running(
+    stack: DrStack, client: Client, task_queue: str, worker: None
+) -> None:
+    """Without auto_approve the monitor's failover waits for an approver; stopping the monitor then
+    closes the monitor only, and the approved failover finishes."""
+    spec = stack.spec()
+    started = await stack.run_starter(task_queue, "dr_monitor.py", "start")
+    assert started.returncode == 0, started.stdout + started.stderr
+    monitor = client.get_workflow_handle(temporal.dr_workflow_id(spec.app, spec.environment, "monitor"))
+    failover_id = temporal.dr_workflow_id(spec.app, spec.environment, "failover")
+    earlier = await last_run(client, failover_id)
+    await asyncio.to_thread(local_dr.kill_region, stack.dr, "A")
+    deadline = time.monotonic() + 60
+    while (run_id := await last_run(client, failover_id)) == earlier:
+        assert time.monotonic() < deadline, "the monitor started no failover within 60s"
+        await asyncio.sleep(0.2)
+    failover = client.get_workflow_handle(failover_id, run_id=run_id, result_type=DrResult)
+    while not (await failover.query("status", result_type=DrStatus)).awaiting_approval:
+        assert time.monotonic() < deadline, "the failover does not wait for an approver"
+        await asyncio.sleep(0.2)
+
+    stopped = await stack.run_starter(task_queue, "dr_monitor.py", "stop", "--reason", "maintenance")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    deadline = time.monotonic() + 15
+    while (await monitor.describe()).status == WorkflowExecutionStatus.RUNNING:
+        assert time.monotonic() < deadline, "the monitor did not stop"
+        await asyncio.sleep(0.2)
+    assert (await monitor.describe()).status == WorkflowExecutionStatus.CANCELED
+    assert (await failover.describe()).status == WorkflowExecutionStatus.RUNNING
+
+    approved = await stack.run_starter(task_queue, "failover.py", "--approve", "--as", "alice")
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    result = await asyncio.wait_for(failover.result(), 90)
+    assert result.outcome == "succeeded", result.reason
+    assert stack.topology()["active"] == "B"
