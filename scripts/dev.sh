@@ -65,7 +65,7 @@ case "$task" in
   test)
     .venv/bin/ruff check .
     .venv/bin/ruff format --check .
-    exec .venv/bin/python -m pytest -n 2 "$@"
+    exec .venv/bin/python -m pytest -n 2 --durations=30 "$@"
     ;;
   *) echo "unknown task: $task (demo | test | up | down | install)"; exit 2 ;;
 esac
