@@ -9,6 +9,16 @@ output "alb_listener_arn" {
   value = module.alb.listener_arn
 }
 
+output "alb_preview_listener_arn" {
+  description = "Preview listener (blue-green's preview route, its own port): the engine's aws.preview_listener_arn."
+  value       = module.alb.preview_listener_arn
+}
+
+output "alb_preview_url" {
+  description = "The engine's aws.preview_url: the preview listener by a name its certificate covers."
+  value       = "https://${aws_route53_record.preview.fqdn}:${module.alb.preview_port}"
+}
+
 output "blue_target_group_arn" {
   value = module.alb.blue_target_group_arn
 }

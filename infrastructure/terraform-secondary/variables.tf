@@ -66,3 +66,19 @@ variable "domain_name" {
   type    = string
   default = "claude-deployment.com"
 }
+
+variable "preview_allowed_cidrs" {
+  description = "Testers' networks allowed on the ALB's preview listener, besides this region's NAT egress (the engine)."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for c in var.preview_allowed_cidrs : !contains(["0.0.0.0/0", "::/0"], c)])
+    error_message = "The preview route serves an unreleased version: not to 0.0.0.0/0 or ::/0."
+  }
+}
+
+variable "preview_subdomain" {
+  description = "Name of the preview route ({preview_subdomain}.{domain_name}:8443), covered by the ALB's *.domain certificate."
+  type        = string
+  default     = "preview-api-origin-dr"
+}

@@ -11,6 +11,8 @@ module "data_network" {
   rule_descriptions        = true
 }
 
+# The primary's own parameter group (never AWS's default, never shared): the engine fences this
+# instance there when the DR workflow fails over to the replica.
 resource "aws_db_parameter_group" "postgres15" {
   name   = "${local.name}-postgres15"
   family = "postgres15"
@@ -29,6 +31,15 @@ resource "aws_db_parameter_group" "postgres15" {
     name         = "shared_preload_libraries"
     value        = "pg_stat_statements"
     apply_method = "pending-reboot"
+  }
+
+  # The DR workflow fences this instance by setting default_transaction_read_only = 1 here
+  # (activities/database/rds.py); the AWS provider reads user-set parameters back, so an apply
+  # would reset it and make a fenced old primary writable again. Changing a parameter below
+  # therefore also needs `aws rds modify-db-parameter-group` (or an apply without this ignore
+  # while no instance is fenced): docs/runbooks (DR on AWS).
+  lifecycle {
+    ignore_changes = [parameter]
   }
 }
 

@@ -29,6 +29,22 @@ module "alb" {
   }
   pool_tags               = true
   explicit_stickiness_off = true
+  # The engine runs in this region's cluster and reaches the public ALB through the NAT gateways.
+  preview_cidr_blocks = concat([for ip in module.network.nat_public_ips : "${ip}/32"], var.preview_allowed_cidrs)
+}
+
+# Blue-green's preview route by a name the ALB's certificate covers (*.domain_name); the engine's
+# aws.preview_url is output alb_preview_url.
+resource "aws_route53_record" "preview" {
+  zone_id = data.aws_route53_zone.main.zone_id
+  name    = "${var.preview_subdomain}.${var.domain_name}"
+  type    = "A"
+
+  alias {
+    name                   = module.alb.dns_name
+    zone_id                = module.alb.zone_id
+    evaluate_target_health = false
+  }
 }
 
 # --- DNS: the origin record the engine fails over (PRIMARY here, SECONDARY in terraform-secondary) ---
@@ -59,6 +75,14 @@ resource "aws_route53_record" "api_primary" {
     name                   = module.alb.dns_name
     zone_id                = module.alb.zone_id
     evaluate_target_health = true
+  }
+
+  # A DR failover (activities/global_entry/route53.py) UPSERTs this record as SECONDARY and the
+  # other region's as PRIMARY; applying this root afterwards must not flip users back. The alias
+  # and health check it writes are this root's outputs (deploy-code.yaml dr.aws), so those stay
+  # Terraform's: a mismatch there is a configuration error that the next apply corrects.
+  lifecycle {
+    ignore_changes = [failover_routing_policy]
   }
 }
 

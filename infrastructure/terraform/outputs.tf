@@ -6,6 +6,16 @@ output "alb_listener_arn" {
   value       = module.alb.listener_arn
 }
 
+output "alb_preview_listener_arn" {
+  description = "Preview listener (blue-green's preview route, its own port): the engine's aws.preview_listener_arn."
+  value       = module.alb.preview_listener_arn
+}
+
+output "alb_preview_url" {
+  description = "The engine's aws.preview_url: the preview listener by a name its certificate covers."
+  value       = "https://${aws_route53_record.preview.fqdn}:${module.alb.preview_port}"
+}
+
 output "blue_target_group_arn" {
   value = module.alb.blue_target_group_arn
 }
@@ -21,6 +31,11 @@ output "primary_db_instance_id" {
 output "primary_db_instance_arn" {
   description = "Source of the cross-region replica in ../terraform-secondary."
   value       = aws_db_instance.primary.arn
+}
+
+output "primary_health_check_id" {
+  description = "Health check of the PRIMARY record: deploy-code.yaml dr.aws.regions.<primary>.health_check_id (the engine's UPSERT writes it back)."
+  value       = aws_route53_health_check.primary.id
 }
 
 output "route53_zone_id" {

@@ -322,11 +322,13 @@ def declared_addresses(root: Path) -> dict[str, str]:
     return {r.address: _kind(r.body) for r in load_tf(root)["resources"] if not r.none}
 
 
-def state_address_violations(root: Path, before: dict[str, str]) -> list[str]:
+def state_address_violations(root: Path, before: dict[str, str], added: Iterable[str] = ()) -> list[str]:
     """Addresses an existing state holds (`before`: address -> kind) that the configuration would
     destroy (neither declared any more nor moved to a declared resource of the same kind), and
-    declared resources that are neither in that state nor a moved target (would be created)."""
+    declared resources that are neither in that state nor a moved target (would be created) unless
+    listed in `added` (resources created on purpose since; each must be declared and new)."""
     declared = declared_addresses(root)
+    added = set(added)
     moved = dict(parse_dir(root).moved)
     out = []
     targets = set()
@@ -347,8 +349,10 @@ def state_address_violations(root: Path, before: dict[str, str]) -> list[str]:
             out.append(f"{address}: moved to {moved[address]}, which is not declared")
         elif target_kind != expected or (index is not None and kind != "single"):
             out.append(f"{address} ({kind}): moved to {moved[address]} ({target_kind})")
-    for address in declared.keys() - before.keys() - targets:
+    for address in declared.keys() - before.keys() - targets - added:
         out.append(f"{address}: not in the existing state: would be created")
+    for address in sorted(added - (declared.keys() - before.keys() - targets)):
+        out.append(f"{address}: listed as added, but not a new declared resource")
     return out
 
 
@@ -529,6 +533,132 @@ def _ingress_violations(r: Resource, alb_sgs: set[tuple[str, str]]) -> list[str]
         )
         if not (https_only and (r.module, sg_name) in alb_sgs):
             out.append(f"{r.address}: 0.0.0.0/0 ingress other than 443/tcp on the ALB")
+    return out
+
+
+def _ignored(body: dict[str, Any]) -> set[str]:
+    """Attributes a resource's lifecycle ignore_changes lists."""
+    names: set[str] = set()
+    for lifecycle in _blocks(body, "lifecycle"):
+        ignore = lifecycle.get("ignore_changes", [])
+        names.update(_strip_interp(n) for n in (ignore if isinstance(ignore, list) else [ignore]))
+    return names
+
+
+def preview_listener_violations(root: Path) -> list[str]:
+    """Blue-green's preview route on the ALB (activities/router/alb.py, aws.preview_listener_arn): a
+    listener on its own port of the same load balancer, HTTPS with the users' listener's certificate,
+    created forwarding to the green pool and left to the engine (ignore_changes = [default_action]),
+    its port open in the ALB's security group but not to the world, and root output
+    alb_preview_listener_arn is that listener's ARN."""
+    res = [r for r in load_tf(root)["resources"] if not r.none]
+    listeners = [r for r in res if r.rtype == "aws_lb_listener"]
+    main = [r for r in listeners if r.body.get("port") == 443]
+    preview = [r for r in listeners if r.body.get("port") != 443]
+    if len(main) != 1 or len(preview) != 1:
+        return [f"one users' listener (443) and one preview listener expected: {len(main)}, {len(preview)}"]
+    (users,), (pre,) = main, preview
+    b, out = pre.body, []
+    port = b.get("port")
+    if not isinstance(port, int):
+        out.append(f"{pre.address}: port {port!r} is not a static port")
+    if b.get("load_balancer_arn") != users.body.get("load_balancer_arn") or pre.module != users.module:
+        out.append(f"{pre.address}: not on the users' load balancer")
+    if b.get("protocol") != "HTTPS" or b.get("certificate_arn") != users.body.get("certificate_arn"):
+        out.append(f"{pre.address}: HTTPS with the users' listener's certificate")
+    actions = _blocks(b, "default_action")
+    if (
+        len(actions) != 1
+        or actions[0].get("type") != "forward"
+        or 'pool["green"]' not in json.dumps(actions[0]).replace('\\"', '"')
+    ):
+        out.append(f"{pre.address}: created forwarding to the green pool's target group")
+    if "default_action" not in _ignored(b):
+        out.append(f"{pre.address}: ignore_changes must list default_action (the engine rewrites it)")
+    sgs = {(m, n) for m, n in _alb_security_groups(res) if m == pre.module}
+    rules = [
+        rule
+        for r in res
+        if r.rtype == "aws_security_group" and (r.module, r.name) in sgs
+        for rule in _blocks(r.body, "ingress")
+        if rule.get("from_port") == port and rule.get("to_port") == port
+    ]
+    if not rules:
+        out.append(f"{pre.address}: no ingress on port {port} in the ALB's security group")
+    for rule in rules:
+        if _open_world(rule.get("cidr_blocks", [])) or _open_world(rule.get("ipv6_cidr_blocks", [])):
+            out.append(f"{pre.address}: port {port} open to the world (it serves an unreleased version)")
+    outputs = load_tf(root)["outputs"]
+    expected = json.dumps(f"${{{pre.address}.arn}}")
+    if "alb_preview_listener_arn" not in outputs:
+        out.append("output alb_preview_listener_arn: missing (the engine's aws.preview_listener_arn)")
+    elif (got := trace_output(root, "alb_preview_listener_arn")) != expected:
+        out.append(f"output alb_preview_listener_arn: {got}, not {expected}")
+    return out
+
+
+# What the route53 provider's UPSERT (activities/global_entry/route53.py) changes that Terraform's
+# configuration cannot know: the failover type. Its alias and health check are the roots' own values
+# (deploy-code.yaml dr.aws is filled from their outputs), so those stay Terraform's.
+ENGINE_ROUTE53_CHANGES = {"Failover": "failover_routing_policy"}
+
+
+def failover_record_violations(root: Path) -> list[str]:
+    """Every Route53 failover record ignores what a DR failover changes on it (ENGINE_ROUTE53_CHANGES),
+    so an apply after a failover does not send users back to the failed region."""
+    out = []
+    for r in load_tf(root)["resources"]:
+        if r.rtype == "aws_route53_record" and not r.none and _blocks(r.body, "failover_routing_policy"):
+            missing = set(ENGINE_ROUTE53_CHANGES.values()) - _ignored(r.body)
+            if missing:
+                out.append(f"{r.address}: lifecycle ignore_changes must list {', '.join(sorted(missing))}")
+    return out
+
+
+def failover_health_check_violations(root: Path, environments: dict[str, Any]) -> list[str]:
+    """The engine UPSERTs a failover record with the health_check_id deploy-code.yaml gives its region
+    (none: the record loses its health check). A record with a health check in Terraform needs one there."""
+    checked = {
+        r.body.get("set_identifier")
+        for r in load_tf(root)["resources"]
+        if r.rtype == "aws_route53_record" and _blocks(r.body, "failover_routing_policy")
+        if r.body.get("health_check_id")
+    }
+    out = []
+    for env, conf in environments.items():
+        regions = (((conf or {}).get("dr") or {}).get("aws") or {}).get("regions") or {}
+        for region, rconf in regions.items():
+            if rconf.get("set_identifier") in checked and not rconf.get("health_check_id"):
+                out.append(
+                    f"environments.{env}.dr.aws.regions.{region}: no health_check_id, but record "
+                    f"{rconf['set_identifier']!r} has one (a failover would remove it)"
+                )
+    return out
+
+
+def db_parameter_group_violations(root: Path) -> list[str]:
+    """Every RDS instance uses a parameter group of its own, declared next to it: not AWS's default
+    (default.*) and not shared with another instance. The DR fence sets default_transaction_read_only
+    in the instance's own group and refuses default or shared ones (activities/database/rds.py)."""
+    res = [r for r in load_tf(root)["resources"] if not r.none]
+    groups = {(r.module, r.name) for r in res if r.rtype == "aws_db_parameter_group"}
+    users: dict[tuple[str, str], list[str]] = {}
+    out = []
+    for r in res:
+        if r.rtype != "aws_db_instance":
+            continue
+        value = r.body.get("parameter_group_name")
+        m = re.fullmatch(r"\$\{aws_db_parameter_group\.(\w+)\.name\}", str(value))
+        if value is None:
+            out.append(f"{r.address}: no parameter_group_name (AWS's default group cannot be fenced)")
+        elif m is None or (r.module, m.group(1)) not in groups:
+            out.append(f"{r.address}: parameter group {value!r} is not an aws_db_parameter_group here")
+        else:
+            users.setdefault((r.module, m.group(1)), []).append(r.address)
+    for (module, name), instances in users.items():
+        if len(instances) > 1:
+            group = f"{module}.aws_db_parameter_group.{name}".lstrip(".")
+            out.append(f"{group} is shared by {', '.join(instances)} (a fence would hit both)")
     return out
 
 

@@ -12,14 +12,21 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from artifact_checks import (
+    ENGINE_ROUTE53_CHANGES,
+    REPO,
     TF_PRIMARY,
     TF_SECONDARY,
+    db_parameter_group_violations,
+    failover_health_check_violations,
+    failover_record_violations,
     load_tf,
     module_dir,
     module_violations,
     output_meaning_violations,
     parse_dir,
+    preview_listener_violations,
     state_address_violations,
     terraform_fmt,
     tf_violations,
@@ -31,8 +38,19 @@ ROOTS = [TF_PRIMARY, TF_SECONDARY]
 MODULES = TF_PRIMARY / "modules"
 SHARED_MODULES = {"network", "eks", "alb", "data_network"}
 PRE_MODULES = json.loads((Path(__file__).parent / "terraform_pre_modules.json").read_text())
+# Created on purpose after the module refactor (the engine's providers need them).
+ADDED = {
+    "terraform": {"module.alb.aws_lb_listener.preview", "aws_route53_record.preview"},
+    "terraform-secondary": {
+        "module.alb.aws_lb_listener.preview",
+        "aws_route53_record.preview",
+        "aws_db_parameter_group.postgres15",
+    },
+}
 ENGINE_OUTPUTS_PRIMARY = {
     "alb_listener_arn",
+    "alb_preview_listener_arn",
+    "primary_health_check_id",
     "blue_target_group_arn",
     "green_target_group_arn",
     "primary_db_instance_id",
@@ -45,6 +63,7 @@ ENGINE_OUTPUTS_PRIMARY = {
 ENGINE_OUTPUTS_SECONDARY = {
     "replica_db_instance_id",
     "alb_listener_arn",
+    "alb_preview_listener_arn",
     "route53_zone_id",
     "api_record_name",
     "secondary_health_check_id",
@@ -236,7 +255,7 @@ moved {
 def test_existing_state_keeps_every_resource(root: Path) -> None:
     """Every address the production/DR state holds is still declared or moved (with moved {}) to a
     declared resource of the same count/for_each shape, and nothing new would be created."""
-    assert state_address_violations(root, PRE_MODULES[root.name]["resources"]) == []
+    assert state_address_violations(root, PRE_MODULES[root.name]["resources"], ADDED[root.name]) == []
 
 
 def test_state_check_catches_a_missing_moved_block(tmp_path: Path) -> None:
@@ -259,6 +278,12 @@ moved {
         "aws_subnet.private (for_each): moved to module.net.aws_subnet.private (count)",
         "aws_vpc.main: no longer declared and not moved: would be destroyed",
         "module.net.aws_vpc.main: not in the existing state: would be created",
+    ]
+    # Listing a resource as added on purpose accepts its creation; a stale entry is reported.
+    assert sorted(state_address_violations(tmp_path, before, {"module.net.aws_vpc.main", "aws_lb.gone"})) == [
+        "aws_lb.gone: listed as added, but not a new declared resource",
+        "aws_subnet.private (for_each): moved to module.net.aws_subnet.private (count)",
+        "aws_vpc.main: no longer declared and not moved: would be destroyed",
     ]
 
 
@@ -373,3 +398,189 @@ def test_edge_has_waf_with_owasp_rules_and_monitoring_has_alarms() -> None:
     assert _resources(TF_PRIMARY, "aws_cloudwatch_metric_alarm")
     assert _resources(TF_PRIMARY, "aws_sns_topic")
     assert "ReplicaLag" in str(_resources(TF_SECONDARY, "aws_cloudwatch_metric_alarm"))
+
+
+# --- what the engine's AWS providers need from the roots (docs/providers.md) ---------------------
+
+ALB_MODULE = """
+resource "aws_security_group" "alb" {
+  ingress {
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+  ingress {
+    from_port   = 8443
+    to_port     = 8443
+    protocol    = "tcp"
+    cidr_blocks = PREVIEW_CIDRS
+  }
+}
+resource "aws_lb" "main" {
+  security_groups            = [aws_security_group.alb.id]
+  enable_deletion_protection = true
+}
+resource "aws_lb_target_group" "pool" { for_each = toset(["blue", "green"]) }
+resource "aws_lb_listener" "https" {
+  load_balancer_arn = aws_lb.main.arn
+  port              = 443
+  protocol          = "HTTPS"
+  certificate_arn   = "cert"
+  default_action { type = "forward" }
+  lifecycle { ignore_changes = [default_action] }
+}
+resource "aws_lb_listener" "preview" {
+  load_balancer_arn = aws_lb.main.arn
+  port              = 8443
+  protocol          = "HTTPS"
+  certificate_arn   = "cert"
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.pool[PREVIEW_POOL].arn
+  }
+  LIFECYCLE
+}
+output "preview_listener_arn" { value = aws_lb_listener.preview.arn }
+output "https_listener_arn" { value = aws_lb_listener.https.arn }
+"""
+
+
+def _alb_root(tmp_path: Path, cidrs: str, pool: str, lifecycle: str, output: str) -> Path:
+    module = tmp_path / "modules" / "alb"
+    module.mkdir(parents=True)
+    text = ALB_MODULE.replace("PREVIEW_CIDRS", cidrs).replace("PREVIEW_POOL", pool)
+    (module / "main.tf").write_text(text.replace("LIFECYCLE", lifecycle))
+    (tmp_path / "main.tf").write_text(
+        'module "alb" { source = "./modules/alb" }\n'
+        f'output "alb_preview_listener_arn" {{ value = {output} }}\n'
+    )
+    return tmp_path
+
+
+@pytest.mark.parametrize("root", ROOTS, ids=lambda p: p.name)
+def test_preview_listener_for_blue_green(root: Path) -> None:
+    """aws.preview_listener_arn: a second HTTPS listener (own port, same certificate) created forwarding
+    to green, its action left to the engine, not open to the world, output as alb_preview_listener_arn."""
+    assert preview_listener_violations(root) == []
+    assert trace_output(root, "alb_preview_listener_arn") == '"${module.alb.aws_lb_listener.preview.arn}"'
+    (listener,) = [b for b in _resources(root, "aws_lb_listener").values() if b.get("port") != 443]
+    assert listener["port"] == 8443
+    assert "preview_port" not in json.dumps(parse_dir(root).modules["alb"])  # 8443 in both roots
+
+
+def test_preview_listener_check_passes_a_good_twin(tmp_path: Path) -> None:
+    good = _alb_root(
+        tmp_path,
+        '["10.0.0.0/16"]',
+        '"green"',
+        "lifecycle { ignore_changes = [default_action] }",
+        "module.alb.preview_listener_arn",
+    )
+    assert preview_listener_violations(good) == []
+
+
+def test_preview_listener_check_catches_a_broken_one(tmp_path: Path) -> None:
+    broken = _alb_root(tmp_path, '["0.0.0.0/0"]', '"blue"', "", "module.alb.https_listener_arn")
+    assert preview_listener_violations(broken) == [
+        "module.alb.aws_lb_listener.preview: created forwarding to the green pool's target group",
+        "module.alb.aws_lb_listener.preview: ignore_changes must list default_action "
+        "(the engine rewrites it)",
+        "module.alb.aws_lb_listener.preview: port 8443 open to the world (it serves an unreleased version)",
+        'output alb_preview_listener_arn: "${module.alb.aws_lb_listener.https.arn}", '
+        'not "${module.alb.aws_lb_listener.preview.arn}"',
+    ]
+    # ... and the production invariants report the world-open 8443 as well.
+    assert "module.alb.aws_security_group.alb: 0.0.0.0/0 ingress other than 443/tcp on the ALB" in (
+        tf_violations(broken)
+    )
+
+
+@pytest.mark.parametrize("root", ROOTS, ids=lambda p: p.name)
+def test_failover_records_ignore_what_a_failover_changes(root: Path) -> None:
+    assert failover_record_violations(root) == []
+    (record,) = [b for b in _resources(root, "aws_route53_record").values() if "failover_routing_policy" in b]
+    assert "failover_routing_policy" in record["lifecycle"][0]["ignore_changes"]
+
+
+def test_engine_route53_changes_are_what_the_provider_upserts() -> None:
+    """The list the check uses names fields the route53 provider really writes in its UPSERT."""
+    source = (REPO / "activities" / "global_entry" / "route53.py").read_text()
+    upsert = source[source.index("def switch") : source.index("def url")]
+    for field in ENGINE_ROUTE53_CHANGES:
+        assert f'"{field}":' in upsert, field
+
+
+def test_failover_record_check_catches_a_record_terraform_would_flip_back(tmp_path: Path) -> None:
+    (tmp_path / "main.tf").write_text(
+        """
+resource "aws_route53_record" "api_primary" {
+  set_identifier = "primary"
+  failover_routing_policy { type = "PRIMARY" }
+  lifecycle { ignore_changes = [alias] }
+}
+resource "aws_route53_record" "api_secondary" {
+  set_identifier = "secondary"
+  failover_routing_policy { type = "SECONDARY" }
+  lifecycle { ignore_changes = [failover_routing_policy] }
+}
+resource "aws_route53_record" "plain" { name = "x" }
+"""
+    )
+    assert failover_record_violations(tmp_path) == [
+        "aws_route53_record.api_primary: lifecycle ignore_changes must list failover_routing_policy"
+    ]
+
+
+def _environments() -> dict:
+    return yaml.safe_load((REPO / "deploy-code.yaml").read_text())["environments"]
+
+
+@pytest.mark.parametrize("root", ROOTS, ids=lambda p: p.name)
+def test_deploy_code_gives_every_checked_record_its_health_check(root: Path) -> None:
+    assert failover_health_check_violations(root, _environments()) == []
+
+
+def test_health_check_check_catches_a_region_without_one() -> None:
+    envs = _environments()
+    del envs["production"]["dr"]["aws"]["regions"]["us-east-1"]["health_check_id"]
+    assert failover_health_check_violations(TF_SECONDARY, envs) == [
+        "environments.production.dr.aws.regions.us-east-1: no health_check_id, but record 'secondary' "
+        "has one (a failover would remove it)"
+    ]
+
+
+@pytest.mark.parametrize("root", ROOTS, ids=lambda p: p.name)
+def test_every_db_instance_has_its_own_parameter_group(root: Path) -> None:
+    assert db_parameter_group_violations(root) == []
+
+
+def test_replica_parameter_group_matches_the_primary() -> None:
+    """The replica, once promoted, is the primary: same family and settings in its own group."""
+    (primary,) = _resources(TF_PRIMARY, "aws_db_parameter_group").values()
+    (replica,) = _resources(TF_SECONDARY, "aws_db_parameter_group").values()
+    assert replica["family"] == primary["family"] == "postgres15"
+    assert replica["parameter"] == primary["parameter"]
+    for group in (primary, replica):  # the engine's fence is not reset by the next apply
+        assert "parameter" in group["lifecycle"][0]["ignore_changes"]
+
+
+def test_parameter_group_check_catches_default_missing_and_shared(tmp_path: Path) -> None:
+    (tmp_path / "main.tf").write_text(
+        """
+resource "aws_db_parameter_group" "pg" { family = "postgres15" }
+resource "aws_db_instance" "a" { parameter_group_name = aws_db_parameter_group.pg.name }
+resource "aws_db_instance" "b" { parameter_group_name = aws_db_parameter_group.pg.name }
+resource "aws_db_instance" "c" { parameter_group_name = "default.postgres15" }
+resource "aws_db_instance" "d" { replicate_source_db = "arn" }
+resource "aws_db_instance" "e" { parameter_group_name = aws_db_parameter_group.gone.name }
+"""
+    )
+    assert db_parameter_group_violations(tmp_path) == [
+        "aws_db_instance.c: parameter group 'default.postgres15' is not an aws_db_parameter_group here",
+        "aws_db_instance.d: no parameter_group_name (AWS's default group cannot be fenced)",
+        "aws_db_instance.e: parameter group '${aws_db_parameter_group.gone.name}' is not an "
+        "aws_db_parameter_group here",
+        "aws_db_parameter_group.pg is shared by aws_db_instance.a, aws_db_instance.b "
+        "(a fence would hit both)",
+    ]

@@ -1,7 +1,10 @@
 # One region's public ALB with the blue and green pools. The engine shifts traffic by rewriting
 # the HTTPS listener's weighted forward action; Terraform creates it once (blue 100 / green 0)
-# and then leaves the weights alone. Both roots call it; the failover DNS records that point at
-# it stay in the roots (PRIMARY in ../terraform, SECONDARY in ../terraform-secondary).
+# and then leaves the weights alone. A second HTTPS listener on its own port (preview_port, not
+# open to the world) is blue-green's preview route (aws.preview_listener_arn): the engine points
+# it at the pool being previewed, or a fixed 503 while nothing is. Both roots call it; the
+# failover DNS records that point at it stay in the roots (PRIMARY in ../terraform, SECONDARY in
+# ../terraform-secondary).
 
 terraform {
   required_providers {
@@ -22,6 +25,14 @@ resource "aws_security_group" "alb" {
     to_port     = 443
     protocol    = "tcp"
     cidr_blocks = ["0.0.0.0/0"]
+  }
+
+  ingress {
+    description = var.rule_descriptions ? "Preview listener: testers and the engine only" : null
+    from_port   = var.preview_port
+    to_port     = var.preview_port
+    protocol    = "tcp"
+    cidr_blocks = var.preview_cidr_blocks
   }
 
   egress {
@@ -127,6 +138,28 @@ resource "aws_lb_listener" "https" {
   }
 
   # The deployment engine owns the weights after creation.
+  lifecycle {
+    ignore_changes = [default_action]
+  }
+}
+
+# Blue-green's preview route: same certificate and TLS policy as the users' listener, on its own
+# port. Created forwarding to green (the idle pool: the users' listener starts blue 100 / green 0);
+# from the first blue-green release on the engine owns the action (a forward to the previewed
+# pool's target group, or a fixed 503), so Terraform does not put it back.
+resource "aws_lb_listener" "preview" {
+  load_balancer_arn = aws_lb.main.arn
+  port              = var.preview_port
+  protocol          = "HTTPS"
+  ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+  certificate_arn   = var.validation_zone_id == null ? aws_acm_certificate.alb.arn : aws_acm_certificate_validation.alb[0].certificate_arn
+
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.pool["green"].arn
+  }
+
+  # The deployment engine rewrites the action for every blue-green release.
   lifecycle {
     ignore_changes = [default_action]
   }

@@ -3,6 +3,15 @@ output "listener_arn" {
   value       = aws_lb_listener.https.arn
 }
 
+output "preview_listener_arn" {
+  description = "Preview listener (blue-green's preview route) whose action the engine rewrites."
+  value       = aws_lb_listener.preview.arn
+}
+
+output "preview_port" {
+  value = aws_lb_listener.preview.port
+}
+
 output "blue_target_group_arn" {
   value = aws_lb_target_group.pool["blue"].arn
 }

@@ -77,3 +77,22 @@ variable "explicit_stickiness_off" {
   type        = bool
   default     = false
 }
+
+variable "preview_port" {
+  description = "Port of the preview listener (blue-green's preview route); not 443."
+  type        = number
+  default     = 8443
+  validation {
+    condition     = var.preview_port != 443
+    error_message = "The preview listener needs its own port (443 is the users' listener)."
+  }
+}
+
+variable "preview_cidr_blocks" {
+  description = "Who may reach the preview listener (the engine's egress, testers); never the whole internet."
+  type        = list(string)
+  validation {
+    condition     = length(var.preview_cidr_blocks) > 0 && alltrue([for c in var.preview_cidr_blocks : !contains(["0.0.0.0/0", "::/0"], c)])
+    error_message = "preview_cidr_blocks must name at least one network and not 0.0.0.0/0 or ::/0: the preview route serves an unreleased version."
+  }
+}

@@ -17,3 +17,8 @@ output "private_subnet_ids" {
 output "database_subnet_ids" {
   value = aws_subnet.database[*].id
 }
+
+output "nat_public_ips" {
+  description = "Egress addresses of the private subnets (pods reach the region's public ALB from these)."
+  value       = aws_eip.nat[*].public_ip
+}
