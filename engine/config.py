@@ -10,6 +10,7 @@ plan, fixed at start, so the history shows exactly what was asked.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 from datetime import timedelta
@@ -341,6 +342,7 @@ def resolve_environment(
                 f"ship yet (available: {', '.join(AVAILABLE_PROVIDERS[capability])})"
             )
             raise InputError(msg)
+    _check_provider_settings(name, env)
     prometheus_url = env.prometheus_url
     if env.providers.platform == "local":
         if env.instances > LOCAL_MAX_INSTANCES:
@@ -367,6 +369,65 @@ def resolve_environment(
     )
 
 
+def _check_provider_settings(name: str, env: EnvironmentConfig) -> None:
+    """Providers that talk to AWS or Kubernetes need their settings: refused here, not at the first call."""
+    providers, where = env.providers, f"environments.{name}"
+    needs_aws = [c for c, p in (("router", providers.router), ("analysis", providers.analysis)) if p in _AWS]
+    if needs_aws and env.aws is None:
+        msg = f"{where}: {' and '.join(needs_aws)} on AWS need {where}.aws (region, listener, target groups)"
+        raise InputError(msg)
+    if providers.router == "alb" and env.aws is not None:
+        missing = [p for p in ("blue", "green") if p not in env.aws.target_groups]
+        if not (env.aws.listener_arn or env.aws.rule_arn) or missing:
+            msg = (
+                f"{where}.aws: the ALB router needs listener_arn (or rule_arn) and target_groups for blue "
+                f"and green (Terraform outputs alb_listener_arn, blue/green_target_group_arn)"
+            )
+            raise InputError(msg)
+    needs_kube = [
+        c for c, p in (("platform", providers.platform), ("router", providers.router)) if p == "kubernetes"
+    ]
+    if needs_kube and env.kubernetes is None:
+        msg = f"{where}: {' and '.join(needs_kube)} on Kubernetes need {where}.kubernetes (namespace, image)"
+        raise InputError(msg)
+
+
+_AWS = frozenset({"alb", "cloudwatch"})
+
+
+def _check_query_language(spec: ReleaseSpec) -> None:
+    """Every analysis query is written for the environment's analysis provider (PromQL for Prometheus,
+    the JSON of MetricDataQueries for CloudWatch): a mismatch could never measure anything."""
+    refs: list[AnalysisRef] = []
+    if spec.canary:
+        refs += [r for step in spec.canary.steps for r in step.analyses] + spec.canary.background_analysis
+    if spec.blue_green:
+        refs += spec.blue_green.pre_promotion_analysis + spec.blue_green.post_promotion_analysis
+    if spec.rolling:
+        refs += spec.rolling.analysis
+    provider = spec.environment.providers.analysis
+    for ref in refs:
+        for metric in ref.metrics:
+            try:
+                parsed = json.loads(metric.query)
+            except json.JSONDecodeError:
+                parsed = None
+            is_json = isinstance(parsed, dict | list)
+            if provider == "cloudwatch" and not is_json:
+                msg = (
+                    f"analysis template {ref.name!r} (metric {metric.name!r}) is not a CloudWatch query, and "
+                    f"environment {spec.environment.name!r} analyses with cloudwatch: write the JSON of "
+                    "GetMetricData's MetricDataQueries"
+                )
+                raise InputError(msg)
+            if provider == "prometheus" and is_json:
+                msg = (
+                    f"analysis template {ref.name!r} (metric {metric.name!r}) is a CloudWatch query, but "
+                    f"environment {spec.environment.name!r} analyses with prometheus: write PromQL"
+                )
+                raise InputError(msg)
+
+
 def resolve_release(
     config: DeployConfig,
     version: str,
@@ -380,11 +441,18 @@ def resolve_release(
     check_version(version)
     check_strategy(strategy)
     env_spec = resolve_environment(config, environment, local=local)
-    env_config = config.environments[env_spec.name]
     if strategy == "blue-green":
-        return _release(config, env_spec, version, requested_by, blue_green=_blue_green(config, env_spec))
-    if strategy == "rolling":
-        return _release(config, env_spec, version, requested_by, rolling=_rolling(config, env_spec))
+        spec = _release(config, env_spec, version, requested_by, blue_green=_blue_green(config, env_spec))
+    elif strategy == "rolling":
+        spec = _release(config, env_spec, version, requested_by, rolling=_rolling(config, env_spec))
+    else:
+        spec = _canary(config, env_spec, version, requested_by)
+    _check_query_language(spec)
+    return spec
+
+
+def _canary(config: DeployConfig, env_spec: EnvironmentSpec, version: str, requested_by: str) -> ReleaseSpec:
+    env_config = config.environments[env_spec.name]
     canary = (env_config.strategies or config.strategies).canary
 
     def refs(names: list[str]) -> list[AnalysisRef]:

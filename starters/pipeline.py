@@ -5,13 +5,12 @@ from __future__ import annotations
 from temporalio.client import WorkflowHandle
 
 from engine.contracts import ReleaseStatus
-from engine.contracts.pipeline import STAGES, PipelineSpec
+from engine.contracts.pipeline import STAGES, ImageSpec, PipelineSpec
 
 
 def print_pipeline_plan(pipeline: PipelineSpec) -> None:
     """Stages, the Terraform plan summary and the digest to promote; reads only, changes nothing."""
     # Imported here: only a dry run needs them, and httpx alone costs a starter ~0.1 s to import.
-    from activities import registry  # noqa: PLC0415
     from activities.infra.terraform import Terraform  # noqa: PLC0415
 
     print(f"  stages: {' -> '.join(STAGES)} (strategy as child workflow {pipeline.workflow_type})")
@@ -32,27 +31,30 @@ def print_pipeline_plan(pipeline: PipelineSpec) -> None:
                 print(f"  terraform plan ({tf.root}): changes, an approver must approve:")
                 for line in plan.summary:
                     print(f"      {line}")
-    image = pipeline.image
-    if image is None:
-        print("  image: no registry configured")
-    else:
-        client = registry.images(image)  # the environment's images provider (oci, ecr)
-        try:
-            digest = client.resolve(image.ci_repository, image.tag)
-        except Exception as exc:
-            digest, problem = None, f"registry unreachable: {exc}"
-        else:
-            problem = "MISSING: the release would fail at pre-validation"
-        finally:
-            client.close()
-        source = f"{image.registry}/{image.ci_repository}:{image.tag}"
-        target = f"{image.production_repository}:{image.tag}"
-        print(
-            f"  image: would promote {source} = {digest} to {target}"
-            if digest
-            else f"  image {source}: {problem}"
-        )
+    print(f"  {_image_plan(pipeline.image)}")
     print(f"  notifications: {'webhook configured' if pipeline.webhook_url else 'none configured'}")
+
+
+def _image_plan(image: ImageSpec | None) -> str:
+    """What image promotion would do: the digest CI built, or why it cannot be read from here."""
+    from activities import registry  # noqa: PLC0415 - a dry run only (see print_pipeline_plan)
+
+    if image is None:
+        return "image: no registry configured"
+    source = f"{image.registry}/{image.ci_repository}:{image.tag}"
+    try:
+        client = registry.images(image)  # the environment's images provider (oci, ecr)
+    except Exception as exc:  # e.g. no AWS credentials on this machine
+        return f"image {source}: registry not reachable from here: {exc}"
+    try:
+        digest = client.resolve(image.ci_repository, image.tag)
+    except Exception as exc:
+        return f"image {source}: registry unreachable: {exc}"
+    finally:
+        client.close()
+    if digest is None:
+        return f"image {source}: MISSING: the release would fail at pre-validation"
+    return f"image: would promote {source} = {digest} to {image.production_repository}:{image.tag}"
 
 
 def format_report(status: ReleaseStatus) -> str:

@@ -310,6 +310,7 @@ environments:
     providers: {platform: kubernetes, router: alb, analysis: cloudwatch}
     instances: 2
     aws: {region: eu-west-1, listener_arn: "arn:l", target_groups: {blue: "arn:b", green: "arn:g"}}
+    kubernetes: {app: sample-api, image: registry/sample-api, namespace: shop}
 strategies:
   canary: {steps: [{set_weight: 50}]}
 """

@@ -37,7 +37,7 @@ app: {name: sample-api}
 default_environment: staging
 environments:
   staging:
-    providers: {platform: kubernetes, router: alb, analysis: cloudwatch}
+    providers: {platform: local, router: haproxy, analysis: prometheus}  # only the images provider is on AWS
     instances: 2
     %(aws)s
     release:
