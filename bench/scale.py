@@ -80,7 +80,7 @@ from infrastructure.local.temporal_server import (  # noqa: E402
     TemporalServerError,
     temporal_binary,
 )
-from tests.support import WorkerProcess  # noqa: E402
+from tests.support import WorkerProcess, stop_process  # noqa: E402
 
 P7_TARGET_N = 1000
 OVERHEAD_LIMIT_MS = 200.0
@@ -180,13 +180,8 @@ class MemoryServer:
         return self.proc.pid
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
 
 
 # --------------------------------------------------------------------------- #

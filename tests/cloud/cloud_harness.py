@@ -43,6 +43,8 @@ import kmock
 import yaml
 from kubernetes import client
 
+from tests.support import stop_process
+
 _names = itertools.count(1)
 REPO = Path(__file__).resolve().parents[2]
 
@@ -500,13 +502,7 @@ class PodProcesses:
             entry = self.running.pop((namespace, pod), None)
         if entry is None:
             return
-        proc = entry[0]
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(entry[0])
 
     def alive(self) -> list[int]:
         """Pids of the processes still running."""
@@ -565,3 +561,39 @@ def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(0.05)
+
+
+def service_manifest(name: str, pool: str, namespace: str) -> dict[str, Any]:
+    """A Service selecting the app's pods of ``pool`` ("" selects none)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "selector": {"app": "sample-api", "pool": pool},
+            "ports": [{"port": 80, "targetPort": 8080}],
+        },
+    }
+
+
+def make_routing(kube: KubeCluster, namespace: str) -> None:
+    """What the Kubernetes router expects to find: the users', canary and preview Services, and the
+    NGINX canary Ingress (as k8s/production declares them)."""
+    from activities.router.kubernetes import CANARY
+
+    kube.core.create_namespaced_service(namespace, service_manifest("sample-api", "blue", namespace))
+    kube.core.create_namespaced_service(namespace, service_manifest("sample-api-canary", "green", namespace))
+    kube.core.create_namespaced_service(namespace, service_manifest("sample-api-preview", "", namespace))
+    kube.net.create_namespaced_ingress(
+        namespace,
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {
+                "name": "sample-api-canary",
+                "namespace": namespace,
+                "annotations": {CANARY: "true"},
+            },
+            "spec": {"ingressClassName": "nginx"},
+        },
+    )

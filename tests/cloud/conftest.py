@@ -28,6 +28,7 @@ import pytest
 from cloud_harness import FaultProxy, KubeCluster
 
 from engine.contracts import AwsSettings
+from tests.support import stop_process
 
 REGION = "eu-west-1"
 
@@ -67,12 +68,7 @@ def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         try:
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
         return
     pytest.fail(f"moto_server did not start: {log.read_text()[-2000:]}")
 

@@ -13,12 +13,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from cloud_harness import KubeCluster, wait_for
+from cloud_harness import KubeCluster, make_routing, service_manifest, wait_for
 from kubernetes import client
 
 from activities.interfaces import BadRequest
 from activities.platform.kubernetes import KubernetesPlatform, RolloutFailed
-from activities.router.kubernetes import CANARY, CANARY_WEIGHT, KubernetesRouter, NoReadyPods
+from activities.router.kubernetes import CANARY_WEIGHT, KubernetesRouter, NoReadyPods
 from engine.contracts import EnvironmentSpec, Instance, KubernetesSettings, Providers
 
 NS = "shop"
@@ -114,33 +114,6 @@ def test_a_pool_running_another_version_is_refused(kube: KubeCluster) -> None:
 # ---- router --------------------------------------------------------------------------------------
 
 
-def _service(name: str, pool: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "selector": {"app": "sample-api", "pool": pool},
-            "ports": [{"port": 80, "targetPort": 8080}],
-        },
-    }
-
-
-def make_routing(kube: KubeCluster) -> None:
-    kube.core.create_namespaced_service(NS, _service("sample-api", "blue"))
-    kube.core.create_namespaced_service(NS, _service("sample-api-canary", "green"))
-    kube.core.create_namespaced_service(NS, _service("sample-api-preview", ""))
-    kube.net.create_namespaced_ingress(
-        NS,
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "Ingress",
-            "metadata": {"name": "sample-api-canary", "namespace": NS, "annotations": {CANARY: "true"}},
-            "spec": {"ingressClassName": "nginx"},
-        },
-    )
-
-
 def _members(*pools: str) -> dict[str, list[Instance]]:
     return {p: [Instance(pool=p, slot=0, version="v1", address="10.0.0.1:8080")] for p in pools}
 
@@ -164,7 +137,7 @@ def run_pools(kube: KubeCluster, **pools: int) -> dict[str, list[Instance]]:
 
 
 def test_canary_weights_then_blue_green_flip(kube: KubeCluster) -> None:
-    make_routing(kube)
+    make_routing(kube, NS)
     router = KubernetesRouter(env_for(kube))
     members = run_pools(kube, blue=1, green=1)
     for green in (10, 25, 50):
@@ -183,7 +156,7 @@ def test_canary_weights_then_blue_green_flip(kube: KubeCluster) -> None:
 
 
 def test_missing_service_is_refused_before_any_change(kube: KubeCluster) -> None:
-    kube.core.create_namespaced_service(NS, _service("sample-api", "blue"))
+    kube.core.create_namespaced_service(NS, service_manifest("sample-api", "blue", NS))
     router = KubernetesRouter(env_for(kube))
     with pytest.raises(BadRequest, match="Service 'sample-api-canary' does not exist"):
         router.set_traffic(weights={"blue": 0, "green": 100}, members=_members("blue", "green"))
@@ -195,7 +168,7 @@ def preview_pool(kube: KubeCluster) -> str:
 
 
 def test_blue_green_preview_service_then_switch(kube: KubeCluster) -> None:
-    make_routing(kube)
+    make_routing(kube, NS)
     pods = run_pools(kube, blue=2, green=2)
     router = KubernetesRouter(env_for(kube))
     assert router.read_preview() == []
@@ -215,7 +188,7 @@ def test_blue_green_preview_service_then_switch(kube: KubeCluster) -> None:
 
 
 def test_no_traffic_to_a_pool_without_ready_pods(kube: KubeCluster) -> None:
-    make_routing(kube)
+    make_routing(kube, NS)
     run_pools(kube, blue=1)
     kube.controller.failures["sample-api-green"] = "CrashLoopBackOff"  # type: ignore[union-attr]
     with pytest.raises(RolloutFailed):
@@ -227,7 +200,7 @@ def test_no_traffic_to_a_pool_without_ready_pods(kube: KubeCluster) -> None:
 
 
 def test_missing_preview_service_is_refused_before_any_change(kube: KubeCluster) -> None:
-    kube.core.create_namespaced_service(NS, _service("sample-api", "blue"))
+    kube.core.create_namespaced_service(NS, service_manifest("sample-api", "blue", NS))
     router = KubernetesRouter(env_for(kube))
     with pytest.raises(BadRequest, match="Service 'sample-api-preview' does not exist"):
         router.set_preview(members=_members("green")["green"])

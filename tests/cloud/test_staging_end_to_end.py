@@ -47,15 +47,13 @@ from typing import Any
 
 import httpx
 import pytest
-from cloud_harness import KubeCluster, PodProcesses, TargetGroupBinding, unique, wait_for
-from conftest import free_port
+from cloud_harness import KubeCluster, PodProcesses, TargetGroupBinding, make_routing, unique, wait_for
 from kubernetes import client as k8s
 from temporalio.client import Client
 
 import worker as worker_module
 from activities.cloud import aws
 from activities.platform.kubernetes import KubernetesPlatform
-from activities.router.kubernetes import CANARY
 from engine import temporal
 from engine.config import DeployConfig, load_config, resolve_release
 from engine.contracts import AwsSettings, Phase, ReleaseResult, ReleaseSpec
@@ -64,6 +62,7 @@ from engine.pipeline import resolve_pipeline
 from infrastructure.local.layout import Layout
 from infrastructure.local.temporal_server import TemporalServer
 from starters.deploy import start_or_attach
+from tests.cloud.conftest import free_port
 
 NS = "staging-e2e"
 ACCOUNT = "123456789012"
@@ -530,35 +529,12 @@ class Recorder(threading.Thread):
         return [v for _, v in self.changes]
 
 
-def service_manifest(name: str, pool: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "selector": {"app": "sample-api", "pool": pool},
-            "ports": [{"port": 80, "targetPort": 8080}],
-        },
-    }
-
-
 async def test_blue_green_on_staging_with_the_kubernetes_router_flips_the_service_selector(
     staging: Staging, client: Client, task_queue: str
 ) -> None:
     """The same workflow, the same staging environment, another router: Services instead of the ALB."""
     kube = staging.kube
-    kube.core.create_namespaced_service(NS, service_manifest("sample-api", "blue"))
-    kube.core.create_namespaced_service(NS, service_manifest("sample-api-canary", "green"))
-    kube.core.create_namespaced_service(NS, service_manifest("sample-api-preview", ""))
-    kube.net.create_namespaced_ingress(
-        NS,
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "Ingress",
-            "metadata": {"name": "sample-api-canary", "namespace": NS, "annotations": {CANARY: "true"}},
-            "spec": {"ingressClassName": "nginx"},
-        },
-    )
+    make_routing(kube, NS)
     data = staging.config.model_dump()
     data["environments"]["staging"]["providers"]["router"] = "kubernetes"
     config = DeployConfig.model_validate(data)

@@ -16,10 +16,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import DrStack
 from temporalio.client import Client
 
 from tests.crash_matrix import FailoverScenario, Point, all_points, find, render, run_case
+from tests.dr.conftest import DrStack
 
 pytestmark = pytest.mark.timeout(600)
 FULL = os.environ.get("CRASH_MATRIX") == "full"

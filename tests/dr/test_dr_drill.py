@@ -6,10 +6,10 @@ import asyncio
 import time
 
 import pytest
-from conftest import DrStack
 from temporalio.client import Client
 
 from engine.contracts.dr import DrResult
+from tests.dr.conftest import DrStack
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -8,11 +8,11 @@ import uuid
 
 import psycopg
 import pytest
-from conftest import DrStack
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from engine import temporal
 from engine.contracts.dr import DrResult, DrStatus, FailoverRequest
+from tests.dr.conftest import DrStack
 from tests.support import WorkerProcess
 
 pytestmark = pytest.mark.timeout(180)

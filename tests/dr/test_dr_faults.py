@@ -8,11 +8,11 @@ import uuid
 
 import psycopg
 import pytest
-from conftest import DrStack
 from temporalio.client import Client
 
 from engine.contracts.dr import DrResult, DrStatus, FailoverRequest
 from infrastructure.local import dr as local_dr
+from tests.dr.conftest import DrStack
 from tests.support import retrying
 
 pytestmark = pytest.mark.timeout(180)

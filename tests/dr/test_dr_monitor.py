@@ -6,13 +6,13 @@ import asyncio
 import time
 
 import pytest
-from conftest import DrStack
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
 from engine import temporal
 from engine.contracts.dr import DrResult, DrStatus
 from infrastructure.local import dr as local_dr
+from tests.dr.conftest import DrStack
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -22,6 +22,17 @@ async def last_run(client: Client, workflow_id: str) -> str | None:
         return (await client.get_workflow_handle(workflow_id).describe()).run_id
     except RPCError:
         return None
+
+
+async def failover_after_outage(client: Client, stack: DrStack, failover_id: str) -> WorkflowHandle:
+    """Kill region A; the failover run the monitor then starts (not an earlier test's run)."""
+    earlier = await last_run(client, failover_id)  # other tests' failovers share the id
+    await asyncio.to_thread(local_dr.kill_region, stack.dr, "A")
+    deadline = time.monotonic() + 60
+    while (run_id := await last_run(client, failover_id)) == earlier:
+        assert time.monotonic() < deadline, "the monitor started no failover within 60s"
+        await asyncio.sleep(0.2)
+    return client.get_workflow_handle(failover_id, run_id=run_id, result_type=DrResult)
 
 
 async def test_monitor_fails_over_when_region_a_dies_and_loses_no_acknowledged_write(
@@ -40,13 +51,7 @@ async def test_monitor_fails_over_when_region_a_dies_and_loses_no_acknowledged_w
             healthy = await stack.run_starter(task_queue, "dr_monitor.py", "status", auto_approve=True)
             assert "primary A" in healthy.stdout and "0 failures in a row" in healthy.stdout, healthy.stdout
             failover_id = temporal.dr_workflow_id(spec.app, spec.environment, "failover")
-            earlier = await last_run(client, failover_id)  # other tests' failovers share the id
-            await asyncio.to_thread(local_dr.kill_region, stack.dr, "A")
-            deadline = time.monotonic() + 60
-            while (run_id := await last_run(client, failover_id)) == earlier:
-                assert time.monotonic() < deadline, "the monitor started no failover within 60s"
-                await asyncio.sleep(0.2)
-            failover = client.get_workflow_handle(failover_id, run_id=run_id, result_type=DrResult)
+            failover = await failover_after_outage(client, stack, failover_id)
             result = await asyncio.wait_for(failover.result(), 90)
             await asyncio.sleep(1.0)  # writes go on through B
         assert result.outcome == "succeeded", result.reason
@@ -82,14 +87,10 @@ async def test_stopping_the_monitor_leaves_its_failover_running(
     started = await stack.run_starter(task_queue, "dr_monitor.py", "start")
     assert started.returncode == 0, started.stdout + started.stderr
     monitor = client.get_workflow_handle(temporal.dr_workflow_id(spec.app, spec.environment, "monitor"))
-    failover_id = temporal.dr_workflow_id(spec.app, spec.environment, "failover")
-    earlier = await last_run(client, failover_id)
-    await asyncio.to_thread(local_dr.kill_region, stack.dr, "A")
+    failover = await failover_after_outage(
+        client, stack, temporal.dr_workflow_id(spec.app, spec.environment, "failover")
+    )
     deadline = time.monotonic() + 60
-    while (run_id := await last_run(client, failover_id)) == earlier:
-        assert time.monotonic() < deadline, "the monitor started no failover within 60s"
-        await asyncio.sleep(0.2)
-    failover = client.get_workflow_handle(failover_id, run_id=run_id, result_type=DrResult)
     while not (await failover.query("status", result_type=DrStatus)).awaiting_approval:
         assert time.monotonic() < deadline, "the failover does not wait for an approver"
         await asyncio.sleep(0.2)
