@@ -624,7 +624,7 @@ def rows(res: Results) -> list[tuple[str, str, str, str]]:
                 "info",
             ),
             (
-                "P8   of which: interpreter start + imports of starters/deploy.py",
+                "P8   separately, once: python -c 'import starters.deploy' (start-up + imports)",
                 f"{res.starter_import_s:.3f} s",
                 "-",
                 "info",
