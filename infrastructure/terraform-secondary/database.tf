@@ -10,39 +10,14 @@ module "data_network" {
   clients                  = "standby EKS nodes"
 }
 
-# The replica's own parameter group, the same family and settings as the primary's
-# (../terraform/database.tf; parameter groups are regional). Own, not AWS's default: once promoted
+# The replica's own parameter group, from the same module as the primary's, so the same family and
+# settings (parameter groups are regional). Own, not AWS's default: once promoted
 # this instance is the primary, and the engine fences it at failback by setting
 # default_transaction_read_only in its parameter group (activities/database/rds.py), which it
 # refuses to do in a default or shared group.
-resource "aws_db_parameter_group" "postgres15" {
+module "db_parameters" {
+  source = "../terraform/modules/db-parameters"
   name   = "${local.name}-postgres15"
-  family = "postgres15"
-
-  parameter {
-    name  = "rds.force_ssl"
-    value = "1"
-  }
-
-  parameter {
-    name  = "log_min_duration_statement"
-    value = "500"
-  }
-
-  parameter {
-    name         = "shared_preload_libraries"
-    value        = "pg_stat_statements"
-    apply_method = "pending-reboot"
-  }
-
-  # The DR workflow fences this instance by setting default_transaction_read_only = 1 here
-  # (activities/database/rds.py); the AWS provider reads user-set parameters back, so an apply
-  # would reset it and make a fenced old primary writable again. Changing a parameter below
-  # therefore also needs `aws rds modify-db-parameter-group` (or an apply without this ignore
-  # while no instance is fenced): docs/runbooks (DR on AWS).
-  lifecycle {
-    ignore_changes = [parameter]
-  }
 }
 
 resource "aws_db_instance" "replica" {
@@ -59,7 +34,7 @@ resource "aws_db_instance" "replica" {
   vpc_security_group_ids = [module.data_network.database_security_group_id]
   publicly_accessible    = false
   # A new group takes effect at the instance's next reboot (docs/runbooks: DR on AWS).
-  parameter_group_name = aws_db_parameter_group.postgres15.name
+  parameter_group_name = module.db_parameters.name
 
   # Backups on the replica so that, once promoted, the new primary is already backed up.
   backup_retention_period   = var.db_backup_retention_days

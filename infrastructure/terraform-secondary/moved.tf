@@ -160,3 +160,11 @@ moved {
   from = aws_security_group.redis
   to   = module.data_network.aws_security_group.store["redis"]
 }
+
+# --- module.db_parameters ---
+# (A DR state applied before the replica had its own group has no old address: a no-op there.)
+
+moved {
+  from = aws_db_parameter_group.postgres15
+  to   = module.db_parameters.aws_db_parameter_group.this
+}

@@ -12,35 +12,11 @@ module "data_network" {
 }
 
 # The primary's own parameter group (never AWS's default, never shared): the engine fences this
-# instance there when the DR workflow fails over to the replica.
-resource "aws_db_parameter_group" "postgres15" {
+# instance there when the DR workflow fails over to the replica. The DR root's replica gets its own
+# group from the same module (settings, fence and ignore_changes: modules/db-parameters).
+module "db_parameters" {
+  source = "./modules/db-parameters"
   name   = "${local.name}-postgres15"
-  family = "postgres15"
-
-  parameter {
-    name  = "rds.force_ssl"
-    value = "1"
-  }
-
-  parameter {
-    name  = "log_min_duration_statement"
-    value = "500"
-  }
-
-  parameter {
-    name         = "shared_preload_libraries"
-    value        = "pg_stat_statements"
-    apply_method = "pending-reboot"
-  }
-
-  # The DR workflow fences this instance by setting default_transaction_read_only = 1 here
-  # (activities/database/rds.py); the AWS provider reads user-set parameters back, so an apply
-  # would reset it and make a fenced old primary writable again. Changing a parameter below
-  # therefore also needs `aws rds modify-db-parameter-group` (or an apply without this ignore
-  # while no instance is fenced): docs/runbooks (DR on AWS).
-  lifecycle {
-    ignore_changes = [parameter]
-  }
 }
 
 resource "aws_iam_role" "rds_monitoring" {
@@ -81,7 +57,7 @@ resource "aws_db_instance" "primary" {
   db_subnet_group_name   = module.data_network.db_subnet_group_name
   vpc_security_group_ids = [module.data_network.database_security_group_id]
   publicly_accessible    = false
-  parameter_group_name   = aws_db_parameter_group.postgres15.name
+  parameter_group_name   = module.db_parameters.name
 
   backup_retention_period   = var.db_backup_retention_days
   backup_window             = "03:00-04:00"

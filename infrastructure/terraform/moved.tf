@@ -175,3 +175,10 @@ moved {
   from = aws_security_group.redis
   to   = module.data_network.aws_security_group.store["redis"]
 }
+
+# --- module.db_parameters ---
+
+moved {
+  from = aws_db_parameter_group.postgres15
+  to   = module.db_parameters.aws_db_parameter_group.this
+}

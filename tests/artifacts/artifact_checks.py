@@ -636,11 +636,24 @@ def failover_health_check_violations(root: Path, environments: dict[str, Any]) -
     return out
 
 
+def _through_module_outputs(dirs: dict[str, TfDir], scope: str, value: Any) -> tuple[str, Any]:
+    """`${module.x.y}` of `scope` followed into module x's output y (repeatedly): (scope, expression)
+    where it ends; an undeclared module or output ends the walk where it is."""
+    while isinstance(value, str) and (m := re.fullmatch(r"\$\{module\.(\w+)\.(\w+)\}", value)):
+        child = dirs.get(f"{scope}.module.{m.group(1)}".lstrip("."))
+        if child is None or m.group(2) not in child.outputs:
+            break
+        scope, value = f"{scope}.module.{m.group(1)}".lstrip("."), child.outputs[m.group(2)].get("value")
+    return scope, value
+
+
 def db_parameter_group_violations(root: Path) -> list[str]:
-    """Every RDS instance uses a parameter group of its own, declared next to it: not AWS's default
-    (default.*) and not shared with another instance. The DR fence sets default_transaction_read_only
-    in the instance's own group and refuses default or shared ones (activities/database/rds.py)."""
-    res = [r for r in load_tf(root)["resources"] if not r.none]
+    """Every RDS instance uses a parameter group of its own, declared next to it or in a module its
+    configuration calls (followed through module outputs): not AWS's default (default.*) and not
+    shared with another instance. The DR fence sets default_transaction_read_only in the instance's
+    own group and refuses default or shared ones (activities/database/rds.py)."""
+    tf = load_tf(root)
+    res = [r for r in tf["resources"] if not r.none]
     groups = {(r.module, r.name) for r in res if r.rtype == "aws_db_parameter_group"}
     users: dict[tuple[str, str], list[str]] = {}
     out = []
@@ -648,13 +661,14 @@ def db_parameter_group_violations(root: Path) -> list[str]:
         if r.rtype != "aws_db_instance":
             continue
         value = r.body.get("parameter_group_name")
-        m = re.fullmatch(r"\$\{aws_db_parameter_group\.(\w+)\.name\}", str(value))
+        scope, target = _through_module_outputs(tf["dirs"], r.module, value)
+        m = re.fullmatch(r"\$\{aws_db_parameter_group\.(\w+)\.name\}", str(target))
         if value is None:
             out.append(f"{r.address}: no parameter_group_name (AWS's default group cannot be fenced)")
-        elif m is None or (r.module, m.group(1)) not in groups:
+        elif m is None or (scope, m.group(1)) not in groups:
             out.append(f"{r.address}: parameter group {value!r} is not an aws_db_parameter_group here")
         else:
-            users.setdefault((r.module, m.group(1)), []).append(r.address)
+            users.setdefault((scope, m.group(1)), []).append(r.address)
     for (module, name), instances in users.items():
         if len(instances) > 1:
             group = f"{module}.aws_db_parameter_group.{name}".lstrip(".")

@@ -36,7 +36,7 @@ from artifact_checks import (
 
 ROOTS = [TF_PRIMARY, TF_SECONDARY]
 MODULES = TF_PRIMARY / "modules"
-SHARED_MODULES = {"network", "eks", "alb", "data_network"}
+SHARED_MODULES = {"network", "eks", "alb", "data_network", "db_parameters"}
 PRE_MODULES = json.loads((Path(__file__).parent / "terraform_pre_modules.json").read_text())
 # Created on purpose after the module refactor (the engine's providers need them).
 ADDED = {
@@ -44,7 +44,7 @@ ADDED = {
     "terraform-secondary": {
         "module.alb.aws_lb_listener.preview",
         "aws_route53_record.preview",
-        "aws_db_parameter_group.postgres15",
+        "module.db_parameters.aws_db_parameter_group.this",
     },
 }
 ENGINE_OUTPUTS_PRIMARY = {
@@ -92,7 +92,7 @@ def test_required_files_exist() -> None:
     assert (TF_PRIMARY / "production.tfvars").is_file()
     assert (TF_SECONDARY / "outputs.tf").is_file()
     assert (TF_SECONDARY / "moved.tf").is_file()
-    for module in ("network", "eks", "alb", "data-network"):
+    for module in ("network", "eks", "alb", "data-network", "db-parameters"):
         for f in ("main.tf", "variables.tf", "outputs.tf"):
             assert (MODULES / module / f).is_file(), f"{module}/{f}"
 
@@ -336,7 +336,8 @@ def test_engine_outputs_exist() -> None:
 
 
 def test_both_roots_call_the_same_modules() -> None:
-    """One copy of the network, EKS, ALB and data-store wiring: both roots call the same directories."""
+    """One copy of the network, EKS, ALB, data-store and DB parameter group wiring: both roots call the
+    same directories."""
     calls = {root.name: parse_dir(root).modules for root in ROOTS}
     for root in ROOTS:
         assert set(calls[root.name]) == SHARED_MODULES
@@ -582,5 +583,37 @@ resource "aws_db_instance" "e" { parameter_group_name = aws_db_parameter_group.g
         "aws_db_instance.e: parameter group '${aws_db_parameter_group.gone.name}' is not an "
         "aws_db_parameter_group here",
         "aws_db_parameter_group.pg is shared by aws_db_instance.a, aws_db_instance.b "
+        "(a fence would hit both)",
+    ]
+
+
+def test_parameter_group_check_follows_module_outputs(tmp_path: Path) -> None:
+    """A group declared in a called module counts as the instance's own through the module's output;
+    one module instance's group used by two instances is shared, an output that is not a group's
+    name (or is not declared) is refused."""
+    module = tmp_path / "modules" / "pg"
+    module.mkdir(parents=True)
+    (module / "main.tf").write_text(
+        """
+resource "aws_db_parameter_group" "this" { family = "postgres15" }
+output "name" { value = aws_db_parameter_group.this.name }
+output "default" { value = "default.postgres15" }
+"""
+    )
+    (tmp_path / "main.tf").write_text(
+        """
+module "own" { source = "./modules/pg" }
+module "both" { source = "./modules/pg" }
+resource "aws_db_instance" "ok" { parameter_group_name = module.own.name }
+resource "aws_db_instance" "a" { parameter_group_name = module.both.name }
+resource "aws_db_instance" "b" { parameter_group_name = module.both.name }
+resource "aws_db_instance" "c" { parameter_group_name = module.own.default }
+resource "aws_db_instance" "e" { parameter_group_name = module.own.gone }
+"""
+    )
+    assert db_parameter_group_violations(tmp_path) == [
+        "aws_db_instance.c: parameter group '${module.own.default}' is not an aws_db_parameter_group here",
+        "aws_db_instance.e: parameter group '${module.own.gone}' is not an aws_db_parameter_group here",
+        "module.both.aws_db_parameter_group.this is shared by aws_db_instance.a, aws_db_instance.b "
         "(a fence would hit both)",
     ]
