@@ -35,6 +35,11 @@ class Platform(Protocol):
         """Stop every instance of ``pool`` (or only those in ``slots``); idempotent."""
         ...
 
+    def running_images(self) -> dict[str, set[str]]:
+        """Pool -> the image digests (``sha256:...``) its instances run; a pool the platform cannot
+        tell about is absent (the pipeline then says "not verified", never "verified")."""
+        ...
+
 
 class Router(Protocol):
     """Splits traffic between pools."""

@@ -116,23 +116,27 @@ def promote_image(req: PromoteRequest) -> PromoteResult:
 @activity.defn(name="image.verify_live")
 @_refuse_bad_requests
 def verify_live_image(req: LiveImageRequest) -> LiveImageResult:
-    """The instances of the release run the promoted digest (local platform: its pool pins)."""
-    instances = [i for i in registry.platform(req.environment).list_instances() if i.version == req.version]
+    """The instances of the release run the promoted digest, as the platform reports it (local: its
+    pool pins; Kubernetes: the pods' imageID)."""
+    platform = registry.platform(req.environment)
+    instances = [i for i in platform.list_instances() if i.version == req.version]
     if not instances:
         return LiveImageResult(ok=False, message=f"no instance runs {req.version}")
-    if req.environment.providers.platform != "local":
-        return LiveImageResult(ok=True, message="the platform reports no image digests; not verified")
-    from activities.platform.local import layout_for  # noqa: PLC0415 - local platform only
-    from infrastructure.local import images  # noqa: PLC0415 - local platform only
-
-    pins = images.pins(layout_for(req.environment))
-    wrong = []
-    for pool in sorted({i.pool for i in instances}):
-        got = pins.get(pool, {}).get("digest")
-        if got != req.digest:
-            wrong.append(f"pool {pool} runs {got or 'an unpinned build'}")
+    running = platform.running_images()
+    pools = sorted({i.pool for i in instances})
+    unknown = [p for p in pools if not running.get(p)]
+    wrong = [
+        f"pool {p} runs {', '.join(sorted(running[p]))}"
+        for p in pools
+        if running.get(p, {req.digest}) != {req.digest}
+    ]
+    pins = {p: {"digest": ", ".join(sorted(running[p]))} for p in pools if running.get(p)}
     if wrong:
         return LiveImageResult(ok=False, message=f"expected {req.digest}: " + "; ".join(wrong), pins=pins)
+    if unknown:
+        return LiveImageResult(
+            ok=True, message=f"the platform reports no image digest for {', '.join(unknown)}; not verified"
+        )
     return LiveImageResult(
         ok=True, message=f"{len(instances)} instance(s) of {req.version} run {req.digest}", pins=pins
     )

@@ -85,6 +85,20 @@ class KubernetesPlatform:
             )
         return out
 
+    def running_images(self) -> dict[str, set[str]]:
+        """Per pool, the digests in the ``imageID`` of its pods' running containers (``repo@sha256:...``,
+        as the kubelet reports what it pulled); pods not yet running report nothing."""
+        out: dict[str, set[str]] = {}
+        for pod in self._pods({"app": self._settings.app}):
+            pool = (pod.metadata.labels or {}).get("pool")
+            if not pool or pod.metadata.deletion_timestamp:
+                continue
+            for status in (pod.status and pod.status.container_statuses) or []:
+                _, at, digest = (status.image_id or "").rpartition("@")
+                if at and digest.startswith("sha256:"):
+                    out.setdefault(pool, set()).add(digest)
+        return out
+
     def _read(self, pool: str) -> Any | None:
         try:
             return self._apps.read_namespaced_deployment(self.name(pool), self._ns)

@@ -59,6 +59,10 @@ class LocalPlatform:
         if slots is None:
             images.unpin(self._layout, pool)
 
+    def running_images(self) -> dict[str, set[str]]:
+        """The digest each pool was pinned to when its instances started from the production repository."""
+        return {pool: {pin["digest"]} for pool, pin in images.pins(self._layout).items() if pin.get("digest")}
+
     @staticmethod
     def _check_pool(pool: str) -> None:
         if pool not in POOLS:

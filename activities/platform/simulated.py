@@ -90,6 +90,10 @@ class SimulatedPlatform:
             else:
                 pools[pool] = [i for i in pools[pool] if i.slot not in set(slots)]
 
+    def running_images(self) -> dict[str, set[str]]:
+        """Simulated instances run no image: nothing to tell (never reported as verified)."""
+        return {}
+
     @staticmethod
     def _check_pool(pool: str) -> None:
         if pool not in POOLS:

@@ -418,6 +418,9 @@ async def test_release_pipeline_on_staging_promotes_in_ecr_then_canaries_on_the_
     assert result.status.phase == Phase.SUCCEEDED
     stages = {st.name: st.verdict for st in result.status.stages}
     assert stages["image promotion"] == stages["strategy"] == stages["post-deployment"] == "passed", stages
+    # The pipeline verified the live image from the pods' imageID (not "not verified").
+    post = next(st for st in result.status.stages if st.name == "post-deployment")
+    assert post.measurements["live_image"] == f"3 instance(s) of {version} run {digest}", post.measurements
     # ECR: the production tag is CI's digest, read back from moto.
     stored = staging.ecr.batch_get_image(
         repositoryName=image.production_repository, imageIds=[{"imageTag": version}]

@@ -154,6 +154,10 @@ async def test_full_release_promotes_the_ci_digest_and_reaches_100_percent(
     checks = stage(result, "pre-validation").measurements
     assert set(checks) == {"database", "redis", "http dependency 1", "image"}
     assert stage(result, "image promotion").measurements["digest"] == built
+    assert (
+        stage(result, "post-deployment").measurements["live_image"]
+        == f"2 instance(s) of {version} run {built}"
+    )
     assert all(s.duration_s is not None for s in result.status.stages)
     assert [m.split(":")[0] for m in webhook.messages] == [
         f"Release sample-api/local@{version} (canary) started",
