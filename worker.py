@@ -30,7 +30,9 @@ import argparse
 import asyncio
 import os
 import signal
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -81,6 +83,16 @@ def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor, 
         activity_executor=executor,
         **options,
     )
+
+
+@asynccontextmanager
+async def running(client: Client, task_queue: str, **overrides: Any) -> AsyncIterator[Worker]:
+    """The engine's worker, with its own activity threads, running until the block ends
+    (tests, benchmarks, scripts; ``serve`` is the process's own loop)."""
+    threads = overrides.get("max_concurrent_activities", MAX_CONCURRENT_ACTIVITIES)
+    with ThreadPoolExecutor(max_workers=threads) as executor:
+        async with build_worker(client, task_queue, executor, **overrides) as worker:
+            yield worker
 
 
 def capacity_from_environment(environ: dict[str, str] | None = None) -> dict[str, int]:

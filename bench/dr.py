@@ -25,7 +25,6 @@ import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -115,37 +114,36 @@ async def one_run(tmp: Path, synchronous: bool, writers: int) -> dict[str, objec
         )
         client = await temporal.connect(target_host=tserver.address)
         queue = f"bench-{uuid.uuid4().hex[:6]}"
-        with ThreadPoolExecutor(64) as ex:
-            async with worker_module.build_worker(client, queue, ex):
-                monitor = await client.start_workflow(
-                    "DrMonitor", MonitorRequest(dr=spec), id=f"dr-monitor-{queue}", task_queue=queue
+        async with worker_module.running(client, queue):
+            monitor = await client.start_workflow(
+                "DrMonitor", MonitorRequest(dr=spec), id=f"dr-monitor-{queue}", task_queue=queue
+            )
+            with Writers(dr.global_url, writers) as w:
+                await asyncio.sleep(3)
+                await asyncio.to_thread(local_dr.kill_region, dr, "A")
+                killed = time.monotonic()  # the database has crashed: nothing commits in A from here
+                with w.lock:
+                    acked_before = {i for _, i in w.acked}
+                failover = client.get_workflow_handle(
+                    temporal.dr_workflow_id(spec.app, spec.environment, "failover"), result_type=DrResult
                 )
-                with Writers(dr.global_url, writers) as w:
-                    await asyncio.sleep(3)
-                    await asyncio.to_thread(local_dr.kill_region, dr, "A")
-                    killed = time.monotonic()  # the database has crashed: nothing commits in A from here
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
                     with w.lock:
-                        acked_before = {i for _, i in w.acked}
-                    failover = client.get_workflow_handle(
-                        temporal.dr_workflow_id(spec.app, spec.environment, "failover"), result_type=DrResult
-                    )
-                    deadline = time.monotonic() + 60
-                    while time.monotonic() < deadline:
-                        with w.lock:
-                            after = [t for t, _ in w.acked if t > killed]
-                        if after:
-                            break
-                        await asyncio.sleep(0.05)
-                    rto = (min(after) - killed) if after else None
-                    await asyncio.sleep(1)
-                result = None
-                while result is None and time.monotonic() < deadline + 60:
-                    try:
-                        result = await asyncio.wait_for(failover.result(), 60)
-                    except RPCError:  # not started yet
-                        await asyncio.sleep(0.5)
-                assert result is not None, "the monitor did not start a failover"
-                await monitor.terminate("bench done")
+                        after = [t for t, _ in w.acked if t > killed]
+                    if after:
+                        break
+                    await asyncio.sleep(0.05)
+                rto = (min(after) - killed) if after else None
+                await asyncio.sleep(1)
+            result = None
+            while result is None and time.monotonic() < deadline + 60:
+                try:
+                    result = await asyncio.wait_for(failover.result(), 60)
+                except RPCError:  # not started yet
+                    await asyncio.sleep(0.5)
+            assert result is not None, "the monitor did not start a failover"
+            await monitor.terminate("bench done")
         with local_dr.node(dr, "B").connect() as conn:
             present = {r[0] for r in conn.execute("SELECT id FROM orders").fetchall()}
         lost = acked_before - present

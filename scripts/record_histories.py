@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import worker as worker_module
@@ -97,16 +96,15 @@ async def record(name: str, version: str, layout: Layout, *, bad: bool, strategy
     )
     if bad:
         set_behaviour(layout, version, error_rate=0.5)
-    with ThreadPoolExecutor(max_workers=64) as executor:
-        async with worker_module.build_worker(client, "record", executor):
-            handle, _ = await start_or_attach(client, spec, task_queue="record")
-            if not bad and strategy == "canary":
-                while not (await handle.query("status", result_type=ReleaseStatus)).awaiting_approval:  # noqa: ASYNC110
-                    await asyncio.sleep(0.2)
-                await handle.execute_update("approve", Control(identity="alice", reason="recorded"))
-            result = await handle.result()
-            print(name, result.outcome, result.reason)
-            history = await handle.fetch_history()
+    async with worker_module.running(client, "record"):
+        handle, _ = await start_or_attach(client, spec, task_queue="record")
+        if not bad and strategy == "canary":
+            while not (await handle.query("status", result_type=ReleaseStatus)).awaiting_approval:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+            await handle.execute_update("approve", Control(identity="alice", reason="recorded"))
+        result = await handle.result()
+        print(name, result.outcome, result.reason)
+        history = await handle.fetch_history()
     (OUT / f"{name}.json").write_text(history.to_json())
 
 
@@ -120,14 +118,13 @@ async def record_dr(name: str, dr: DrLayout, temporal_address: str) -> None:
     else:
         workflow = "DrFailover"
         request = FailoverRequest(dr=spec, to_region="B", requested_by="recorder", approved_by="alice")
-    with ThreadPoolExecutor(max_workers=64) as executor:
-        async with worker_module.build_worker(client, "record", executor):
-            handle = await client.start_workflow(
-                workflow, request, id=name, task_queue="record", result_type=DrResult
-            )
-            result = await handle.result()
-            print(name, result.outcome, result.reason)
-            history = await handle.fetch_history()
+    async with worker_module.running(client, "record"):
+        handle = await client.start_workflow(
+            workflow, request, id=name, task_queue="record", result_type=DrResult
+        )
+        result = await handle.result()
+        print(name, result.outcome, result.reason)
+        history = await handle.fetch_history()
     (OUT / f"{name}.json").write_text(history.to_json())
 
 

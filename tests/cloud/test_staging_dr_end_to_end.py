@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -81,9 +80,8 @@ def task_queue() -> str:
 
 @pytest.fixture
 async def worker(client: Client, task_queue: str) -> AsyncIterator[None]:
-    with ThreadPoolExecutor(max_workers=64) as executor:
-        async with worker_module.build_worker(client, task_queue, executor):
-            yield
+    async with worker_module.running(client, task_queue):
+        yield
 
 
 # --------------------------------------------------------------------------- #

@@ -39,7 +39,6 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,9 +93,8 @@ async def client(temporal_server: TemporalServer) -> Client:
 async def task_queue(client: Client) -> AsyncIterator[str]:
     """A worker of the engine, in process, on the test's own task queue."""
     queue = f"staging-{uuid.uuid4().hex[:10]}"
-    with ThreadPoolExecutor(max_workers=64) as executor:
-        async with worker_module.build_worker(client, queue, executor):
-            yield queue
+    async with worker_module.running(client, queue):
+        yield queue
 
 
 # --------------------------------------------------------------------------- #

@@ -17,7 +17,6 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,9 +240,8 @@ def task_queue() -> str:
 
 @pytest.fixture
 async def worker(client: Client, task_queue: str) -> AsyncIterator[None]:
-    with ThreadPoolExecutor(max_workers=64) as executor:
-        async with worker_module.build_worker(client, task_queue, executor):
-            yield
+    async with worker_module.running(client, task_queue):
+        yield
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -257,9 +256,8 @@ def task_queue() -> str:
 @pytest.fixture
 async def worker(client: Client, task_queue: str) -> AsyncIterator[None]:
     """An in-process worker of the engine on the test's own task queue."""
-    with ThreadPoolExecutor(max_workers=64) as executor:
-        async with worker_module.build_worker(client, task_queue, executor):
-            yield
+    async with worker_module.running(client, task_queue):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -287,14 +285,13 @@ async def abort_leftover_release(stack: Stack) -> None:
         return
     if desc.status != WorkflowExecutionStatus.RUNNING:
         return
-    with ThreadPoolExecutor(max_workers=64) as executor:
-        async with worker_module.build_worker(client, desc.task_queue, executor):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    handle.execute_update("abort", Control(identity="pytest", reason="test cleanup")), 30
-                )
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(handle.result(), 60)
+    async with worker_module.running(client, desc.task_queue):
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                handle.execute_update("abort", Control(identity="pytest", reason="test cleanup")), 30
+            )
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(handle.result(), 60)
     if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
         await handle.terminate("test cleanup: abort did not finish")
 

@@ -11,7 +11,6 @@ import sysconfig
 import time
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -48,9 +47,8 @@ async def skipping(stack: Stack) -> AsyncIterator[tuple[Client, str]]:
         )
     )
     try:
-        with ThreadPoolExecutor(max_workers=64) as executor:
-            async with worker_module.build_worker(env.client, queue, executor):
-                yield env.client, queue
+        async with worker_module.running(env.client, queue):
+            yield env.client, queue
     finally:
         await env.shutdown()
 

@@ -54,13 +54,12 @@ async def test_history_holds_no_plaintext_and_operators_can_decrypt(
     client = await temporal.connect(target_host=stack.temporal_address)
     config = parse_config(stack.config_text("- set_weight: 20\n- pause: {}"))
     spec = resolve_release(config, new_version(), "canary", "local", requested_by=MARKER, local=stack.local)
-    with ThreadPoolExecutor(max_workers=64) as executor:
-        async with worker_module.build_worker(client, task_queue, executor):
-            handle, _ = await start_or_attach(client, spec, task_queue=task_queue)
-            while not (await handle.query("status", result_type=ReleaseStatus)).awaiting_approval:  # noqa: ASYNC110
-                await asyncio.sleep(0.2)
-            await handle.execute_update("abort", Control(identity="alice", reason=f"done {MARKER}"))
-            result: ReleaseResult = await handle.result()
+    async with worker_module.running(client, task_queue):
+        handle, _ = await start_or_attach(client, spec, task_queue=task_queue)
+        while not (await handle.query("status", result_type=ReleaseStatus)).awaiting_approval:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        await handle.execute_update("abort", Control(identity="alice", reason=f"done {MARKER}"))
+        result: ReleaseResult = await handle.result()
     assert result.outcome == "rolled_back" and MARKER in result.reason
 
     raw = await raw_history(stack, handle.id)
