@@ -24,6 +24,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.compensation import Compensations
+
 with workflow.unsafe.imports_passed_through():
     from engine import temporal as names
     from engine.contracts import (
@@ -133,7 +135,7 @@ class ReleaseWorkflow:
         self._approved = False
         self._promote_requested = False
         self._point_of_no_return = False
-        self._compensations: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        self._compensations = Compensations()
         self.stable_pool = ""
         self.canary_pool = ""
         self.stable: list[Instance] = []
@@ -172,10 +174,7 @@ class ReleaseWorkflow:
         self.set_phase(Phase.ROLLING_BACK)
         self.decide("rolling back", by=by, reason=why)
         try:
-            while self._compensations:
-                what, undo = self._compensations.pop()
-                self.decide(f"undo: {what}")
-                await undo()
+            await self._compensations.run(lambda what: self.decide(f"undo: {what}"))
         except (ActivityError, ApplicationError) as exc:
             self.set_phase(Phase.FAILED)
             self.decide("rollback failed", reason=cause(exc))
@@ -185,7 +184,7 @@ class ReleaseWorkflow:
 
     def on_failure_undo(self, what: str, undo: Callable[[], Awaitable[Any]]) -> None:
         """Register how to undo a side effect that is about to happen."""
-        self._compensations.append((what, undo))
+        self._compensations.add(what, undo)
 
     def point_of_no_return(self, what: str) -> None:
         """From here on the release completes forward; abort is refused."""

@@ -18,6 +18,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from workflows.base import MS, Interrupted, S, cause, options, retry
+from workflows.compensation import Compensations
 
 with workflow.unsafe.imports_passed_through():
     from engine.contracts import Control, Decision, Phase
@@ -46,7 +47,7 @@ class DrWorkflow:
         self.dr = dr
         self.status = DrStatus(operation=operation, phase=Phase.PENDING)
         self.report = DrReport(kind=self.kind, started_at=workflow.now())  # type: ignore[arg-type]
-        self._compensations: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        self._compensations = Compensations()
         self._point_of_no_return = False
         self._awaiting_approval = False
         self._approved_by: str | None = None
@@ -96,10 +97,7 @@ class DrWorkflow:
         self.set_phase(Phase.ROLLING_BACK)
         self.decide("undoing", reason=why)
         try:
-            while self._compensations:
-                what, undo = self._compensations.pop()
-                self.decide(f"undo: {what}")
-                await undo()
+            await self._compensations.run(lambda what: self.decide(f"undo: {what}"))
         except (ActivityError, ApplicationError) as exc:
             self.set_phase(Phase.FAILED)
             self.decide("undo failed", reason=cause(exc))
@@ -108,7 +106,7 @@ class DrWorkflow:
         return "rolled_back", why
 
     def on_failure_undo(self, what: str, undo: Callable[[], Awaitable[Any]]) -> None:
-        self._compensations.append((what, undo))
+        self._compensations.add(what, undo)
 
     def point_of_no_return(self, what: str) -> None:
         self._compensations.clear()
