@@ -53,10 +53,7 @@ def _is_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] in {"Z", "X"}
 
 
-def is_alive(pid: int | None, marker: Markers = ()) -> bool:
-    """True if ``pid`` runs, is not a zombie, and its cmdline contains every marker."""
-    if not pid or pid <= 0:
-        return False
+def _exists(pid: int) -> bool:
     _reap(pid)
     try:
         os.kill(pid, 0)
@@ -64,10 +61,30 @@ def is_alive(pid: int | None, marker: Markers = ()) -> bool:
         return False
     except PermissionError:
         pass
-    if _is_zombie(pid):
+    return not _is_zombie(pid)
+
+
+def _settled_cmdline(pid: int, wait: float) -> str:
+    """``pid``'s cmdline, waiting up to ``wait`` s while it reads empty.
+
+    It reads empty in two short windows: during ``execve`` (the parent's ``Popen`` has
+    returned, because close-on-exec fds are closed before the new argv is in place)
+    and while the process exits (its memory is gone before it is a zombie).  Either
+    way a liveness check must not decide on it: it would take a process just started
+    for a stranger, or forget it.
+    """
+    deadline = time.monotonic() + wait
+    while not (line := cmdline(pid)) and time.monotonic() < deadline and _exists(pid):
+        time.sleep(0.002)
+    return line
+
+
+def is_alive(pid: int | None, marker: Markers = ()) -> bool:
+    """True if ``pid`` runs, is not a zombie, and its cmdline contains every marker."""
+    if not pid or pid <= 0 or not _exists(pid):
         return False
-    line = cmdline(pid)
-    return all(m in line for m in _markers(marker))
+    line = _settled_cmdline(pid, wait=0.5)
+    return bool(line) and _exists(pid) and all(m in line for m in _markers(marker))
 
 
 def find(marker: Markers) -> list[int]:
@@ -132,6 +149,9 @@ def spawn(
             env=full_env,
             cwd=str(cwd) if cwd else None,
         )
+    # Popen returns mid-execve: wait until the new program's argv is readable, so that
+    # whoever checks this pid next (by its cmdline) sees what was started.
+    _settled_cmdline(proc.pid, wait=2.0)
     if pidfile is not None:
         write_pidfile(pidfile, proc.pid)
     log.debug("spawned", pid=proc.pid, argv=list(argv)[:4], log=str(log_file))
