@@ -6,6 +6,13 @@ is the newest datapoint of the query that returns data (the only one with ``Retu
 true, or the last one), looked up over ``aws.metrics_window`` with ``aws.metrics_period``
 as the default period. No datapoint is no data (None): the judge calls it inconclusive,
 never a success.
+
+ALB metrics by pool: in the ``AWS/ApplicationELB`` namespace a ``TargetGroup`` dimension
+whose value is a pool name (``"{{canary_pool}}"``) becomes that pool's target group
+(``targetgroup/NAME/ID`` of ``aws.target_groups``), and the ``LoadBalancer`` dimension
+CloudWatch publishes it with is added from ``aws.listener_arn``. So a template can read
+``HTTPCode_Target_5XX_Count`` / ``RequestCount`` of whichever target group the canary is in,
+which it could not name itself.
 """
 
 from __future__ import annotations
@@ -20,6 +27,20 @@ from activities.cloud import aws
 from activities.interfaces import BadRequest
 from activities.router.alb import settings_for
 from engine.contracts import EnvironmentSpec
+
+ALB_NAMESPACE = "AWS/ApplicationELB"
+
+
+def alb_dimension(arn: str, kind: str) -> str:
+    """CloudWatch's dimension value of an ELBv2 ARN: ``targetgroup/N/ID``, ``app/N/ID``."""
+    _, _, resource = arn.partition(f":{kind}/")
+    parts = resource.split("/")
+    if kind == "targetgroup" and len(parts) == 2 and all(parts):
+        return f"targetgroup/{resource}"
+    if kind == "listener" and len(parts) == 4 and parts[0] in ("app", "net") and all(parts):
+        return "/".join(parts[:3])
+    msg = f"not an ELBv2 {kind} ARN: {arn!r}"
+    raise BadRequest(msg)
 
 
 class CloudWatchMetrics:
@@ -43,7 +64,7 @@ class CloudWatchMetrics:
         for i, given in enumerate(queries):
             q = {"Id": f"q{i}", **given}
             if "MetricStat" in q:
-                q["MetricStat"] = {"Period": self._settings.metrics_period, **q["MetricStat"]}
+                q["MetricStat"] = self._by_pool({"Period": self._settings.metrics_period, **q["MetricStat"]})
             out.append(q)
         returned = [q for q in out if q.get("ReturnData", True)]
         if len(returned) != 1:
@@ -51,6 +72,34 @@ class CloudWatchMetrics:
                 q["ReturnData"] = False
             out[-1].pop("ReturnData", None)
         return out
+
+    def _by_pool(self, stat: dict[str, Any]) -> dict[str, Any]:
+        """Pool names in an ALB metric's TargetGroup dimension become the pool's target group."""
+        metric = stat.get("Metric")
+        if not isinstance(metric, dict) or metric.get("Namespace") != ALB_NAMESPACE:
+            return stat
+        dims = [dict(d) for d in metric.get("Dimensions", []) if isinstance(d, dict)]
+        named = [
+            d
+            for d in dims
+            if d.get("Name") == "TargetGroup" and not str(d.get("Value", "")).startswith("targetgroup/")
+        ]
+        if not named:
+            return stat
+        for d in named:
+            arn = self._settings.target_groups.get(d["Value"])
+            if arn is None:
+                msg = f"query names pool {d['Value']!r}, which has no aws.target_groups entry"
+                raise BadRequest(msg)
+            d["Value"] = alb_dimension(arn, "targetgroup")
+        if not any(d.get("Name") == "LoadBalancer" for d in dims):
+            if not self._settings.listener_arn:
+                msg = "an ALB metric by pool needs aws.listener_arn (its LoadBalancer dimension)"
+                raise BadRequest(msg)
+            dims.append(
+                {"Name": "LoadBalancer", "Value": alb_dimension(self._settings.listener_arn, "listener")}
+            )
+        return {**stat, "Metric": {**metric, "Dimensions": dims}}
 
     def query(self, query: str) -> float | None:
         queries = self.parse(query)

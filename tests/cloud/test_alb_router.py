@@ -11,16 +11,18 @@ What moto does not model, and how these tests handle it:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from cloud_harness import ACCESS_DENIED, THROTTLING, UNAVAILABLE, FaultProxy, unique
 
+from activities.analysis.cloudwatch import CloudWatchMetrics
 from activities.cloud import aws
 from activities.interfaces import BadRequest
 from activities.router.alb import AlbRouter, NoHealthyTargets, alb_weights
-from engine.config import InputError, parse_config, resolve_release
-from engine.contracts import AwsSettings, EnvironmentSpec, Instance, Providers
+from engine.config import InputError, load_config, parse_config, resolve_release
+from engine.contracts import AwsSettings, EnvironmentSpec, Instance, Providers, render_query
 
 
 def _instance(pool: str, slot: int = 0) -> Instance:
@@ -322,3 +324,59 @@ strategies:
         resolve_release(config, "v1.2.3", "rolling", "staging")
     with pytest.raises(ValueError, match="another listener"):
         AwsSettings(region="eu-west-1", listener_arn="arn:l", preview_listener_arn="arn:l")
+
+
+def test_cloudwatch_reads_the_alb_metrics_of_the_pools_target_group(
+    aws_settings: AwsSettings, make_alb: Any
+) -> None:
+    """A template names the canary's pool; CloudWatch is asked for that target group's series.
+
+    The datapoints are published the way CloudWatch keeps the ALB's (TargetGroup + LoadBalancer
+    dimensions, values derived here from the ARNs moto made), since moto's ALB serves no traffic.
+    moto evaluates no metric math, so the shipped template's ratio is checked as sent, not as
+    computed.
+    """
+    alb = make_alb()
+    load_balancer = alb["lb"].split(":loadbalancer/")[1]
+    published = {"blue": 2.0, "green": 7.0}
+    for pool, errors in published.items():
+        aws.client(aws_settings, "cloudwatch").put_metric_data(
+            Namespace="AWS/ApplicationELB",
+            MetricData=[
+                {
+                    "MetricName": "HTTPCode_Target_5XX_Count",
+                    "Value": errors,
+                    "Dimensions": [
+                        {"Name": "TargetGroup", "Value": alb["groups"][pool].split(":")[-1]},
+                        {"Name": "LoadBalancer", "Value": load_balancer},
+                    ],
+                }
+            ],
+        )
+    metrics = CloudWatchMetrics(env_for(aws_settings, alb))
+
+    def errors_of(pool: str) -> str:
+        dims = [{"Name": "TargetGroup", "Value": pool}]
+        return (
+            '{"MetricStat": {"Stat": "Sum", "Metric": {"Namespace": "AWS/ApplicationELB",'
+            f' "MetricName": "HTTPCode_Target_5XX_Count", "Dimensions": {json.dumps(dims)}}}}}}}'
+        )
+
+    assert metrics.query(errors_of("green")) == 7.0
+    assert metrics.query(errors_of("blue")) == 2.0
+    with pytest.raises(BadRequest, match=r"no aws\.target_groups entry"):
+        metrics.parse(errors_of("purple"))
+
+    shipped = load_config().analysis_templates["cloudwatch-alb-5xx-ratio"].metrics[0].query
+    queries = metrics.parse(render_query(shipped, {"canary_pool": "green"}))
+    assert [(q["Id"], q.get("ReturnData", True)) for q in queries] == [
+        ("errors", False),
+        ("requests", False),
+        ("ratio", True),
+    ]
+    for q in queries[:2]:
+        assert sorted((d["Name"], d["Value"]) for d in q["MetricStat"]["Metric"]["Dimensions"]) == [
+            ("LoadBalancer", load_balancer),
+            ("TargetGroup", alb["groups"]["green"].split(":")[-1]),
+        ]
+    assert queries[2]["Expression"] == "FILL(errors, 0) / requests"
