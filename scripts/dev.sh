@@ -65,6 +65,9 @@ case "$task" in
   test)
     .venv/bin/ruff check .
     .venv/bin/ruff format --check .
+    # Medium+ severity. pip-audit runs in .github/workflows (it needs PyPI's vulnerability
+    # data, which the package mirror of these machines does not serve).
+    .venv/bin/bandit -q -r engine workflows activities starters infrastructure worker.py -ll
     exec .venv/bin/python -m pytest -n 2 --durations=30 "$@"
     ;;
   *) echo "unknown task: $task (demo | test | up | down | install)"; exit 2 ;;
