@@ -95,20 +95,14 @@ def test_route_pool_and_errors(instances: InstanceManager, router: HAProxy) -> N
         router.command("definitely not a command")
 
 
-def test_runtime_api_is_fast_and_start_is_idempotent(router: HAProxy) -> None:
+def test_runtime_api_takes_many_changes_and_start_is_idempotent(router: HAProxy) -> None:
+    """Speed is the benchmark's business (bench/run.py, P1); here: every change lands."""
     pid = router.pid()
     assert router.start() == pid
-    n = 200
-    t0 = time.perf_counter()
-    for i in range(n):
-        router.set_weight("app", "blue0", i % 2)
-    per_cmd_ms = (time.perf_counter() - t0) * 1000 / n
-    t0 = time.perf_counter()
-    router.servers("app")
-    servers_ms = (time.perf_counter() - t0) * 1000
-    print(f"runtime API: {per_cmd_ms:.3f} ms per set weight, servers() {servers_ms:.2f} ms")
-    assert per_cmd_ms < 5
-    assert servers_ms < 20
+    for i in range(1, 201):
+        router.set_weight("app", "blue0", i % 3)
+        if i % 50 == 0:
+            assert {s.name: s.weight for s in router.servers("app")}["blue0"] == i % 3
     router.stop()
     assert not router.running()
     router.stop()
