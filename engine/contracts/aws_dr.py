@@ -38,6 +38,11 @@ class AwsDrSettings(Strict):
     """Keyed by DR region name (the names of ``dr.regions``)."""
     route53_zone_id: Annotated[str, StringConstraints(min_length=1)]
     api_record_name: Annotated[str, StringConstraints(min_length=1)]
+    routing: Literal["failover", "weighted"] = "failover"
+    """Route53 routing policy of the record pair: failover (PRIMARY/SECONDARY, as Terraform
+    creates them) or weighted (the active region ``active_weight``, the other 0)."""
+    active_weight: Annotated[int, Field(ge=1, le=255)] = 100
+    """With ``routing: weighted``: the active region's weight (Route53 allows 0-255)."""
     ttl: Annotated[int, Field(ge=1, le=86400)] = 30
     change_timeout: Annotated[float, Field(gt=0)] = 300.0
     """Seconds to wait for a Route53 change to be INSYNC, and for a promotion to finish."""

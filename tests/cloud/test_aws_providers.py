@@ -113,7 +113,12 @@ def test_ecr_promotes_by_digest_and_respects_immutable_tags(aws_settings: AwsSet
 
 
 def _dr(
-    aws_settings: AwsSettings, primary: str, replica: str, zone: str = "Z0", record: str = "api.x"
+    aws_settings: AwsSettings,
+    primary: str,
+    replica: str,
+    zone: str = "Z0",
+    record: str = "api.x",
+    **route53: Any,
 ) -> DrSpec:
     settings = AwsDrSettings(
         regions={
@@ -123,6 +128,7 @@ def _dr(
         route53_zone_id=zone,
         api_record_name=record,
         change_timeout=10,
+        **route53,
     )
     return DrSpec(
         app="sample-api", environment="staging", version="v1.0.0", regions=["A", "B"],
@@ -238,3 +244,50 @@ def test_route53_switch_upserts_failover_records_and_waits_insync(aws_settings: 
     assert entry.url() == "https://b.elb.example.com"  # the value of the record in force
     with pytest.raises(BadRequest, match="unknown region"):
         entry.switch("C")
+
+
+def test_route53_weighted_records_send_everyone_to_one_region(aws_settings: AwsSettings) -> None:
+    """``routing: weighted``: the active region's record carries the weight, the other 0."""
+    r53 = aws.client(aws_settings, "route53")
+    name = unique("shop") + ".example.com"
+    zone = r53.create_hosted_zone(Name=name, CallerReference=unique("ref"))["HostedZone"]["Id"].split("/")[-1]
+    spec = _dr(aws_settings, "db-a", "db-b", zone=zone, record=f"api.{name}", routing="weighted")
+    entry = Route53GlobalEntry(spec)
+    entry.poll = 0.05
+
+    def weights() -> dict[str, int]:
+        sets = r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+        return {r["SetIdentifier"]: r["Weight"] for r in sets if r["Name"] == f"api.{name}."}
+
+    entry.switch("A")
+    assert weights() == {"A": 100, "B": 0}
+    assert entry.active() == "A"
+    assert entry.url() == "https://a.elb.example.com"
+    entry.switch("B")
+    assert weights() == {"A": 0, "B": 100}
+    assert entry.active() == "B"
+    assert entry.url() == "https://b.elb.example.com"
+
+    # Users split by hand (50/50): no single active region, and a switch ends the split.
+    r53.change_resource_record_sets(
+        HostedZoneId=zone,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {
+                        "Name": f"api.{name}.", "Type": "CNAME", "SetIdentifier": region, "Weight": 50,
+                        "TTL": 30, "ResourceRecords": [{"Value": f"{region.lower()}.elb.example.com"}],
+                    },
+                }
+                for region in ("A", "B")
+            ]
+        },
+    )  # fmt: skip
+    assert entry.active() is None
+    with pytest.raises(RuntimeError, match="no active weighted record"):
+        entry.url()
+    entry.switch("A")
+    assert weights() == {"A": 100, "B": 0}
+    with pytest.raises(ValueError, match="less than or equal to 255"):
+        _dr(aws_settings, "db-a", "db-b", routing="weighted", active_weight=256)
