@@ -598,18 +598,21 @@ def preview_listener_violations(root: Path) -> list[str]:
 
 
 # What the route53 provider's UPSERT (activities/global_entry/route53.py) changes that Terraform's
-# configuration cannot know: the failover type. Its alias and health check are the roots' own values
-# (deploy-code.yaml dr.aws is filled from their outputs), so those stay Terraform's.
-ENGINE_ROUTE53_CHANGES = {"Failover": "failover_routing_policy"}
+# configuration cannot know: the failover type, or the weight (dr.aws.routing: weighted). Its alias
+# and health check are the roots' own values (deploy-code.yaml dr.aws is filled from their outputs),
+# so those stay Terraform's.
+ENGINE_ROUTE53_CHANGES = {"Failover": "failover_routing_policy", "Weight": "weighted_routing_policy"}
 
 
 def failover_record_violations(root: Path) -> list[str]:
-    """Every Route53 failover record ignores what a DR failover changes on it (ENGINE_ROUTE53_CHANGES),
-    so an apply after a failover does not send users back to the failed region."""
+    """Every Route53 failover or weighted record ignores what a DR failover changes on it
+    (ENGINE_ROUTE53_CHANGES), so an apply after a failover does not send users back to the failed
+    region."""
     out = []
     for r in load_tf(root)["resources"]:
-        if r.rtype == "aws_route53_record" and not r.none and _blocks(r.body, "failover_routing_policy"):
-            missing = set(ENGINE_ROUTE53_CHANGES.values()) - _ignored(r.body)
+        if r.rtype == "aws_route53_record" and not r.none:
+            policies = {p for p in ENGINE_ROUTE53_CHANGES.values() if _blocks(r.body, p)}
+            missing = policies - _ignored(r.body)
             if missing:
                 out.append(f"{r.address}: lifecycle ignore_changes must list {', '.join(sorted(missing))}")
     return out

@@ -509,7 +509,7 @@ def test_engine_route53_changes_are_what_the_provider_upserts() -> None:
     source = (REPO / "activities" / "global_entry" / "route53.py").read_text()
     upsert = source[source.index("def switch") : source.index("def url")]
     for field in ENGINE_ROUTE53_CHANGES:
-        assert f'"{field}":' in upsert, field
+        assert f'record["{field}"] =' in upsert, field
 
 
 def test_failover_record_check_catches_a_record_terraform_would_flip_back(tmp_path: Path) -> None:
@@ -526,10 +526,20 @@ resource "aws_route53_record" "api_secondary" {
   lifecycle { ignore_changes = [failover_routing_policy] }
 }
 resource "aws_route53_record" "plain" { name = "x" }
+resource "aws_route53_record" "api_weighted_a" {
+  set_identifier = "A"
+  weighted_routing_policy { weight = 100 }
+}
+resource "aws_route53_record" "api_weighted_b" {
+  set_identifier = "B"
+  weighted_routing_policy { weight = 0 }
+  lifecycle { ignore_changes = [weighted_routing_policy] }
+}
 """
     )
     assert failover_record_violations(tmp_path) == [
-        "aws_route53_record.api_primary: lifecycle ignore_changes must list failover_routing_policy"
+        "aws_route53_record.api_primary: lifecycle ignore_changes must list failover_routing_policy",
+        "aws_route53_record.api_weighted_a: lifecycle ignore_changes must list weighted_routing_policy",
     ]
 
 
