@@ -527,15 +527,19 @@ def _gates(config: DeployConfig, refs: AnalysisRefsConfig | None, where: str) ->
     return out
 
 
-def _blue_green(config: DeployConfig, env: EnvironmentSpec) -> BlueGreenSpec:
+def _require_router(env: EnvironmentSpec, capability: str, need: str, lacks: str, instead: str) -> None:
+    """Refuse a strategy whose router lacks ``capability`` (ROUTER_CAPABILITIES), naming what to use."""
     router = env.providers.router
-    if "preview" not in ROUTER_CAPABILITIES.get(router, frozenset()):
+    if capability not in ROUTER_CAPABILITIES.get(router, frozenset()):
         msg = (
-            f"blue-green needs a preview route, and environment {env.name!r} routes with {router!r}, "
-            "which has none; use canary or rolling there"
+            f"{need}, and environment {env.name!r} routes with {router!r}, which {lacks}; use {instead} there"
         )
         raise InputError(msg)
-    if router == "alb" and not (env.aws and env.aws.preview_listener_arn):
+
+
+def _blue_green(config: DeployConfig, env: EnvironmentSpec) -> BlueGreenSpec:
+    _require_router(env, "preview", "blue-green needs a preview route", "has none", "canary or rolling")
+    if env.providers.router == "alb" and not (env.aws and env.aws.preview_listener_arn):
         msg = (
             f"blue-green on the ALB needs a preview listener: set environments.{env.name}.aws."
             "preview_listener_arn (Terraform output alb_preview_listener_arn)"
@@ -556,13 +560,13 @@ def _blue_green(config: DeployConfig, env: EnvironmentSpec) -> BlueGreenSpec:
 
 
 def _rolling(config: DeployConfig, env: EnvironmentSpec) -> RollingSpec:
-    router = env.providers.router
-    if "drain" not in ROUTER_CAPABILITIES.get(router, frozenset()):
-        msg = (
-            f"rolling drains instances at the router, and environment {env.name!r} routes with {router!r}, "
-            "which cannot drain single instances; use canary or blue-green there"
-        )
-        raise InputError(msg)
+    _require_router(
+        env,
+        "drain",
+        "rolling drains instances at the router",
+        "cannot drain single instances",
+        "canary or blue-green",
+    )
     rolling: RollingConfig = _strategy_config(config, env.name, "rolling") or RollingConfig()
     for name in ("max_surge", "max_unavailable"):
         batch = getattr(rolling, name)
