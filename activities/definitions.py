@@ -2,16 +2,16 @@
 
 Every activity is synchronous (the worker runs them in a thread pool), idempotent
 (safe to run twice), heartbeats while it waits, and turns a provider's
-:class:`~activities.interfaces.BadRequest` into a non-retryable error. Workflows
-call them by the names given here and never import a provider.
+:class:`~engine.errors.BadRequest` into a non-retryable error. Each is registered
+under its declaration in :mod:`engine.contracts.activities`, through which workflows
+call it; workflows never import a provider.
 """
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import structlog
 from temporalio import activity
@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities import registry
 from activities.analysis import judge
-from activities.interfaces import BadRequest
+from activities.common import heartbeat, implements
 from engine.contracts import (
     AnalysisRequest,
     AnalysisResult,
@@ -40,10 +40,21 @@ from engine.contracts import (
     TrafficRequest,
     render_query,
 )
+from engine.contracts.activities import (
+    CHECK_QUERIES,
+    DRAIN,
+    OBSERVE,
+    PREVIEW_CHECK,
+    RUN_ANALYSIS,
+    SET_PREVIEW,
+    SET_TRAFFIC,
+    SMOKE_CHECK,
+    START_POOL,
+    STOP_POOL,
+)
+from engine.errors import BadRequest
 
 log = structlog.get_logger()
-P = ParamSpec("P")
-R = TypeVar("R")
 
 VERIFY_WITHIN = 5.0
 """Seconds a new split may take to be in force (health checks of servers just enabled)."""
@@ -53,41 +64,23 @@ ROUNDING_WARNING = 1.0
 """Percentage points of rounding (integer weights) worth a warning in the log."""
 
 
-def _refuse_bad_requests(fn: Callable[P, R]) -> Callable[P, R]:
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except BadRequest as exc:
-            raise ApplicationError(str(exc), type="BadRequest", non_retryable=True) from exc
-
-    return wrapper
-
-
-def _heartbeat(message: str) -> None:
-    activity.heartbeat(message)
-
-
-@activity.defn(name="platform.observe")
-@_refuse_bad_requests
+@implements(OBSERVE)
 def observe(req: EnvironmentRef) -> Observed:
     """What runs, and how the router splits traffic right now."""
     env = req.environment
     return Observed(instances=registry.platform(env).list_instances(), router=registry.router(env).read())
 
 
-@activity.defn(name="platform.start_pool")
-@_refuse_bad_requests
+@implements(START_POOL)
 def start_pool(req: PoolRequest) -> list[Instance]:
     """Make sure ``count`` healthy instances of the version run in the pool."""
     log.info("start_pool", pool=req.pool, version=req.version, count=req.count)
     return registry.platform(req.environment).start(
-        version=req.version, pool=req.pool, count=req.count, progress=_heartbeat
+        version=req.version, pool=req.pool, count=req.count, progress=heartbeat
     )
 
 
-@activity.defn(name="platform.stop_pool")
-@_refuse_bad_requests
+@implements(STOP_POOL)
 def stop_pool(req: StopRequest) -> None:
     log.info("stop_pool", pool=req.pool, slots=req.slots)
     if req.slots is None:
@@ -96,8 +89,7 @@ def stop_pool(req: StopRequest) -> None:
         registry.platform(req.environment).stop(pool=req.pool, slots=list(req.slots))
 
 
-@activity.defn(name="router.set_traffic")
-@_refuse_bad_requests
+@implements(SET_TRAFFIC)
 def set_traffic(req: TrafficRequest) -> RouterState:
     """Apply a traffic split, then read it back: accepted is not the same as in force.
 
@@ -130,14 +122,10 @@ def set_traffic(req: TrafficRequest) -> RouterState:
         time.sleep(0.05)
 
 
-@activity.defn(name="router.set_preview")
-@_refuse_bad_requests
+@implements(SET_PREVIEW)
 def set_preview(req: PreviewRequest) -> list[str]:
     """Point the preview route at exactly ``members``, then read it back until it is so."""
-    router = registry.router(req.environment)
-    if not hasattr(router, "set_preview"):
-        msg = f"router {req.environment.providers.router!r} has no preview route"
-        raise ApplicationError(msg, type="BadRequest", non_retryable=True)
+    router = registry.preview_router(req.environment)
     router.set_preview(members=list(req.members))
     wanted = sorted(i.address for i in req.members)
     deadline = time.monotonic() + VERIFY_WITHIN
@@ -151,15 +139,14 @@ def set_preview(req: PreviewRequest) -> list[str]:
     return serving
 
 
-@activity.defn(name="router.drain")
-@_refuse_bad_requests
+@implements(DRAIN)
 def drain(req: DrainRequest) -> dict[str, int]:
     """Send no new requests to ``instances``; wait until none has a request in flight.
 
     Returns what each still had in flight when drained. Fails (retryably) after the
     timeout: the instances stay drained, a retry waits again.
     """
-    router = registry.router(req.environment)
+    router = registry.drain_router(req.environment)
     deadline = time.monotonic() + req.timeout.total_seconds()
     first = in_flight = router.drain(instances=list(req.instances))
     while any(in_flight.values()):
@@ -173,11 +160,10 @@ def drain(req: DrainRequest) -> dict[str, int]:
     return first
 
 
-@activity.defn(name="smoke.preview")
-@_refuse_bad_requests
+@implements(PREVIEW_CHECK)
 def preview_check(req: PreviewCheck) -> SmokeResult:
     """Requests through the preview route: each answered by the new version (and 2xx)."""
-    url = registry.router(req.environment).preview_url().rstrip("/") + req.path
+    url = registry.preview_router(req.environment).preview_url().rstrip("/") + req.path
     failures = registry.smoke(req.environment).check_route(
         url=url,
         requests=req.requests,
@@ -188,15 +174,13 @@ def preview_check(req: PreviewCheck) -> SmokeResult:
     return SmokeResult(ok=not failures, checked=req.requests, failures=failures[:20])
 
 
-@activity.defn(name="smoke.check")
-@_refuse_bad_requests
+@implements(SMOKE_CHECK)
 def smoke_check(req: SmokeRequest) -> SmokeResult:
     failures = registry.smoke(req.environment).check(instances=list(req.instances), path=req.path)
     return SmokeResult(ok=not failures, checked=len(req.instances), failures=failures)
 
 
-@activity.defn(name="analysis.run")
-@_refuse_bad_requests
+@implements(RUN_ANALYSIS)
 def run_analysis(req: AnalysisRequest) -> AnalysisResult:
     """Measure and judge; resumes from the last heartbeat after a retry."""
     resume = None
@@ -234,8 +218,7 @@ def run_analysis(req: AnalysisRequest) -> AnalysisResult:
     )
 
 
-@activity.defn(name="analysis.check_queries")
-@_refuse_bad_requests
+@implements(CHECK_QUERIES)
 def check_queries(req: QueryCheckRequest) -> int:
     """Ask the metrics provider to parse every query; BadRequest names the first that does not.
 
@@ -259,7 +242,7 @@ def check_queries(req: QueryCheckRequest) -> int:
     return checked
 
 
-ALL = [
+ALL: list[Callable[..., object]] = [
     observe,
     start_pool,
     stop_pool,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -16,8 +17,23 @@ import structlog
 from temporalio import activity
 
 from activities import registry
-from activities.definitions import _heartbeat, _refuse_bad_requests
+from activities.common import heartbeat, implements, implements_async
 from engine import temporal
+from engine.contracts.activities import (
+    DR_CATCH_UP,
+    DR_FENCE,
+    DR_OBSERVE,
+    DR_PROBE,
+    DR_PROMOTE,
+    DR_REBUILD_STANDBY,
+    DR_REGION_HEALTH,
+    DR_RUNNING_WORKFLOWS,
+    DR_SCALE_REGION,
+    DR_SET_REPLICATION,
+    DR_SWITCH_ENTRY,
+    DR_UNFENCE,
+    DR_USE_DATABASE,
+)
 from engine.contracts.dr import (
     BusyRequest,
     CatchUp,
@@ -45,8 +61,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@activity.defn(name="dr.observe")
-@_refuse_bad_requests
+@implements(DR_OBSERVE)
 def observe(req: DrRef) -> Topology:
     spec = req.dr
     db, entry, regions = registry.database(spec), registry.global_entry(spec), registry.regions(spec)
@@ -58,15 +73,13 @@ def observe(req: DrRef) -> Topology:
     )
 
 
-@activity.defn(name="dr.region_health")
-@_refuse_bad_requests
+@implements(DR_REGION_HEALTH)
 def region_health(req: RegionRef) -> Health:
     failures = registry.regions(req.dr).health(req.region)
     return Health(region=req.region, ok=not failures, failures=failures, at=_now())
 
 
-@activity.defn(name="dr.fence")
-@_refuse_bad_requests
+@implements(DR_FENCE)
 def fence(req: RegionRef) -> Fenced:
     db = registry.database(req.dr)
     reachable = db.fence(req.region)
@@ -75,59 +88,51 @@ def fence(req: RegionRef) -> Fenced:
     return Fenced(region=req.region, reachable=reachable, at=_now(), lsn=node.lsn)
 
 
-@activity.defn(name="dr.unfence")
-@_refuse_bad_requests
+@implements(DR_UNFENCE)
 def unfence(req: RegionRef) -> None:
     registry.database(req.dr).unfence(req.region)
     log.info("unfenced", region=req.region)
 
 
-@activity.defn(name="dr.catch_up")
-@_refuse_bad_requests
+@implements(DR_CATCH_UP)
 def catch_up(req: CatchUpRequest) -> CatchUp:
     start = time.monotonic()
     missing = registry.database(req.dr).catch_up(
-        standby=req.standby, primary=req.primary, timeout=req.timeout.total_seconds(), progress=_heartbeat
+        standby=req.standby, primary=req.primary, timeout=req.timeout.total_seconds(), progress=heartbeat
     )
     return CatchUp(lag_bytes=missing, seconds=round(time.monotonic() - start, 3))
 
 
-@activity.defn(name="dr.promote")
-@_refuse_bad_requests
+@implements(DR_PROMOTE)
 def promote(req: RegionRef) -> Promoted:
     already = registry.database(req.dr).promote(req.region)
     log.info("promoted", region=req.region, already_primary=already)
     return Promoted(region=req.region, already_primary=already, at=_now())
 
 
-@activity.defn(name="dr.rebuild_standby")
-@_refuse_bad_requests
+@implements(DR_REBUILD_STANDBY)
 def rebuild_standby(req: RebuildRequest) -> None:
-    registry.database(req.dr).rebuild_as_standby(req.region, primary=req.primary, progress=_heartbeat)
+    registry.database(req.dr).rebuild_as_standby(req.region, primary=req.primary, progress=heartbeat)
 
 
-@activity.defn(name="dr.set_replication")
-@_refuse_bad_requests
+@implements(DR_SET_REPLICATION)
 def set_replication(req: ReplicationRequest) -> None:
     registry.database(req.dr).set_replication(
         primary=req.primary, standby=req.standby, synchronous=req.synchronous
     )
 
 
-@activity.defn(name="dr.use_database")
-@_refuse_bad_requests
+@implements(DR_USE_DATABASE)
 def use_database(req: PointRequest) -> None:
     registry.regions(req.dr).use_database(req.region, req.database)
 
 
-@activity.defn(name="dr.scale_region")
-@_refuse_bad_requests
+@implements(DR_SCALE_REGION)
 def scale_region(req: ScaleRequest) -> int:
-    return registry.regions(req.dr).scale(req.region, req.count, progress=_heartbeat)
+    return registry.regions(req.dr).scale(req.region, req.count, progress=heartbeat)
 
 
-@activity.defn(name="dr.switch_entry")
-@_refuse_bad_requests
+@implements(DR_SWITCH_ENTRY)
 def switch_entry(req: SwitchRequest) -> str:
     """Point the global entry at the region, then read it back: accepted is not in force."""
     entry = registry.global_entry(req.dr)
@@ -139,8 +144,7 @@ def switch_entry(req: SwitchRequest) -> str:
     return active
 
 
-@activity.defn(name="dr.probe")
-@_refuse_bad_requests
+@implements(DR_PROBE)
 def probe(req: SwitchRequest) -> Probe:
     """A health check and a write through the global entry, until both land in the region."""
     url = registry.global_entry(req.dr).url()
@@ -165,7 +169,7 @@ def probe(req: SwitchRequest) -> Probe:
             time.sleep(0.1)
 
 
-@activity.defn(name="dr.running_workflows")
+@implements_async(DR_RUNNING_WORKFLOWS)
 async def running_workflows(req: BusyRequest) -> list[str]:
     """Which of these workflow ids have a running execution (a release, another DR operation)."""
     client = activity.client()
@@ -173,7 +177,7 @@ async def running_workflows(req: BusyRequest) -> list[str]:
     return [w for w, busy in zip(req.workflow_ids, found, strict=True) if busy]
 
 
-ALL = [
+ALL: list[Callable[..., object]] = [
     observe,
     region_health,
     fence,

@@ -2,24 +2,32 @@
 
 A provider is built from an :class:`~engine.contracts.EnvironmentSpec` and does
 one capability for one kind of infrastructure. Providers raise
-:class:`BadRequest` for input that can never succeed (the activity turns it into
+``engine.errors.BadRequest`` for input that can never succeed (the activity turns it into
 a non-retryable error); any other exception is treated as transient and retried.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
+from clients import Progress
+from clients.images import ImageRegistry
 from engine.contracts import Instance, RouterState
 from engine.contracts.dr import DbNode
 
-Progress = Callable[[str], None]
-"""Called by long operations while they wait, so the activity can heartbeat."""
-
-
-class BadRequest(Exception):
-    """The request can never succeed as asked; retrying will not help."""
+__all__ = [  # Progress and ImageRegistry are defined with the clients that use them
+    "Database",
+    "DrainRouter",
+    "GlobalEntry",
+    "ImageRegistry",
+    "Metrics",
+    "Platform",
+    "PreviewRouter",
+    "Progress",
+    "Regions",
+    "Router",
+    "Smoke",
+]
 
 
 class Platform(Protocol):
@@ -56,7 +64,9 @@ class Router(Protocol):
         """The split actually in force, as a percentage per pool."""
         ...
 
-    # Routers with the "preview" capability (engine.config.ROUTER_CAPABILITIES) also have:
+
+class PreviewRouter(Router, Protocol):
+    """A router with a preview route (catalog extra ``preview``; blue-green needs it)."""
 
     def set_preview(self, *, members: list[Instance]) -> None:
         """Make the preview route serve exactly ``members`` (nothing when empty)."""
@@ -69,6 +79,10 @@ class Router(Protocol):
     def preview_url(self) -> str:
         """Where the preview route answers."""
         ...
+
+
+class DrainRouter(Router, Protocol):
+    """A router that drains single instances (catalog extra ``drain``; rolling needs it)."""
 
     def drain(self, *, instances: list[Instance]) -> dict[str, int]:
         """Send no new requests to ``instances``; returns the requests each still has in flight.
@@ -100,24 +114,6 @@ class Smoke(Protocol):
         """GET ``url`` ``requests`` times (spread over ``duration`` s); each answer must come from
         ``version`` (and be 2xx if ``judge_codes``). Failures, one line each."""
         ...
-
-
-class ImageRegistry(Protocol):
-    """Where release images live (built from an ``ImageSpec``); promotion copies by digest."""
-
-    def resolve(self, repository: str, reference: str) -> str | None:
-        """The digest of ``repository:reference`` (a tag or a digest); None when it is not there."""
-        ...
-
-    def promote(self, source: str, digest: str, target: str, tag: str) -> str:
-        """Copy ``source@digest`` to ``target:tag`` by digest and return the digest stored under the tag.
-
-        Idempotent (the tag already at ``digest`` is success). A release tag never moves: the tag
-        at another digest is refused (:class:`BadRequest`), whatever the repository allows.
-        """
-        ...
-
-    def close(self) -> None: ...
 
 
 # Disaster recovery: built from a DrSpec (engine.contracts.dr), one provider per file under

@@ -7,7 +7,7 @@ they wait, a provider's :class:`BadRequest` becomes a non-retryable error.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
@@ -17,10 +17,18 @@ from temporalio.exceptions import ApplicationError
 
 from activities import registry
 from activities.checks.dependencies import CHECKS
-from activities.definitions import _refuse_bad_requests
-from activities.infra.terraform import Terraform
-from activities.interfaces import BadRequest
+from activities.common import implements
 from activities.notify import webhook
+from clients.terraform import Terraform
+from engine.contracts.activities import (
+    CHECK_DEPENDENCY,
+    IMAGE_PROMOTE,
+    IMAGE_RESOLVE,
+    IMAGE_VERIFY_LIVE,
+    NOTIFY,
+    TERRAFORM_APPLY,
+    TERRAFORM_PLAN,
+)
 from engine.contracts.pipeline import (
     CheckResult,
     DependencyCheck,
@@ -36,6 +44,7 @@ from engine.contracts.pipeline import (
     TerraformPlan,
     TerraformPlanRequest,
 )
+from engine.errors import BadRequest
 
 log = structlog.get_logger()
 
@@ -50,8 +59,7 @@ def _registry_reachable(url: str) -> Iterator[None]:
         raise ApplicationError(msg, type="RegistryUnreachable") from exc
 
 
-@activity.defn(name="check.dependency")
-@_refuse_bad_requests
+@implements(CHECK_DEPENDENCY)
 def check_dependency(req: DependencyCheck) -> CheckResult:
     """One dependency's verdict; an unhealthy dependency is a result, not an error."""
     started = time.monotonic()
@@ -63,8 +71,7 @@ def check_dependency(req: DependencyCheck) -> CheckResult:
     )
 
 
-@activity.defn(name="image.resolve")
-@_refuse_bad_requests
+@implements(IMAGE_RESOLVE)
 def resolve_image(req: ImageLookup) -> ImageFound:
     """The digest of the release's tag in a repository (None when it is not there)."""
     client = registry.images(req.image)
@@ -76,8 +83,7 @@ def resolve_image(req: ImageLookup) -> ImageFound:
     return ImageFound(repository=req.repository, tag=req.image.tag, digest=digest)
 
 
-@activity.defn(name="image.promote")
-@_refuse_bad_requests
+@implements(IMAGE_PROMOTE)
 def promote_image(req: PromoteRequest) -> PromoteResult:
     """Copy the CI image to production by digest and verify the digest stored (idempotent).
 
@@ -113,8 +119,7 @@ def promote_image(req: PromoteRequest) -> PromoteResult:
     )
 
 
-@activity.defn(name="image.verify_live")
-@_refuse_bad_requests
+@implements(IMAGE_VERIFY_LIVE)
 def verify_live_image(req: LiveImageRequest) -> LiveImageResult:
     """The instances of the release run the promoted digest, as the platform reports it (local: its
     pool pins; Kubernetes: the pods' imageID)."""
@@ -142,16 +147,14 @@ def verify_live_image(req: LiveImageRequest) -> LiveImageResult:
     )
 
 
-@activity.defn(name="terraform.plan")
-@_refuse_bad_requests
+@implements(TERRAFORM_PLAN)
 def terraform_plan(req: TerraformPlanRequest) -> TerraformPlan:
     """``terraform plan -detailed-exitcode -out`` and the saved plan's summary."""
     activity.heartbeat("planning")
     return Terraform(req.terraform).plan(req.plan_id, dry_run=req.dry_run)
 
 
-@activity.defn(name="terraform.apply")
-@_refuse_bad_requests
+@implements(TERRAFORM_APPLY)
 def terraform_apply(req: TerraformApplyRequest) -> TerraformApplied:
     """Apply exactly the saved, approved plan; once, even across a worker crash."""
     tf = Terraform(req.terraform)
@@ -160,14 +163,13 @@ def terraform_apply(req: TerraformApplyRequest) -> TerraformApplied:
     return TerraformApplied(serial=serial, resumed=resumed, outputs=tf.outputs())
 
 
-@activity.defn(name="notify.webhook")
-@_refuse_bad_requests
+@implements(NOTIFY)
 def notify(req: Notification) -> None:
     """Post to a Slack-compatible incoming webhook."""
     webhook.post(req.url, req.text)
 
 
-ALL = [
+ALL: list[Callable[..., object]] = [
     check_dependency,
     resolve_image,
     promote_image,

@@ -15,12 +15,14 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Discriminator, Field, StringConstraints, Tag, ValidationError, model_validator
 
+from engine import catalog
 from engine.contracts import (
+    POOLS,
     STRATEGIES,
     VERSION_PATTERN,
     AnalysisRef,
@@ -45,6 +47,7 @@ from engine.contracts import (
     Strict,
 )
 from engine.contracts.dr import DrConfig
+from engine.errors import ConfigError, InputError
 from engine.pipeline import PipelineConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -53,40 +56,6 @@ DEFAULT_STATE_DIR = REPO_ROOT / ".state" / "local"
 DEFAULT_PORT_BASE = 18000
 LOCAL_MAX_INSTANCES = 8
 """Slots per pool on the local platform's router."""
-
-AVAILABLE_PROVIDERS: dict[str, tuple[str, ...]] = {
-    "platform": ("local", "kubernetes", "simulated"),
-    "router": ("haproxy", "alb", "kubernetes", "simulated"),
-    "analysis": ("prometheus", "cloudwatch", "simulated"),
-    "smoke": ("http", "simulated"),
-    "database": ("postgres-local", "rds"),
-    "global_entry": ("haproxy-local", "route53"),
-    "images": ("oci", "ecr"),
-    "regions": ("local", "kubernetes"),
-}
-"""Providers this engine ships; activities/registry.py maps each name to its class.
-
-``simulated`` (platform, router, analysis, smoke) does no I/O and keeps its state in the
-worker's memory: for benchmarks (bench/scale.py) and dry exercises, never a real environment."""
-
-ROUTER_CAPABILITIES: dict[str, frozenset[str]] = {
-    "haproxy": frozenset({"weights", "preview", "drain"}),
-    "alb": frozenset({"weights", "preview"}),
-    "kubernetes": frozenset({"weights", "preview"}),
-    "simulated": frozenset({"weights", "preview", "drain"}),
-}
-"""What each router can do. ``preview``: a second route (its own frontend/port) that serves
-only the members given to ``Router.set_preview``; blue-green needs it. ``drain``: no new
-requests to chosen instances, with their in-flight count (``Router.drain``); rolling needs it."""
-
-
-class InputError(ValueError):
-    """A request or configuration the engine refuses before any side effect."""
-
-
-class ConfigError(InputError):
-    """deploy-code.yaml is invalid."""
-
 
 # --------------------------------------------------------------------------- #
 # The file's schema
@@ -336,12 +305,7 @@ def resolve_environment(
         )
         raise InputError(msg)
     for capability, provider in env.providers.model_dump().items():
-        if provider not in AVAILABLE_PROVIDERS[capability]:
-            msg = (
-                f"environment {name!r} uses {capability} provider {provider!r}, which this engine does not "
-                f"ship yet (available: {', '.join(AVAILABLE_PROVIDERS[capability])})"
-            )
-            raise InputError(msg)
+        catalog.require(capability, provider, f"environments.{name}.providers.{capability}")
     _check_provider_settings(name, env)
     prometheus_url = env.prometheus_url
     if env.providers.platform == "local":
@@ -377,7 +341,7 @@ def _check_provider_settings(name: str, env: EnvironmentConfig) -> None:
         msg = f"{where}: {' and '.join(needs_aws)} on AWS need {where}.aws (region, listener, target groups)"
         raise InputError(msg)
     if providers.router == "alb" and env.aws is not None:
-        missing = [p for p in ("blue", "green") if p not in env.aws.target_groups]
+        missing = [p for p in POOLS if p not in env.aws.target_groups]
         if not (env.aws.listener_arn or env.aws.rule_arn) or missing:
             msg = (
                 f"{where}.aws: the ALB router needs listener_arn (or rule_arn) and target_groups for blue "
@@ -398,15 +362,8 @@ _AWS = frozenset({"alb", "cloudwatch"})
 def _check_query_language(spec: ReleaseSpec) -> None:
     """Every analysis query is written for the environment's analysis provider (PromQL for Prometheus,
     the JSON of MetricDataQueries for CloudWatch): a mismatch could never measure anything."""
-    refs: list[AnalysisRef] = []
-    if spec.canary:
-        refs += [r for step in spec.canary.steps for r in step.analyses] + spec.canary.background_analysis
-    if spec.blue_green:
-        refs += spec.blue_green.pre_promotion_analysis + spec.blue_green.post_promotion_analysis
-    if spec.rolling:
-        refs += spec.rolling.analysis
     provider = spec.environment.providers.analysis
-    for ref in refs:
+    for ref in spec.analysis_refs():
         for metric in ref.metrics:
             try:
                 parsed = json.loads(metric.query)
@@ -499,7 +456,7 @@ def _canary(config: DeployConfig, env_spec: EnvironmentSpec, version: str, reque
 def _release(
     config: DeployConfig, env_spec: EnvironmentSpec, version: str, requested_by: str, **plan: Any
 ) -> ReleaseSpec:
-    strategy = "blue-green" if "blue_green" in plan else "rolling"
+    strategy: Literal["blue-green", "rolling"] = "blue-green" if "blue_green" in plan else "rolling"
     app = AppSpec(
         name=config.app.name, health_path=config.app.health_path, metrics_path=config.app.metrics_path
     )
@@ -528,9 +485,9 @@ def _gates(config: DeployConfig, refs: AnalysisRefsConfig | None, where: str) ->
 
 
 def _require_router(env: EnvironmentSpec, capability: str, need: str, lacks: str, instead: str) -> None:
-    """Refuse a strategy whose router lacks ``capability`` (ROUTER_CAPABILITIES), naming what to use."""
+    """Refuse a strategy whose router lacks ``capability`` (its catalog entry), naming what to use."""
     router = env.providers.router
-    if capability not in ROUTER_CAPABILITIES.get(router, frozenset()):
+    if not catalog.router_has(router, capability):
         msg = (
             f"{need}, and environment {env.name!r} routes with {router!r}, which {lacks}; use {instead} there"
         )

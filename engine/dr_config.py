@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 
-from engine.config import AVAILABLE_PROVIDERS, REPO_ROOT, DeployConfig, InputError, resolve_environment
+from engine import catalog
+from engine.config import REPO_ROOT, DeployConfig, resolve_environment
 from engine.contracts.dr import DrConfig, DrLocal, DrSpec
+from engine.errors import InputError
 
 DEFAULT_DR_STATE_DIR = REPO_ROOT / ".state" / "dr"
 DEFAULT_DR_PORT_BASE = 19000
@@ -30,12 +32,7 @@ def resolve_dr(
         )
         raise InputError(msg)
     for capability, provider in dr.providers.model_dump().items():
-        if provider not in AVAILABLE_PROVIDERS[capability]:
-            msg = (
-                f"environments.{env_spec.name}.dr uses {capability} provider {provider!r}, which this engine "
-                f"does not ship yet (available: {', '.join(AVAILABLE_PROVIDERS[capability])})"
-            )
-            raise InputError(msg)
+        catalog.require(capability, provider, f"environments.{env_spec.name}.dr.providers.{capability}")
     _check_settings(env_spec.name, dr)
     if dr.providers.regions == "local" and local is None:
         local = DrLocal(

@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -13,7 +14,7 @@ import structlog
 _SECRET_KEYS = re.compile(r"(pass(word)?|secret|token|api[_-]?key|authorization|private[_-]?key)", re.I)
 
 
-def redact_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+def redact_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Replace the value of any field whose name looks like a secret."""
     for key in list(event):
         if key != "event" and _SECRET_KEYS.search(key):

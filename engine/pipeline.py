@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field, StringConstraints
 
+from engine import catalog
 from engine.contracts import EnvironmentSpec, ReleaseSpec, Strict
 from engine.contracts.pipeline import DependencyCheck, ImageSpec, PipelineSpec, TerraformSpec, TfValue
+from engine.errors import InputError
 
 if TYPE_CHECKING:
     from engine.config import DeployConfig
@@ -79,8 +81,6 @@ class PipelineConfig(Strict):
 
 def _local_port(env: EnvironmentSpec, offset: int, what: str) -> int:
     if env.local is None:
-        from engine.config import InputError  # noqa: PLC0415 - engine.config imports this module
-
         msg = f"environments.{env.name}.release: {what} 'local' needs the local platform"
         raise InputError(msg)
     return env.local.port_base + offset
@@ -115,8 +115,6 @@ def resolve_pipeline(config: DeployConfig, spec: ReleaseSpec) -> PipelineSpec:
     if section.terraform:
         root = (REPO_ROOT / section.terraform.root).resolve()
         if not (root / "main.tf").exists() and not any(root.glob("*.tf")):
-            from engine.config import InputError  # noqa: PLC0415 - engine.config imports this module
-
             msg = f"environments.{env.name}.release.terraform.root: no .tf files in {root}"
             raise InputError(msg)
         state_base = env.local.state_dir if env.local else str(REPO_ROOT / ".state" / env.name)
@@ -130,28 +128,32 @@ def resolve_pipeline(config: DeployConfig, spec: ReleaseSpec) -> PipelineSpec:
 
 def _image(images: ImagesConfig, spec: ReleaseSpec) -> ImageSpec | None:
     """The image stage's plan (None: no registry configured), refused early when it cannot work."""
-    from engine.config import AVAILABLE_PROVIDERS, InputError  # noqa: PLC0415 - engine.config imports this
-
     env, where = spec.environment, f"environments.{spec.environment.name}.release.images"
-    if images.provider not in AVAILABLE_PROVIDERS["images"]:
-        known = ", ".join(AVAILABLE_PROVIDERS["images"])
-        msg = f"{where}.provider: no images provider named {images.provider!r} (available: {known})"
-        raise InputError(msg)
+    catalog.require("images", images.provider, f"{where}.provider")
     app = spec.app.name
-    repositories = {
-        "ci_repository": images.ci_repository.format(app=app),
-        "production_repository": images.production_repository.format(app=app),
-        "tag": spec.version,
-    }
+    ci, production = images.ci_repository.format(app=app), images.production_repository.format(app=app)
     if images.provider == "ecr":
         if env.aws is None:
             msg = f"{where}: provider ecr takes region and role from environments.{env.name}.aws (not set)"
             raise InputError(msg)
         registry = images.registry or f"ECR {env.aws.region}"
-        return ImageSpec(provider="ecr", registry=registry, aws=env.aws, **repositories)
+        return ImageSpec(
+            provider="ecr",
+            registry=registry,
+            aws=env.aws,
+            ci_repository=ci,
+            production_repository=production,
+            tag=spec.version,
+        )
     if not images.registry:
         return None
     registry = images.registry
     if registry == "local":
         registry = f"http://127.0.0.1:{_local_port(env, 55, 'registry')}"
-    return ImageSpec(provider=images.provider, registry=registry, **repositories)
+    return ImageSpec(
+        provider=images.provider,
+        registry=registry,
+        ci_repository=ci,
+        production_repository=production,
+        tag=spec.version,
+    )

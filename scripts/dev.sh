@@ -65,6 +65,8 @@ case "$task" in
   test)
     .venv/bin/ruff check .
     .venv/bin/ruff format --check .
+    .venv/bin/mypy                # [tool.mypy] in pyproject.toml: 0 errors is the contract
+    .venv/bin/lint-imports        # the import layers of docs/architecture.md ([tool.importlinter])
     # Medium+ severity. pip-audit runs in .github/workflows (it needs PyPI's vulnerability
     # data, which the package mirror of these machines does not serve).
     .venv/bin/bandit -q -r engine workflows activities starters infrastructure worker.py -ll

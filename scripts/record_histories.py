@@ -19,6 +19,7 @@ from pathlib import Path
 
 import worker as worker_module
 from engine import temporal
+from engine.client import start_or_attach
 from engine.config import parse_config, resolve_release
 from engine.contracts import Control, LocalSettings, ReleaseStatus
 from engine.contracts.dr import DrillRequest, DrResult, FailoverRequest
@@ -28,7 +29,6 @@ from infrastructure.local import platform
 from infrastructure.local.layout import Layout
 from infrastructure.local.regions import DrLayout
 from infrastructure.local.sample_service import set_behaviour
-from starters.deploy import start_or_attach
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "engine" / "histories"
 CONFIG = """

@@ -23,8 +23,10 @@ from temporalio.exceptions import FailureError
 from temporalio.service import RPCError
 
 from engine import temporal
-from engine.config import InputError, load_config, resolve_environment
+from engine.client import control_target
+from engine.config import load_config, resolve_environment
 from engine.contracts import Control, ReleaseStatus
+from engine.errors import InputError
 from starters.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -35,7 +37,7 @@ from starters.common import (
     format_status,
     run,
 )
-from starters.pipeline import control_target, format_report
+from starters.pipeline import format_report
 
 ACTIONS = ("approve", "promote", "resume", "pause", "abort", "status")
 ANSWER_WITHIN = 30.0

@@ -15,33 +15,18 @@ Exit codes: 0 released (or already live), 1 rolled back or failed,
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import os
 
-from temporalio.api.enums.v1 import WorkflowExecutionStatus
-from temporalio.client import Client, WorkflowHandle
-from temporalio.client import WorkflowExecutionStatus as Status
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
-
 from engine import temporal
-from engine.config import InputError, load_config, resolve_release
+from engine.client import Refused, follow, start_or_attach
+from engine.config import load_config, resolve_release
 from engine.contracts import (
     AnalysisRef,
-    ReleaseResult,
     ReleaseSpec,
-    ReleaseStatus,
     describe_step,
     rolling_batches,
 )
-from engine.contracts.pipeline import STRATEGY_WORKFLOWS, PipelineSpec
+from engine.errors import InputError
 from engine.pipeline import resolve_pipeline
 from starters.common import (
     EXIT_BAD_INPUT,
@@ -54,12 +39,6 @@ from starters.common import (
     run,
 )
 from starters.pipeline import format_report, print_pipeline_plan
-
-WORKFLOW_TYPES = STRATEGY_WORKFLOWS
-
-
-class Refused(Exception):
-    """Another release runs in this environment."""
 
 
 def print_plan(spec: ReleaseSpec) -> None:
@@ -120,97 +99,6 @@ def _print_rolling(spec: ReleaseSpec) -> None:
     print(f"  drain timeout {plan.drain_timeout}; pause between batches {plan.batch_pause}")
 
 
-async def start_or_attach(
-    client: Client,
-    spec: ReleaseSpec | PipelineSpec,
-    *,
-    redeploy: bool = False,
-    task_queue: str | None = None,
-) -> tuple[WorkflowHandle, bool]:
-    """The handle of this release's run, and whether it was already there.
-
-    A :class:`PipelineSpec` starts the release pipeline (workflow ``Release``, which runs
-    the strategy as its child); a bare :class:`ReleaseSpec` starts the strategy workflow.
-    """
-    workflow_type, argument = (
-        ("Release", spec) if isinstance(spec, PipelineSpec) else (WORKFLOW_TYPES[spec.strategy], spec)
-    )
-    spec = spec.release if isinstance(spec, PipelineSpec) else spec
-    workflow_id = temporal.release_workflow_id(spec.app.name, spec.environment.name)
-    for _ in range(3):
-        try:
-            desc = await client.get_workflow_handle(workflow_id).describe()
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise
-            desc = None
-        if desc is not None and desc.status == Status.RUNNING:
-            attrs = desc.typed_search_attributes
-            version, strategy = attrs.get(temporal.VERSION), attrs.get(temporal.STRATEGY)
-            if version == spec.version and strategy == spec.strategy:
-                return client.get_workflow_handle(
-                    workflow_id, run_id=desc.run_id, result_type=ReleaseResult
-                ), True
-            msg = (
-                f"release {version} ({strategy}) is running in {spec.environment.name} "
-                f"(workflow {workflow_id}, run {desc.run_id}); wait for it, or abort it with: "
-                f"python starters/control.py abort --env {spec.environment.name} --reason '...'"
-            )
-            raise Refused(msg)
-        if not redeploy:
-            query = f'WorkflowId = "{workflow_id}" AND DeployVersion = "{spec.version}"'
-            async for earlier in client.list_workflows(query, limit=1):
-                if earlier.status != WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING:
-                    return (
-                        client.get_workflow_handle(
-                            workflow_id, run_id=earlier.run_id, result_type=ReleaseResult
-                        ),
-                        True,
-                    )
-        try:
-            handle = await client.start_workflow(
-                workflow_type,
-                argument,
-                id=workflow_id,
-                result_type=ReleaseResult,
-                task_queue=task_queue or temporal.TASK_QUEUE,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(temporal.ENVIRONMENT, spec.environment.name),
-                        SearchAttributePair(temporal.VERSION, spec.version),
-                        SearchAttributePair(temporal.STRATEGY, spec.strategy),
-                        SearchAttributePair(temporal.PHASE, "Pending"),
-                    ]
-                ),
-                static_summary=f"{spec.strategy} release of {spec.version} to {spec.environment.name}",
-                static_details=f"requested by {spec.requested_by}",
-            )
-        except WorkflowAlreadyStartedError:
-            continue  # another starter won the race: look again
-        return handle, False
-    msg = f"could not start or attach to {workflow_id}: it keeps changing"
-    raise Refused(msg)
-
-
-async def follow(handle: WorkflowHandle) -> ReleaseResult:
-    """Print live progress until the release ends; return its result."""
-    printer, strategy_printer = ProgressPrinter(), ProgressPrinter(lambda line: print("  |" + line))
-    result_task = asyncio.ensure_future(handle.result())
-    while not result_task.done():
-        with contextlib.suppress(RPCError):  # the first workflow task may not have run yet
-            status = await handle.query("status", result_type=ReleaseStatus)
-            printer.show(status)
-            if status.child_workflow_id:  # the release pipeline's strategy, as it runs
-                child = handle._client.get_workflow_handle(status.child_workflow_id)
-                strategy_printer.show(await child.query("status", result_type=ReleaseStatus))
-        await asyncio.wait([result_task], timeout=0.5)
-    result = result_task.result()
-    printer.show(result.status)
-    return result
-
-
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -256,7 +144,8 @@ async def main(argv: list[str] | None = None) -> int:
     print(f"{verb} {spec.release_id} ({spec.strategy}): {temporal.ui_link(handle.id, handle.result_run_id)}")
     if not args.wait:
         return EXIT_OK
-    result = await follow(handle)
+    printer, strategy_printer = ProgressPrinter(), ProgressPrinter(lambda line: print("  |" + line))
+    result = await follow(handle, printer.show, strategy_printer.show)
     if result.status.stages:
         print(format_report(result.status))
     print(f"{result.outcome.upper()}: {result.reason} (live: {result.live_version})")

@@ -23,9 +23,10 @@ import sys
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from engine import temporal
-from engine.config import InputError, load_config
+from engine.config import load_config
 from engine.contracts.dr import DrSpec, MonitorRequest, MonitorStatus
 from engine.dr_config import resolve_dr
+from engine.errors import InputError
 from engine.temporal import ConnectionSettingsError
 from starters.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_REFUSED, fail
 

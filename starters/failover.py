@@ -30,10 +30,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from engine import temporal
-from engine.config import InputError, load_config
+from engine.config import load_config
 from engine.contracts import Control
 from engine.contracts.dr import DrillRequest, DrReport, DrResult, DrSpec, DrStatus, FailoverRequest
 from engine.dr_config import check_region, resolve_dr
+from engine.errors import InputError
 from starters.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_REFUSED, EXIT_RELEASE_FAILED, default_identity, fail
 
 EXIT_BY_OUTCOME = {"succeeded": EXIT_OK, "refused": EXIT_BAD_INPUT}
@@ -80,9 +81,9 @@ async def start(args: argparse.Namespace, spec: DrSpec, identity: str) -> int:
         release = temporal.release_workflow_id(spec.app, spec.environment)
         if await temporal.is_running(client, release):
             return fail(f"a release runs in {spec.environment!r} ({release}): no drill now", EXIT_REFUSED)
-        workflow, arg = (
-            "DrDrill",
-            DrillRequest(dr=spec, to_region=args.to, trigger="manual", requested_by=identity),
+        workflow = "DrDrill"
+        arg: DrillRequest | FailoverRequest = DrillRequest(
+            dr=spec, to_region=args.to, trigger="manual", requested_by=identity
         )
         workflow_id = temporal.dr_workflow_id(spec.app, spec.environment, "drill")
     else:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from temporalio.client import WorkflowHandle
-
 from engine.contracts import ReleaseStatus
 from engine.contracts.pipeline import STAGES, ImageSpec, PipelineSpec
 
@@ -11,7 +9,7 @@ from engine.contracts.pipeline import STAGES, ImageSpec, PipelineSpec
 def print_pipeline_plan(pipeline: PipelineSpec) -> None:
     """Stages, the Terraform plan summary and the digest to promote; reads only, changes nothing."""
     # Imported here: only a dry run needs them, and httpx alone costs a starter ~0.1 s to import.
-    from activities.infra.terraform import Terraform  # noqa: PLC0415
+    from clients.terraform import Terraform  # noqa: PLC0415
 
     print(f"  stages: {' -> '.join(STAGES)} (strategy as child workflow {pipeline.workflow_type})")
     checks = ", ".join(f"{c.name} ({c.target})" for c in pipeline.checks) or "none configured"
@@ -37,13 +35,13 @@ def print_pipeline_plan(pipeline: PipelineSpec) -> None:
 
 def _image_plan(image: ImageSpec | None) -> str:
     """What image promotion would do: the digest CI built, or why it cannot be read from here."""
-    from activities import registry  # noqa: PLC0415 - a dry run only (see print_pipeline_plan)
+    from clients.images import open_registry  # noqa: PLC0415 - a dry run only (see print_pipeline_plan)
 
     if image is None:
         return "image: no registry configured"
     source = f"{image.registry}/{image.ci_repository}:{image.tag}"
     try:
-        client = registry.images(image)  # the environment's images provider (oci, ecr)
+        client = open_registry(image)  # the environment's images provider (oci, ecr)
     except Exception as exc:  # e.g. no AWS credentials on this machine
         return f"image {source}: registry not reachable from here: {exc}"
     try:
@@ -67,12 +65,3 @@ def format_report(status: ReleaseStatus) -> str:
         lines.append(f"  {s.name:<17} {s.verdict:<11} {seconds:>8}  {s.approver or '-':<8}  {s.detail}")
         lines.extend(f"      {k}: {v}" for k, v in s.measurements.items())
     return "\n".join(lines)
-
-
-async def control_target(handle: WorkflowHandle) -> WorkflowHandle:
-    """Where a control goes: the strategy's child workflow while the pipeline runs it
-    (and waits for nothing itself), else the release workflow."""
-    status = await handle.query("status", result_type=ReleaseStatus)
-    if status.child_workflow_id and not status.awaiting_approval:
-        return handle._client.get_workflow_handle(status.child_workflow_id)
-    return handle

@@ -37,10 +37,11 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine import temporal
-from engine.config import InputError, load_config
+from engine.config import load_config
 from engine.contracts import Duration
 from engine.contracts.dr import DrillRequest, DrSpec, DrStatus
 from engine.dr_config import resolve_dr
+from engine.errors import InputError
 from starters.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_REFUSED, default_identity, fail
 from starters.failover import format_report
 

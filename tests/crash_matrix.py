@@ -49,6 +49,7 @@ import psycopg
 from temporalio.client import Client, WorkflowHandle
 
 from activities.router.haproxy import HAProxyRouter
+from engine.client import start_or_attach
 from engine.contracts import Instance, ReleaseResult, ReleaseSpec
 from engine.contracts.dr import DrResult, FailoverRequest
 from infrastructure.local import dr as local_dr
@@ -56,7 +57,6 @@ from infrastructure.local.global_entry import GlobalEntry
 from infrastructure.local.haproxy import HAProxy
 from infrastructure.local.instances import InstanceManager
 from infrastructure.local.layout import POOLS, Layout
-from starters.deploy import start_or_attach
 from tests.crash_worker import KINDS, Point
 from tests.support import REPO, WorkerProcess
 

@@ -27,7 +27,8 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
-from workflows.base import Interrupted, ReleaseWorkflow
+from workflows.base import ReleaseWorkflow
+from workflows.operation import Interrupted
 
 with workflow.unsafe.imports_passed_through():
     from engine.contracts import (

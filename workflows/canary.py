@@ -26,6 +26,7 @@ from workflows.base import ReleaseWorkflow
 with workflow.unsafe.imports_passed_through():
     from engine.contracts import (
         AnalysisStep,
+        CanarySpec,
         Instance,
         MetricTally,
         PauseStep,
@@ -54,8 +55,13 @@ class CanaryRelease(ReleaseWorkflow):
     async def run(self, spec: ReleaseSpec) -> ReleaseResult:
         return await self.execute()
 
+    @property
+    def plan(self) -> CanarySpec:
+        assert self.spec.canary is not None  # ReleaseSpec guarantees it for this strategy
+        return self.spec.canary
+
     async def release(self) -> ReleaseResult:
-        spec, plan = self.spec, self.spec.canary
+        spec, plan = self.spec, self.plan
         self.update_status(step_count=len(plan.steps))
 
         # 0. Every analysis query parses (before any side effect).
@@ -87,7 +93,7 @@ class CanaryRelease(ReleaseWorkflow):
 
     async def _walk_steps(self) -> None:
         """Each step in order; background analysis watches from the first traffic on."""
-        plan = self.spec.canary
+        plan = self.plan
         background: asyncio.Task[None] | None = None
         try:
             for index, resolved in enumerate(plan.steps, start=1):
@@ -148,7 +154,7 @@ class CanaryRelease(ReleaseWorkflow):
         self.decide(f"canary weight {weight}% (router reads back {round(in_force, 1):g}%)")
 
     async def _traffic_back_to_stable(self) -> None:
-        plan = self.spec.canary
+        plan = self.plan
         for weight in plan.rollback_ramp:
             if 0 < weight < self.weight:
                 await self._shift(weight, finish=True)
@@ -157,7 +163,7 @@ class CanaryRelease(ReleaseWorkflow):
 
     async def _background_analysis(self) -> None:
         """Watch the canary until the steps end; fail means roll back, inconclusive means pause."""
-        plan = self.spec.canary
+        plan = self.plan
         tallies: dict[str, dict[str, MetricTally]] = {r.name: {} for r in plan.background_analysis}
         while self._interrupt is None:
             results = await asyncio.gather(

@@ -17,12 +17,19 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-from workflows.base import Interrupted
-from workflows.dr_base import DR_QUICK, DR_SLOW, DrWorkflow, Refused
+from workflows.dr_base import DrWorkflow, Refused
 from workflows.dr_failover import DrFailover
+from workflows.operation import Interrupted
+from workflows.options import DR_QUICK, DR_SLOW
 
 with workflow.unsafe.imports_passed_through():
     from engine import temporal as names
+    from engine.contracts.activities import (
+        DR_CATCH_UP,
+        DR_OBSERVE,
+        DR_REGION_HEALTH,
+        DR_RUNNING_WORKFLOWS,
+    )
     from engine.contracts.dr import (
         BusyRequest,
         CatchUp,
@@ -69,20 +76,17 @@ class DrDrill(DrWorkflow):
         dr = self.dr
         # 1. Nothing else may move this environment meanwhile.
         busy = await self.call(
-            "dr.running_workflows",
+            DR_RUNNING_WORKFLOWS,
             BusyRequest(
                 workflow_ids=[
                     names.release_workflow_id(dr.app, dr.environment),
                     names.dr_workflow_id(dr.app, dr.environment, "failover"),
                 ]
             ),
-            list[str],
         )
         if busy:
             raise Refused(f"a drill cannot run while {', '.join(busy)} runs in {dr.environment!r}")
-        topology: Topology = await self.step(
-            "observe", lambda: self.call("dr.observe", DrRef(dr=dr), Topology)
-        )
+        topology: Topology = await self.step("observe", lambda: self.call(DR_OBSERVE, DrRef(dr=dr)))
         home = topology.active_region
         if home is None:
             raise Refused("the global entry points nowhere: fix the platform before drilling")
@@ -96,7 +100,7 @@ class DrDrill(DrWorkflow):
         # 2. Detection, as the monitor would do it.
         started = workflow.now()
         for _ in range(dr.health_check_failures):
-            health: Health = await self.call("dr.region_health", RegionRef(dr=dr, region=home), Health)
+            health: Health = await self.call(DR_REGION_HEALTH, RegionRef(dr=dr, region=home))
             if not health.ok:
                 raise Refused(f"{home} is unhealthy before the drill: {'; '.join(health.failures)}")
             await workflow.sleep(dr.health_check_interval)
@@ -116,13 +120,12 @@ class DrDrill(DrWorkflow):
         caught: CatchUp = await self.step(
             "check standby in sync",
             lambda: self.call(
-                "dr.catch_up",
+                DR_CATCH_UP,
                 CatchUpRequest(dr=dr, standby=target, primary=home, timeout=dr.catch_up_timeout),
-                CatchUp,
-                **DR_SLOW,
+                DR_SLOW,
             ),
         )
-        final: Topology = await self.step("observe", lambda: self.call("dr.observe", DrRef(dr=dr), Topology))
+        final: Topology = await self.step("observe", lambda: self.call(DR_OBSERVE, DrRef(dr=dr)))
         replica = final.replica_of(home, target)
         problems = []
         if final.active_region != home:
@@ -148,7 +151,7 @@ class DrDrill(DrWorkflow):
         request = FailoverRequest(
             dr=self.dr,
             to_region=region,
-            mode=mode,  # type: ignore[arg-type]
+            mode=mode,
             drill=True,
             trigger="drill",
             requested_by=self.req.requested_by,

@@ -25,10 +25,24 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-from workflows.base import Interrupted
-from workflows.dr_base import DR_QUICK, DR_SLOW, DR_UNDO, DrWorkflow, Refused
+from workflows.dr_base import DrWorkflow, Refused
+from workflows.operation import Interrupted
+from workflows.options import DR_QUICK, DR_SLOW, DR_UNDO
 
 with workflow.unsafe.imports_passed_through():
+    from engine.contracts.activities import (
+        DR_CATCH_UP,
+        DR_FENCE,
+        DR_OBSERVE,
+        DR_PROBE,
+        DR_PROMOTE,
+        DR_REBUILD_STANDBY,
+        DR_SCALE_REGION,
+        DR_SET_REPLICATION,
+        DR_SWITCH_ENTRY,
+        DR_UNFENCE,
+        DR_USE_DATABASE,
+    )
     from engine.contracts.dr import (
         CatchUp,
         CatchUpRequest,
@@ -95,11 +109,11 @@ class DrFailover(DrWorkflow):
             f"{source}'s instances write to {source} again", lambda: self.use_db(source, source, undo=True)
         )
         self.on_failure_undo(
-            f"unfence {source}", lambda: self.call("dr.unfence", RegionRef(dr=dr, region=source), **DR_UNDO)
+            f"unfence {source}", lambda: self.call(DR_UNFENCE, RegionRef(dr=dr, region=source), DR_UNDO)
         )
         await self.step(f"stop writes in {source}", lambda: self.use_db(source, None))
         fenced: Fenced = await self.step(
-            f"fence {source}", lambda: self.call("dr.fence", RegionRef(dr=dr, region=source), Fenced)
+            f"fence {source}", lambda: self.call(DR_FENCE, RegionRef(dr=dr, region=source))
         )
         outage_start = req.outage_started_at or fenced.at
         self.decide(f"fenced {source}" + ("" if fenced.reachable else " on disk (unreachable)"))
@@ -107,10 +121,9 @@ class DrFailover(DrWorkflow):
             caught: CatchUp = await self.step(
                 f"{target} catches up",
                 lambda: self.call(
-                    "dr.catch_up",
+                    DR_CATCH_UP,
                     CatchUpRequest(dr=dr, standby=target, primary=source, timeout=dr.catch_up_timeout),
-                    CatchUp,
-                    **DR_SLOW,
+                    DR_SLOW,
                 ),
             )
             self.measure(rpo_bytes=caught.lag_bytes)
@@ -126,7 +139,7 @@ class DrFailover(DrWorkflow):
                 f"rebuild {target} as a standby of {source}", lambda: self._restore_standby(source, target)
             )
         promoted: Promoted = await self.step(
-            f"promote {target}", lambda: self.call("dr.promote", RegionRef(dr=dr, region=target), Promoted)
+            f"promote {target}", lambda: self.call(DR_PROMOTE, RegionRef(dr=dr, region=target))
         )
         self.decide(f"promoted {target}" + (" (it already was primary)" if promoted.already_primary else ""))
 
@@ -141,13 +154,13 @@ class DrFailover(DrWorkflow):
         # 6. Switch the global entry point.
         await self.step(
             f"switch users to {target}",
-            lambda: self.call("dr.switch_entry", SwitchRequest(dr=dr, region=target), str),
+            lambda: self.call(DR_SWITCH_ENTRY, SwitchRequest(dr=dr, region=target)),
         )
         self.point_of_no_return(f"users reach {target}")
 
         # 7. Verify.
         probe: Probe = await self.step(
-            "verify", lambda: self.call("dr.probe", SwitchRequest(dr=dr, region=target), Probe, **DR_SLOW)
+            "verify", lambda: self.call(DR_PROBE, SwitchRequest(dr=dr, region=target), DR_SLOW)
         )
         if not probe.ok:
             self.measure(rto_seconds=None)
@@ -244,37 +257,36 @@ class DrFailover(DrWorkflow):
     # ------------------------------------------------------------------ #
 
     async def observe(self) -> Topology:
-        return await self.call("dr.observe", DrRef(dr=self.dr), Topology)
+        return await self.call(DR_OBSERVE, DrRef(dr=self.dr))
 
     async def use_db(self, region: str, database: str | None, *, undo: bool = False) -> None:
         await self.call(
-            "dr.use_database",
+            DR_USE_DATABASE,
             PointRequest(dr=self.dr, region=region, database=database),
-            **(DR_UNDO if undo else DR_QUICK),
+            (DR_UNDO if undo else DR_QUICK),
         )
 
     async def scale(self, region: str, count: int, *, undo: bool = False) -> int:
         return await self.call(
-            "dr.scale_region",
+            DR_SCALE_REGION,
             ScaleRequest(dr=self.dr, region=region, count=count),
-            int,
-            **(DR_UNDO if undo else DR_SLOW),
+            (DR_UNDO if undo else DR_SLOW),
         )
 
     async def rebuild(self, region: str, primary: str, *, undo: bool = False) -> None:
         await self.call(
-            "dr.rebuild_standby",
+            DR_REBUILD_STANDBY,
             RebuildRequest(dr=self.dr, region=region, primary=primary),
-            **(DR_UNDO if undo else DR_SLOW),
+            (DR_UNDO if undo else DR_SLOW),
         )
 
     async def replication(self, primary: str, standby: str, *, undo: bool = False) -> None:
         await self.call(
-            "dr.set_replication",
+            DR_SET_REPLICATION,
             ReplicationRequest(
                 dr=self.dr, primary=primary, standby=standby, synchronous=self.dr.synchronous_replication
             ),
-            **(DR_UNDO if undo else DR_QUICK),
+            (DR_UNDO if undo else DR_QUICK),
         )
 
     async def _restore_standby(self, primary: str, standby: str) -> None:

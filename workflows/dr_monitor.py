@@ -20,11 +20,12 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, CancelledError, ChildWorkflowError
 from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
-from workflows.dr_base import DR_QUICK
 from workflows.dr_failover import DrFailover
+from workflows.options import DR_QUICK, call
 
 with workflow.unsafe.imports_passed_through():
     from engine import temporal as names
+    from engine.contracts.activities import DR_OBSERVE, DR_REGION_HEALTH
     from engine.contracts.dr import (
         DrRef,
         FailoverRequest,
@@ -51,15 +52,12 @@ class DrMonitor:
         for _ in range(req.checks_per_run):
             self.status = self.status.model_copy(update={"checks": self.status.checks + 1})
             try:
-                topology: Topology = await workflow.execute_activity(
-                    "dr.observe", DrRef(dr=dr), result_type=Topology, **DR_QUICK
-                )
+                topology = await call(DR_OBSERVE, DrRef(dr=dr), summary=DR_OBSERVE.name, **DR_QUICK)
                 primary = topology.active_region
                 health: Health | None = None
                 if primary is not None:
-                    health = await workflow.execute_activity(
-                        "dr.region_health", RegionRef(dr=dr, region=primary), result_type=Health, **DR_QUICK
-                    )
+                    check = RegionRef(dr=dr, region=primary)
+                    health = await call(DR_REGION_HEALTH, check, summary=DR_REGION_HEALTH.name, **DR_QUICK)
             except ActivityError as exc:
                 if isinstance(exc.cause, CancelledError) and workflow.patched("monitor-stops-when-cancelled"):
                     raise  # stopped by an operator (starters/dr_monitor.py stop)

@@ -24,25 +24,36 @@ infrastructure change is not undone automatically, and the report says so.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ChildWorkflowError
 
-from workflows.base import NON_RETRYABLE, QUICK, Interrupted, ReleaseWorkflow, cause
+from workflows.base import ReleaseWorkflow
+from workflows.operation import Interrupted, cause
+from workflows.options import APPLY, CHECK, DELIVER, PLAN, QUICK, call
 
 with workflow.unsafe.imports_passed_through():
     from engine import temporal as names
     from engine.contracts import (
         Control,
         EnvironmentRef,
-        Observed,
         Phase,
         ReleaseResult,
         SmokeRequest,
-        SmokeResult,
         StageReport,
+    )
+    from engine.contracts.activities import (
+        CHECK_DEPENDENCY,
+        IMAGE_PROMOTE,
+        IMAGE_RESOLVE,
+        IMAGE_VERIFY_LIVE,
+        NOTIFY,
+        OBSERVE,
+        SMOKE_CHECK,
+        TERRAFORM_APPLY,
+        TERRAFORM_PLAN,
     )
     from engine.contracts.pipeline import (
         STAGES,
@@ -50,7 +61,6 @@ with workflow.unsafe.imports_passed_through():
         ImageFound,
         ImageLookup,
         LiveImageRequest,
-        LiveImageResult,
         Notification,
         PipelineSpec,
         PromoteRequest,
@@ -60,40 +70,6 @@ with workflow.unsafe.imports_passed_through():
         TerraformPlan,
         TerraformPlanRequest,
     )
-
-CHECK = {
-    "start_to_close_timeout": timedelta(seconds=20),
-    "retry_policy": RetryPolicy(maximum_attempts=3, non_retryable_error_types=NON_RETRYABLE),
-}
-"""A check answers its verdict (an unhealthy dependency is a result); errors retry briefly."""
-TERRAFORM_PLAN = {
-    "start_to_close_timeout": timedelta(minutes=10),
-    "heartbeat_timeout": timedelta(minutes=3),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(seconds=1), maximum_attempts=3, non_retryable_error_types=NON_RETRYABLE
-    ),
-}
-TERRAFORM_APPLY = {
-    "start_to_close_timeout": timedelta(minutes=30),
-    "heartbeat_timeout": timedelta(seconds=10),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=10,
-        non_retryable_error_types=NON_RETRYABLE,
-    ),
-}
-"""Apply heartbeats every 0.5 s; a worker crash is noticed within 10 s and the retry finds
-the journal of the first attempt instead of applying twice."""
-NOTIFY = {
-    "start_to_close_timeout": timedelta(seconds=10),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(milliseconds=500),
-        maximum_attempts=3,
-        non_retryable_error_types=NON_RETRYABLE,
-    ),
-}
-"""A notification that cannot be delivered is logged; it never fails a release."""
 
 
 @workflow.defn(name="Release")
@@ -117,7 +93,7 @@ class Release(ReleaseWorkflow):
             self.stage("report", "failed", detail=f"{result.outcome}: {result.reason}")
         event = {"succeeded": "succeeded", "no_change": "succeeded", "rolled_back": "rolled_back"}
         await self.notify(
-            event.get(result.outcome, "failed"),  # type: ignore[arg-type]
+            event.get(result.outcome, "failed"),
             f"Release {self.spec.release_id}: {result.outcome.upper()}: {result.reason}",
         )
         return result.model_copy(update={"status": self.query_status()})
@@ -142,9 +118,7 @@ class Release(ReleaseWorkflow):
     async def pre_validation(self) -> None:
         self.stage("pre-validation", "running")
         calls = [
-            workflow.execute_activity(
-                "check.dependency", check, result_type=CheckResult, summary=f"check {check.name}", **CHECK
-            )
+            call(CHECK_DEPENDENCY, check, summary=f"check {check.name}", **CHECK)
             for check in self.pipeline.checks
         ]
         results: list[CheckResult] = list(await self.guarded(lambda: asyncio.gather(*calls)))
@@ -152,10 +126,9 @@ class Release(ReleaseWorkflow):
         if image is not None:
             try:
                 found: ImageFound = await self.guarded(
-                    lambda: workflow.execute_activity(
-                        "image.resolve",
+                    lambda: call(
+                        IMAGE_RESOLVE,
                         ImageLookup(image=image, repository=image.ci_repository),
-                        result_type=ImageFound,
                         summary=f"image {image.ci_repository}:{image.tag}",
                         **CHECK,
                     )
@@ -176,7 +149,9 @@ class Release(ReleaseWorkflow):
                     message=f"{where} is {found.digest}" if found.digest else f"{where} does not exist",
                 )
             )
-        measurements = {r.name: ("ok" if r.ok else "FAILED") + f": {r.message}" for r in results}
+        measurements: dict[str, str | float | int | bool | None] = {
+            r.name: ("ok" if r.ok else "FAILED") + f": {r.message}" for r in results
+        }
         for r in results:
             self.decide(f"check {r.name}: {'ok' if r.ok else 'FAILED'}", reason=r.message)
         failed = [r for r in results if not r.ok]
@@ -200,12 +175,11 @@ class Release(ReleaseWorkflow):
             return
         self.stage("infrastructure", "running")
         plan: TerraformPlan = await self.guarded(
-            lambda: workflow.execute_activity(
-                "terraform.plan",
+            lambda: call(
+                TERRAFORM_PLAN,
                 TerraformPlanRequest(terraform=tf, plan_id=workflow.info().run_id),
-                result_type=TerraformPlan,
                 summary="terraform plan",
-                **TERRAFORM_PLAN,
+                **PLAN,
             )
         )
         if not plan.changes:
@@ -229,12 +203,11 @@ class Release(ReleaseWorkflow):
             "keep the applied infrastructure change (not undone automatically)", self._infra_stays
         )
         applied: TerraformApplied = await self.guarded(
-            lambda: workflow.execute_activity(
-                "terraform.apply",
+            lambda: call(
+                TERRAFORM_APPLY,
                 TerraformApplyRequest(terraform=tf, plan=plan),
-                result_type=TerraformApplied,
                 summary="terraform apply (the approved plan)",
-                **TERRAFORM_APPLY,
+                **APPLY,
             )
         )
         self.stage(
@@ -265,10 +238,9 @@ class Release(ReleaseWorkflow):
         self.stage("image promotion", "running")
         digest = self.digest
         promoted: PromoteResult = await self.guarded(
-            lambda: workflow.execute_activity(
-                "image.promote",
+            lambda: call(
+                IMAGE_PROMOTE,
                 PromoteRequest(image=image, digest=digest),
-                result_type=PromoteResult,
                 summary=f"promote {image.tag} by digest",
                 **QUICK,
             )
@@ -357,10 +329,7 @@ class Release(ReleaseWorkflow):
         """The strategy rolled back (or failed) by itself; undo what this pipeline did before it."""
         self.set_phase(Phase.ROLLING_BACK)
         self.decide(f"the {self.spec.strategy} ended {outcome.outcome}", reason=outcome.reason)
-        while self._compensations:
-            what, undo = self._compensations.pop()
-            self.decide(f"undo: {what}")
-            await undo()
+        await self._compensations.run(lambda what: self.decide(f"undo: {what}"))
         self.stage("report", "failed", detail=f"{outcome.outcome}: {outcome.reason}")
         self.set_phase(Phase.ROLLED_BACK if outcome.outcome == "rolled_back" else Phase.FAILED)
         return self.result(outcome.outcome, outcome.reason, live_version=outcome.live_version)
@@ -372,24 +341,22 @@ class Release(ReleaseWorkflow):
     async def post_deployment(self) -> None:
         self.stage("post-deployment", "running")
         self.point_of_no_return("the strategy promoted the release; post-deployment checks follow")
-        live: Observed = await workflow.execute_activity(
-            "platform.observe",
+        live = await call(
+            OBSERVE,
             EnvironmentRef(environment=self.env),
-            result_type=Observed,
             summary="observe after release",
             **QUICK,
         )
         instances = [i for i in live.instances if i.version == self.spec.version]
         serving = {p for p, w in live.router.weights.items() if w > 0}
-        smoke: SmokeResult = await workflow.execute_activity(
-            "smoke.check",
+        smoke = await call(
+            SMOKE_CHECK,
             SmokeRequest(
                 environment=self.env,
                 instances=instances,
                 path=self.spec.app.health_path,
                 expect_version=self.spec.version,
             ),
-            result_type=SmokeResult,
             summary=f"post-deployment smoke on {len(instances)} instances",
             **QUICK,
         )
@@ -404,10 +371,9 @@ class Release(ReleaseWorkflow):
             "traffic": ", ".join(f"{p} {w:g}%" for p, w in sorted(live.router.weights.items())),
         }
         if self.pipeline.image is not None and self.digest is not None:
-            image: LiveImageResult = await workflow.execute_activity(
-                "image.verify_live",
+            image = await call(
+                IMAGE_VERIFY_LIVE,
                 LiveImageRequest(environment=self.env, version=self.spec.version, digest=self.digest),
-                result_type=LiveImageResult,
                 summary="the live image is the promoted digest",
                 **QUICK,
             )
@@ -461,11 +427,11 @@ class Release(ReleaseWorkflow):
         if not url:
             return
         try:
-            await workflow.execute_activity(
-                "notify.webhook",
-                Notification(url=url, event=event, text=text),  # type: ignore[arg-type]
+            await call(
+                NOTIFY,
+                Notification(url=url, event=event, text=text),
                 summary=f"notify {event}",
-                **NOTIFY,
+                **DELIVER,
             )
         except ActivityError as exc:
             workflow.logger.warning("notification %s not delivered: %s", event, cause(exc))

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 from temporalio import workflow
 
-from workflows.base import Interrupted, ReleaseWorkflow
+from workflows.base import ReleaseWorkflow
+from workflows.operation import Interrupted
 
 with workflow.unsafe.imports_passed_through():
     from engine.contracts import Instance, Phase, ReleaseResult, ReleaseSpec, RollingSpec, rolling_batches

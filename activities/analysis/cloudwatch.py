@@ -23,10 +23,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from activities.cloud import aws
-from activities.interfaces import BadRequest
-from activities.router.alb import settings_for
+from clients import aws
 from engine.contracts import EnvironmentSpec
+from engine.errors import BadRequest
 
 ALB_NAMESPACE = "AWS/ApplicationELB"
 
@@ -45,7 +44,7 @@ def alb_dimension(arn: str, kind: str) -> str:
 
 class CloudWatchMetrics:
     def __init__(self, env: EnvironmentSpec) -> None:
-        self._settings = settings_for(env)
+        self._settings = aws.settings_for(env)
         self._cw = aws.client(self._settings, "cloudwatch")
 
     def parse(self, query: str) -> list[dict[str, Any]]:

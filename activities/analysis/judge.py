@@ -21,12 +21,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Literal
 
 from activities.interfaces import Metrics
 from engine.contracts import (
     AnalysisRequest,
     AnalysisResult,
     Measurement,
+    MeasurementPhase,
     Metric,
     MetricTally,
     evaluate_condition,
@@ -54,7 +56,7 @@ def measure(metric: Metric, provider: Metrics, args: dict[str, str]) -> Measurem
     if metric.success_condition:
         if evaluate_condition(metric.success_condition, value):
             return Measurement(metric=metric.name, phase="successful", value=value, at=now)
-        phase = "inconclusive" if metric.failure_condition else "failed"
+        phase: MeasurementPhase = "inconclusive" if metric.failure_condition else "failed"
         return Measurement(
             metric=metric.name, phase=phase, value=value, at=now, message=f"not {metric.success_condition}"
         )
@@ -70,7 +72,9 @@ def tally(before: MetricTally, m: Measurement) -> MetricTally:
     )
 
 
-def verdict(metric: Metric, t: MetricTally, last: Measurement) -> tuple[str, str] | None:
+def verdict(
+    metric: Metric, t: MetricTally, last: Measurement
+) -> tuple[Literal["failed", "inconclusive"], str] | None:
     """("failed" | "inconclusive", why) once a limit is crossed, else None."""
     if t.failed > metric.failure_limit:
         return (

@@ -6,8 +6,8 @@ import math
 
 import httpx
 
-from activities.interfaces import BadRequest
 from engine.contracts import EnvironmentSpec
+from engine.errors import BadRequest
 
 
 class PrometheusMetrics:

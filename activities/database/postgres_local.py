@@ -12,27 +12,19 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from pathlib import Path
 
 import psycopg
 import structlog
 
-from activities.interfaces import BadRequest, Progress
+from activities.interfaces import Progress
 from engine.contracts.dr import DbNode, DrSpec, Replica
+from engine.errors import BadRequest
 from infrastructure.local import dr as local_dr
 from infrastructure.local.database import PgNode, pg_bin
-from infrastructure.local.regions import DrLayout
+from infrastructure.local.regions import layout_for
 
 log = structlog.get_logger()
 _FENCE_LINE = re.compile(r"^\s*default_transaction_read_only\s*=.*$\n?", re.MULTILINE)
-
-
-def layout_for(spec: DrSpec) -> DrLayout:
-    if spec.local is None:
-        raise BadRequest(f"environment {spec.environment!r} has no local DR settings")
-    return DrLayout(
-        state_dir=Path(spec.local.state_dir), port_base=spec.local.port_base, regions=tuple(spec.regions)
-    )
 
 
 class LocalPostgres:
@@ -67,7 +59,7 @@ class LocalPostgres:
                     ).fetchall():
                         replicas.append(
                             Replica(
-                                region=self._by_name.get(name, name),
+                                region=self._by_name.get(name, name or "?"),
                                 state=state,
                                 sync=sync,
                                 lag_bytes=int(lag or 0),

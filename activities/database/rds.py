@@ -34,10 +34,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from activities.cloud import aws
-from activities.interfaces import BadRequest, Progress
-from engine.contracts.aws_dr import AwsDrRegion, AwsDrSettings
+from activities.interfaces import Progress
+from clients import aws
+from engine.contracts.aws_dr import AwsDrRegion
 from engine.contracts.dr import DbNode, DrSpec, Replica
+from engine.errors import BadRequest
 
 PROMOTED = "deploy-code:promoted"
 FENCED = "deploy-code:fenced"
@@ -45,43 +46,23 @@ READ_ONLY = "default_transaction_read_only"
 POLL = 5.0
 
 
-def settings_for(spec: DrSpec) -> AwsDrSettings:
-    if spec.aws is None:
-        env = spec.environment
-        msg = f"environment {env!r} has no AWS DR settings (environments.{env}.dr.aws)"
-        raise BadRequest(msg)
-    return spec.aws
-
-
 class RdsDatabase:
     def __init__(self, spec: DrSpec) -> None:
-        self.settings = settings_for(spec)
+        self.settings = aws.dr_settings_for(spec)
         self.poll = POLL
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._aws = aws.DrRegionClients(self.settings)
 
     def _region(self, region: str) -> AwsDrRegion:
-        conf = self.settings.regions.get(region)
-        if conf is None:
-            msg = f"unknown region {region!r} (regions: {', '.join(self.settings.regions)})"
-            raise BadRequest(msg)
-        return conf
+        return self._aws.region(region)
 
     def _client(self, region: str, service: str) -> Any:
-        """One client per region and service (boto3 clients are thread-safe; creating one is not cheap)."""
-        key = (region, service)
-        if key not in self._clients:
-            self._clients[key] = aws.client(self._region(region).aws, service)
-        return self._clients[key]
+        return self._aws.client(region, service)
 
     def _rds(self, region: str) -> Any:
         return self._client(region, "rds")
 
     def describe(self, region: str) -> dict[str, Any]:
-        conf = self._region(region)
-        with aws.refusals("DBInstanceNotFound", "DBInstanceNotFoundFault", what=f"db {conf.db_instance_id}"):
-            return self._rds(region).describe_db_instances(DBInstanceIdentifier=conf.db_instance_id)[
-                "DBInstances"
-            ][0]
+        return self._aws.describe_db(region)
 
     def _tags(self, region: str, arn: str) -> dict[str, str]:
         tags = self._rds(region).list_tags_for_resource(ResourceName=arn)["TagList"]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from activities.database.postgres_local import layout_for
-from activities.interfaces import BadRequest
 from engine.contracts.dr import DrSpec
+from engine.errors import BadRequest
 from infrastructure.local.global_entry import GlobalEntry
+from infrastructure.local.regions import layout_for
 
 
 class LocalGlobalEntry:

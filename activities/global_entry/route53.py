@@ -25,20 +25,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from activities.cloud import aws
-from activities.interfaces import BadRequest
+from clients import aws
 from engine.contracts.dr import DrSpec
+from engine.errors import BadRequest
 
 POLL = 2.0
 
 
 class Route53GlobalEntry:
     def __init__(self, spec: DrSpec) -> None:
-        if spec.aws is None:
-            env = spec.environment
-            msg = f"environment {env!r} has no AWS DR settings (environments.{env}.dr.aws)"
-            raise BadRequest(msg)
-        self.settings = settings = spec.aws
+        self.settings = settings = aws.dr_settings_for(spec)
         first = next(iter(settings.regions.values()))
         self._r53 = aws.client(first.aws, "route53")
         self.poll = POLL

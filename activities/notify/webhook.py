@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from activities.interfaces import BadRequest
+from engine.errors import BadRequest
 
 
 def post(url: str, text: str, *, timeout: float = 5.0) -> None:

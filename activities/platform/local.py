@@ -6,18 +6,12 @@ instances outlive the worker (a killed worker does not take production with it).
 
 from __future__ import annotations
 
-from activities.interfaces import BadRequest, Progress
+from activities.interfaces import Progress
 from engine.contracts import EnvironmentSpec, Instance
+from engine.errors import BadRequest
 from infrastructure.local import images
 from infrastructure.local.instances import InstanceInfo, InstanceManager, VersionConflictError
-from infrastructure.local.layout import POOLS, Layout
-
-
-def layout_for(env: EnvironmentSpec) -> Layout:
-    if env.local is None:
-        msg = f"environment {env.name!r} has no local platform settings"
-        raise BadRequest(msg)
-    return Layout(state_dir=env.local.state_dir, port_base=env.local.port_base, max_slots=env.local.max_slots)
+from infrastructure.local.layout import POOLS, layout_for
 
 
 def _instance(info: InstanceInfo) -> Instance:

@@ -5,50 +5,17 @@ I/O under the engine) and dry exercises of a workflow. It is not a test double: 
 keeps the same promises as a real platform (idempotent start and stop, a pool runs
 one version, counts beyond its slots are refused), it just has nothing to start.
 
-State is per environment name and per worker process: a new process starts every
-environment afresh with ``SEED_INSTANCES`` of ``SEED_VERSION`` in the ``blue`` pool
-(what :mod:`activities.router.simulated` sends all traffic to), so a worker restart
-or a second replica does not share it. Never use it for a real environment.
+State lives in :mod:`clients.simulated` (shared with the simulated router and smoke
+providers), per environment name and per worker process. Never use it for a real environment.
 """
 
 from __future__ import annotations
 
-import threading
-
-from activities.interfaces import BadRequest, Progress
-from engine.contracts import EnvironmentSpec, Instance
-
-POOLS = ("blue", "green")
-SEED_POOL = "blue"
-SEED_VERSION = "v0.0.0"
-"""What every simulated environment runs before its first release."""
-MAX_SLOTS = 64
-
-_lock = threading.Lock()
-_pools: dict[str, dict[str, list[Instance]]] = {}
-"""environment name -> pool -> instances (slot order)."""
-
-
-def _address(env: str, pool: str, slot: int) -> str:
-    return f"simulated://{env}/{pool}/{slot}"
-
-
-def _seeded(env: EnvironmentSpec) -> dict[str, list[Instance]]:
-    """The environment's pools (created on first use, with the seed release live); hold _lock."""
-    pools = _pools.get(env.name)
-    if pools is None:
-        seed = [
-            Instance(pool=SEED_POOL, slot=s, version=SEED_VERSION, address=_address(env.name, SEED_POOL, s))
-            for s in range(env.instances)
-        ]
-        pools = _pools[env.name] = {pool: (seed if pool == SEED_POOL else []) for pool in POOLS}
-    return pools
-
-
-def instances_of(env: EnvironmentSpec) -> list[Instance]:
-    """Every simulated instance of ``env`` (also read by the simulated smoke provider)."""
-    with _lock:
-        return [i.model_copy() for pool in _seeded(env).values() for i in pool]
+from activities.interfaces import Progress
+from clients import simulated
+from clients.simulated import LOCK, MAX_SLOTS
+from engine.contracts import POOLS, EnvironmentSpec, Instance
+from engine.errors import BadRequest
 
 
 class SimulatedPlatform:
@@ -58,15 +25,15 @@ class SimulatedPlatform:
         self._env = env
 
     def list_instances(self) -> list[Instance]:
-        return instances_of(self._env)
+        return simulated.instances_of(self._env)
 
     def start(self, *, version: str, pool: str, count: int, progress: Progress) -> list[Instance]:
         self._check_pool(pool)
         if count > MAX_SLOTS:
             msg = f"{count} instances asked; the simulated platform has {MAX_SLOTS} slots per pool"
             raise BadRequest(msg)
-        with _lock:
-            running = _seeded(self._env)[pool]
+        with LOCK:
+            running = simulated.pools(self._env)[pool]
             other = sorted({i.version for i in running if i.version != version})
             if other:
                 msg = f"pool {pool} runs {', '.join(other)}; stop it before starting {version} there"
@@ -74,7 +41,10 @@ class SimulatedPlatform:
             for slot in range(len(running), count):
                 running.append(
                     Instance(
-                        pool=pool, slot=slot, version=version, address=_address(self._env.name, pool, slot)
+                        pool=pool,
+                        slot=slot,
+                        version=version,
+                        address=simulated.address(self._env.name, pool, slot),
                     )
                 )
             started = [i.model_copy() for i in running[:count]]
@@ -83,8 +53,8 @@ class SimulatedPlatform:
 
     def stop(self, *, pool: str, slots: list[int] | None = None) -> None:
         self._check_pool(pool)
-        with _lock:
-            pools = _seeded(self._env)
+        with LOCK:
+            pools = simulated.pools(self._env)
             if slots is None:
                 pools[pool] = []
             else:

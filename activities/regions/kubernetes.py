@@ -3,10 +3,10 @@
 Settings: ``DrSpec.kubernetes`` (:class:`~engine.contracts.dr.KubernetesDrSettings`): per
 region a :class:`~engine.contracts.KubernetesSettings` (cluster, namespace, app) and the
 pool; the region's Deployment is ``{app}-{pool}``, the same name the ``kubernetes``
-platform provider gives it (its rollout wait is reused here).
+platform provider gives it (both use ``clients.kube.Deployments``).
 
 * ``scale``: the Deployment's ``scale`` subresource, then the rollout wait of
-  :class:`activities.platform.kubernetes.KubernetesPlatform` (observedGeneration caught up,
+  :class:`clients.kube.Deployments` (observedGeneration caught up,
   updated/ready/available = replicas; fails at once on ImagePullBackOff, CrashLoopBackOff,
   a progress deadline), reporting progress (the activity heartbeats). A missing Deployment
   is refused by name.
@@ -32,25 +32,12 @@ import structlog
 import urllib3
 from kubernetes import client
 
-from activities.cloud import kube
-from activities.interfaces import BadRequest, Progress
-from activities.platform.kubernetes import POLL, KubernetesPlatform, RolloutFailed
-from engine.contracts import KubernetesSettings
+from activities.interfaces import Progress
+from clients import kube
 from engine.contracts.dr import DrSpec, KubernetesDrRegion, KubernetesDrSettings
+from engine.errors import BadRequest
 
 log = structlog.get_logger()
-
-
-class _RegionCluster(KubernetesPlatform):
-    """The platform provider's Deployment handling, bound to one region's cluster."""
-
-    def __init__(self, settings: KubernetesSettings) -> None:
-        self._settings = settings
-        api = kube.api_client(settings)
-        self._apps = client.AppsV1Api(api)
-        self._core = client.CoreV1Api(api)
-        self._ns = settings.namespace
-        self.poll = POLL
 
 
 class KubernetesRegions:
@@ -61,7 +48,7 @@ class KubernetesRegions:
             raise BadRequest(msg)
         self.spec = spec
         self.settings: KubernetesDrSettings = spec.kubernetes
-        self._clusters: dict[str, _RegionCluster] = {}
+        self._clusters: dict[str, kube.Deployments] = {}
         self._rds: Any = None
 
     def _conf(self, region: str) -> KubernetesDrRegion:
@@ -71,17 +58,17 @@ class KubernetesRegions:
             raise BadRequest(msg)
         return conf
 
-    def _cluster(self, region: str) -> _RegionCluster:
+    def _cluster(self, region: str) -> kube.Deployments:
         if region not in self._clusters:
-            self._clusters[region] = _RegionCluster(self._conf(region).kubernetes)
+            self._clusters[region] = kube.Deployments(self._conf(region).kubernetes)
         return self._clusters[region]
 
     def _deployment(self, region: str) -> Any:
         cluster, pool = self._cluster(region), self._conf(region).pool
-        d = cluster._read(pool)
+        d = cluster.read(pool)
         if d is None:
             name = cluster.name(pool)
-            msg = f"no Deployment {name!r} in namespace {cluster._ns!r} of region {region}'s cluster"
+            msg = f"no Deployment {name!r} in namespace {cluster.namespace!r} of region {region}'s cluster"
             raise BadRequest(msg)
         return d
 
@@ -92,16 +79,18 @@ class KubernetesRegions:
 
     # ---- Regions ---------------------------------------------------------------------------
     def scale(self, region: str, count: int, *, progress: Progress) -> int:
-        pool = self._conf(region).pool
-        return len(self._cluster(region).scale(pool=pool, count=count, progress=progress))
+        pool, cluster = self._conf(region).pool, self._cluster(region)
+        cluster.scale(pool=pool, count=count, progress=progress)
+        pods = cluster.pods(cluster.labels(pool))
+        return sum(1 for p in pods if not p.metadata.deletion_timestamp and p.status and p.status.pod_ip)
 
     def _host(self, database: str) -> str:
         if self.spec.aws is not None and database in self.spec.aws.regions:
             if self._rds is None:
-                from activities.database.rds import RdsDatabase  # noqa: PLC0415 - only with dr.aws (boto3)
+                from clients import aws  # noqa: PLC0415 - only with dr.aws (boto3)
 
-                self._rds = RdsDatabase(self.spec)
-            endpoint = self._rds.describe(database).get("Endpoint") or {}
+                self._rds = aws.DrRegionClients(self.spec.aws)
+            endpoint = self._rds.describe_db(database).get("Endpoint") or {}
             if not endpoint.get("Address"):
                 msg = f"the RDS instance of {database} has no endpoint yet"
                 raise RuntimeError(msg)
@@ -137,7 +126,7 @@ class KubernetesRegions:
                 return
             # The whole container list, env updated: a strategic merge (containers and env by name) and a
             # plain merge patch give the same result; resourceVersion makes a concurrent change a 409.
-            containers = cluster._apps.api_client.sanitize_for_serialization(d.spec.template.spec.containers)
+            containers = cluster.apps.api_client.sanitize_for_serialization(d.spec.template.spec.containers)
             for c in containers:
                 if c["name"] == target.name:
                     rest = [e for e in c.get("env") or [] if e["name"] not in want]
@@ -147,7 +136,7 @@ class KubernetesRegions:
                 "spec": {"template": {"spec": {"containers": containers}}},
             }
             try:
-                cluster._apps.patch_namespaced_deployment(d.metadata.name, cluster._ns, body)
+                cluster.apps.patch_namespaced_deployment(d.metadata.name, cluster.namespace, body)
             except client.ApiException as exc:
                 if kube.status_of(exc) == 409:
                     continue
@@ -173,13 +162,13 @@ class KubernetesRegions:
         conf, cluster = self._conf(region), self._cluster(region)
         failures = []
         try:
-            d = cluster._read(conf.pool)
+            d = cluster.read(conf.pool)
             if d is None:
                 failures.append(f"no Deployment {cluster.name(conf.pool)!r} in {region}")
             else:
                 try:
                     cluster.rollout_state(conf.pool, int(d.spec.replicas or 0))
-                except RolloutFailed as exc:
+                except kube.RolloutFailed as exc:
                     failures.append(f"{region}: {exc}")
                 available = int((d.status and d.status.available_replicas) or 0)
                 if available < 1:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import httpx
 import psycopg
 
-from activities.database.postgres_local import layout_for
-from activities.interfaces import BadRequest, Progress
+from activities.interfaces import Progress
 from engine.contracts.dr import DrSpec
+from engine.errors import BadRequest
 from infrastructure.local import dr as local_dr
 from infrastructure.local import haproxy as haproxy_mod
 from infrastructure.local.haproxy import HAProxy
+from infrastructure.local.regions import layout_for
 
 
 class LocalRegions:

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from activities.cloud import aws
-from activities.interfaces import BadRequest
-from engine.contracts import AwsSettings, EnvironmentSpec, Instance, RouterState
+from clients import aws
+from engine.contracts import EnvironmentSpec, Instance, RouterState
+from engine.errors import BadRequest
 
 MAX_WEIGHT = 999
 """AWS: a target group's weight in a forward action is 0-999."""
@@ -55,18 +55,11 @@ def alb_weights(weights: dict[str, int]) -> dict[str, int]:
     return dict(weights)
 
 
-def settings_for(env: EnvironmentSpec) -> AwsSettings:
-    if env.aws is None:
-        msg = f"environment {env.name!r} has no aws settings (environments.{env.name}.aws)"
-        raise BadRequest(msg)
-    return env.aws
-
-
 class AlbRouter:
     """Traffic split between pools as the weights of an ALB forward action."""
 
     def __init__(self, env: EnvironmentSpec) -> None:
-        self._settings = settings_for(env)
+        self._settings = aws.settings_for(env)
         if not self._settings.listener_arn or len(self._settings.target_groups) < 2:
             msg = (
                 f"environment {env.name!r}: the ALB router needs aws.listener_arn and aws.target_groups "

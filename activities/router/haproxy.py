@@ -13,11 +13,10 @@ from __future__ import annotations
 import math
 from functools import reduce
 
-from activities.interfaces import BadRequest
-from activities.platform.local import layout_for
 from engine.contracts import EnvironmentSpec, Instance, RouterState
+from engine.errors import BadRequest
 from infrastructure.local.haproxy import HAProxy, ServerState, server_name
-from infrastructure.local.layout import POOLS
+from infrastructure.local.layout import POOLS, layout_for
 
 MAX_WEIGHT = 256
 

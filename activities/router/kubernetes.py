@@ -28,9 +28,9 @@ from typing import Any
 
 from kubernetes import client
 
-from activities.cloud import kube
-from activities.interfaces import BadRequest
+from clients import kube
 from engine.contracts import EnvironmentSpec, Instance, RouterState
+from engine.errors import BadRequest
 
 CANARY = "nginx.ingress.kubernetes.io/canary"
 CANARY_WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"

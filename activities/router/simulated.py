@@ -6,51 +6,16 @@ promises (a pool asked for traffic must have instances behind it, instances not 
 ``members`` take no traffic, drained instances take no new requests, the preview
 route serves exactly its members), and reads back exactly what was set.
 
-State is per environment name and per worker process; a new process starts every
-environment with all traffic on ``blue`` (where :mod:`activities.platform.simulated`
-runs its seed version). Never use it for a real environment.
+State lives in :mod:`clients.simulated` (shared with the simulated platform and smoke
+providers), per environment name and per worker process. Never use it for a real environment.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
-
-from activities.interfaces import BadRequest
-from engine.contracts import EnvironmentSpec, Instance, RouterState
-
-POOLS = ("blue", "green")
-SEED_POOL = "blue"
-
-
-@dataclass
-class _Routes:
-    servers: dict[str, tuple[str, float]] = field(default_factory=dict)
-    """Address -> (pool, weight) of every instance taking traffic (seed: one server per pool)."""
-    draining: set[str] = field(default_factory=set)
-    preview: list[str] = field(default_factory=list)
-
-
-_lock = threading.Lock()
-_routes: dict[str, _Routes] = {}
-
-
-def _state(env: EnvironmentSpec) -> _Routes:
-    """The environment's routes, created on first use with all traffic on the seed pool; hold _lock."""
-    routes = _routes.get(env.name)
-    if routes is None:
-        seed = {
-            f"simulated://{env.name}/{SEED_POOL}/{slot}": (SEED_POOL, 100.0 / env.instances)
-            for slot in range(env.instances)
-        }  # the addresses activities.platform.simulated gives its seed instances
-        routes = _routes[env.name] = _Routes(servers=seed)
-    return routes
-
-
-def preview_members(env: EnvironmentSpec) -> list[str]:
-    """Addresses the preview route serves (also read by the simulated smoke provider)."""
-    with _lock:
-        return list(_state(env).preview)
+from clients import simulated
+from clients.simulated import LOCK
+from engine.contracts import POOLS, EnvironmentSpec, Instance, RouterState
+from engine.errors import BadRequest
 
 
 class SimulatedRouter:
@@ -76,15 +41,15 @@ class SimulatedRouter:
             for pool, instances in members.items()
             for i in instances
         }
-        with _lock:
-            routes = _state(self._env)
+        with LOCK:
+            routes = simulated.routes(self._env)
             routes.servers = {a: s for a, s in servers.items() if s[1] > 0}
             routes.draining -= set(servers)
         return {pool: 100.0 * w / total for pool, w in weights.items()}
 
     def read(self) -> RouterState:
-        with _lock:
-            routes = _state(self._env)
+        with LOCK:
+            routes = simulated.routes(self._env)
             shares = dict.fromkeys(POOLS, 0.0)
             for address, (pool, weight) in routes.servers.items():
                 if address not in routes.draining:
@@ -94,18 +59,18 @@ class SimulatedRouter:
         return RouterState(weights=weights, detail={"provider": "simulated (no I/O)"})
 
     def set_preview(self, *, members: list[Instance]) -> None:
-        with _lock:
-            _state(self._env).preview = sorted(i.address for i in members)
+        with LOCK:
+            simulated.routes(self._env).preview = sorted(i.address for i in members)
 
     def read_preview(self) -> list[str]:
-        return preview_members(self._env)
+        return simulated.preview_members(self._env)
 
     def preview_url(self) -> str:
-        return f"simulated://{self._env.name}/preview"
+        return simulated.preview_url(self._env)
 
     def drain(self, *, instances: list[Instance]) -> dict[str, int]:
-        with _lock:
-            routes = _state(self._env)
+        with LOCK:
+            routes = simulated.routes(self._env)
             names = {i.address for i in instances} & set(routes.servers)
             routes.draining |= names
         return dict.fromkeys(sorted(names), 0)  # nothing is ever in flight

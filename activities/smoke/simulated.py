@@ -1,16 +1,14 @@
 """Smoke provider for the simulated platform: checks instances against its in-memory state.
 
-For benchmarks (``bench/scale.py``) and dry exercises, beside
-:mod:`activities.platform.simulated` and :mod:`activities.router.simulated`: an
-instance passes if the simulated platform runs it (same pool, slot and version);
-a preview route passes if every instance it serves runs the version asked. No
-request is sent anywhere. Never use it for a real environment.
+For benchmarks (``bench/scale.py``) and dry exercises, beside the simulated platform and
+router, reading their shared state (:mod:`clients.simulated`): an instance passes if the
+simulated platform runs it (same pool, slot and version); a preview route passes if every
+instance it serves runs the version asked. No request is sent anywhere. Never use it for a real environment.
 """
 
 from __future__ import annotations
 
-from activities.platform.simulated import instances_of
-from activities.router.simulated import SimulatedRouter, preview_members
+from clients.simulated import instances_of, preview_members, preview_url
 from engine.contracts import EnvironmentSpec, Instance
 
 
@@ -34,7 +32,7 @@ class SimulatedSmoke:
     def check_route(
         self, *, url: str, requests: int, version: str, duration: float = 0.0, judge_codes: bool = True
     ) -> list[str]:
-        if not url.startswith(SimulatedRouter(self._env).preview_url()):
+        if not url.startswith(preview_url(self._env)):
             return [f"{url}: not a route of the simulated router of {self._env.name!r}"]
         serving = preview_members(self._env)
         if not serving:

@@ -12,7 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from engine.contracts import AwsSettings, Strict
+from engine.contracts.environment import AwsSettings
+from engine.contracts.scalars import Strict
 
 
 class AwsDrRegion(Strict):

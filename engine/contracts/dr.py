@@ -11,8 +11,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from engine.contracts import Decision, Duration, Identity, KubernetesSettings, Phase, Pool, Strict
 from engine.contracts.aws_dr import AwsDrSettings
+from engine.contracts.environment import KubernetesSettings
+from engine.contracts.scalars import Duration, Identity, Pool, Strict
+from engine.contracts.status import Decision, Phase
 
 RegionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,31}$")]
 Trigger = Literal["manual", "monitor", "drill", "schedule"]

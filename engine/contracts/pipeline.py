@@ -7,7 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from engine.contracts import AwsSettings, EnvironmentSpec, ReleaseSpec, Strict
+from engine.contracts.environment import AwsSettings, EnvironmentSpec
+from engine.contracts.release import ReleaseSpec
+from engine.contracts.scalars import Strict
 
 STRATEGY_WORKFLOWS: dict[str, str] = {
     "canary": "CanaryRelease",

@@ -21,7 +21,7 @@ import argparse
 import json
 import shutil
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -128,7 +128,9 @@ def up(
             node(dr, other).rebuild_from(node(dr, home), slot_name(dr, other))
         roles = _roles(dr)
     with ThreadPoolExecutor(max_workers=4) as ex:
-        futures = [ex.submit(node(dr, r).start) for r, role in roles.items() if role != "absent"]
+        futures: list[Future[Any]] = [
+            ex.submit(node(dr, r).start) for r, role in roles.items() if role != "absent"
+        ]
         futures += [ex.submit(HAProxy(dr.region(r)).start) for r in dr.regions]
         for f in futures:
             f.result()
@@ -145,11 +147,11 @@ def up(
         if not dr.database_file(region).exists():
             write_database_file(dr, region, region)
     with ThreadPoolExecutor(max_workers=2) as ex:
-        futures = [
+        scaled: list[Future[Any]] = [
             ex.submit(scale_region, dr, r, version, instances if r == active else standby_instances)
             for r in dr.regions
         ]
-        for f in futures:
+        for f in scaled:
             f.result()
     entry.point_to(active)
     return status(dr)
@@ -159,7 +161,7 @@ def kill_region(dr: DrLayout, region: str) -> None:
     """A regional outage: the database crashes, the router and the instances die."""
     layout = dr.region(region)
     with ThreadPoolExecutor(max_workers=3) as ex:
-        futures = [
+        futures: list[Future[Any]] = [
             ex.submit(node(dr, region).stop, "immediate"),
             ex.submit(HAProxy(layout).stop, 2.0),
             ex.submit(InstanceManager(layout).stop, POOL, None, 1.0),
@@ -172,7 +174,7 @@ def kill_region(dr: DrLayout, region: str) -> None:
 def down(dr: DrLayout, *, purge: bool = False) -> None:
     """Stop everything ``up`` started."""
     with ThreadPoolExecutor(max_workers=8) as ex:
-        futures = [ex.submit(GlobalEntry(dr).stop)]
+        futures: list[Future[Any]] = [ex.submit(GlobalEntry(dr).stop)]
         for region in dr.regions:
             layout = dr.region(region)
             futures += [

@@ -22,7 +22,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from activities.images.oci import OCI_MANIFEST, RegistryClient, sha256
+from clients.oci import OCI_MANIFEST, RegistryClient, sha256
 from infrastructure.local import processes
 from infrastructure.local.layout import APP_LABEL, Layout
 

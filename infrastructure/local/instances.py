@@ -201,7 +201,7 @@ class InstanceManager:
                         str(self.layout.state_dir),
                     ],
                     log_file=self.layout.log_file(f"{pool}-{slot}"),
-                    cwd=_repo_root(),
+                    cwd=REPO_ROOT,
                     env={"PYTHONPATH": _pythonpath()},
                 )
                 rec = InstanceRecord(

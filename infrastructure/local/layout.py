@@ -23,10 +23,10 @@ import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-Pool = Literal["blue", "green"]
-POOLS: tuple[Pool, ...] = ("blue", "green")
+from engine.contracts import POOLS, EnvironmentSpec
+from engine.errors import BadRequest
+
 APP_LABEL = "sample-api"
 """The `app` label of every instance's series."""
 _POOL_OFFSET: dict[str, int] = {"blue": 10, "green": 30}
@@ -294,3 +294,13 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
     return True
+
+
+def layout_for(env: EnvironmentSpec) -> Layout:
+    """The local platform of an environment (its ``local`` settings), for the local providers."""
+    if env.local is None:
+        msg = f"environment {env.name!r} has no local platform settings"
+        raise BadRequest(msg)
+    return Layout(
+        state_dir=Path(env.local.state_dir), port_base=env.local.port_base, max_slots=env.local.max_slots
+    )

@@ -14,7 +14,7 @@ import shlex
 import shutil
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +171,7 @@ def down(layout: Layout, *, purge: bool = False) -> None:
     processes.stop_pidfile(layout.pidfile("load"), _load_marker(layout), timeout=5)
     im = InstanceManager(layout)
     with ThreadPoolExecutor(max_workers=5) as ex:
-        futs = [ex.submit(im.stop, pool, None, 5.0) for pool in POOLS]
+        futs: list[Future[Any]] = [ex.submit(im.stop, pool, None, 5.0) for pool in POOLS]
         futs += [
             ex.submit(Prometheus(layout).stop),
             ex.submit(HAProxy(layout).stop),
@@ -190,7 +190,7 @@ def down(layout: Layout, *, purge: bool = False) -> None:
 def status(layout: Layout) -> dict[str, Any]:
     """Components, instances and the router's ``app`` weights as a JSON-able dict."""
     hap, prom, tserver = HAProxy(layout), Prometheus(layout), TemporalServer(layout)
-    components = {
+    components: dict[str, dict[str, Any]] = {
         "temporal": {
             "pid": tserver.pid(),
             "port": tserver.port,

@@ -25,6 +25,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.contracts.dr import DrSpec
+from engine.errors import BadRequest
 from infrastructure.local.layout import PORT_BLOCK, REPO_ROOT, Layout, port_is_free
 
 REGIONS = ("A", "B")
@@ -130,3 +132,13 @@ class DrLayout:
 
     def env(self) -> dict[str, str]:
         return {"DEPLOY_DR_STATE_DIR": str(self.state_dir), "DEPLOY_DR_PORT_BASE": str(self.port_base)}
+
+
+def layout_for(spec: DrSpec) -> DrLayout:
+    """The local two-region stack of a DR spec (its ``local`` settings), for the local DR providers."""
+    if spec.local is None:
+        msg = f"environment {spec.environment!r} has no local DR settings"
+        raise BadRequest(msg)
+    return DrLayout(
+        state_dir=Path(spec.local.state_dir), port_base=spec.local.port_base, regions=tuple(spec.regions)
+    )

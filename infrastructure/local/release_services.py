@@ -309,7 +309,7 @@ TERRAFORM_ROOT = REPO_ROOT / "infrastructure" / "local" / "terraform"
 def up(layout: Layout, stable_version: str) -> dict[str, float]:
     """Start the services, seed the CI images (stable + demo) and production (stable),
     and apply the Terraform baseline; idempotent. Returns timings."""
-    from activities.infra.terraform import Terraform  # noqa: PLC0415 - heavy-ish, only for up
+    from clients.terraform import Terraform  # noqa: PLC0415 - heavy-ish, only for up
     from engine.contracts.pipeline import TerraformSpec  # noqa: PLC0415
     from infrastructure.local import images  # noqa: PLC0415 - images imports this package
 

@@ -94,7 +94,7 @@ def _dummy_aws_credentials() -> Iterator[None]:
 def moto(moto_url: str) -> str:
     """The worker's moto server. Not reset between tests (resetting EC2 costs seconds): each
     test creates its own resources under names no other test uses (see :func:`unique`)."""
-    from activities.cloud import aws
+    from clients import aws
 
     aws._session.cache_clear()
     return moto_url
@@ -103,7 +103,7 @@ def moto(moto_url: str) -> str:
 @pytest.fixture(scope="session")
 def network(moto_url: str) -> dict[str, Any]:
     """One VPC with two subnets per worker (EC2 in moto is slow to warm up; load balancers are not)."""
-    from activities.cloud import aws
+    from clients import aws
 
     ec2 = aws.client(AwsSettings(region=REGION, endpoint_url=moto_url), "ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]

@@ -45,7 +45,7 @@ from typing import Any
 import psycopg
 from cloud_harness import DeploymentController, FaultProxy, KubeCluster
 
-from activities.cloud import aws
+from clients import aws
 from engine.contracts import AwsSettings
 from infrastructure.local import dr as local_dr
 from infrastructure.local import haproxy as haproxy_mod

@@ -18,11 +18,11 @@ import pytest
 from cloud_harness import ACCESS_DENIED, THROTTLING, UNAVAILABLE, FaultProxy, unique
 
 from activities.analysis.cloudwatch import CloudWatchMetrics
-from activities.cloud import aws
-from activities.interfaces import BadRequest
 from activities.router.alb import AlbRouter, NoHealthyTargets, alb_weights
+from clients import aws
 from engine.config import InputError, load_config, parse_config, resolve_release
 from engine.contracts import AwsSettings, EnvironmentSpec, Instance, Providers, render_query
+from engine.errors import BadRequest
 
 
 def _instance(pool: str, slot: int = 0) -> Instance:

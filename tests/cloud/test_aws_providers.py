@@ -22,14 +22,14 @@ from cloud_harness import unique
 from dr_harness import RdsInstance, RdsPlayer, put_replica_lag
 
 from activities.analysis.cloudwatch import CloudWatchMetrics
-from activities.cloud import aws
 from activities.database.rds import RdsDatabase
 from activities.global_entry.route53 import Route53GlobalEntry
-from activities.images.ecr import EcrImages
-from activities.interfaces import BadRequest
+from clients import aws
+from clients.ecr import EcrImages
 from engine.contracts import AwsSettings, EnvironmentSpec, Providers
 from engine.contracts.aws_dr import AwsDrRegion, AwsDrSettings
 from engine.contracts.dr import DrProviders, DrSpec
+from engine.errors import BadRequest
 
 
 def _env(settings: AwsSettings) -> EnvironmentSpec:

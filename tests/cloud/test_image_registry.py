@@ -21,10 +21,10 @@ from cloud_harness import unique
 from temporalio.exceptions import ApplicationError
 
 from activities import registry
-from activities.cloud import aws
-from activities.images.ecr import EcrImages
-from activities.images.oci import RegistryClient
 from activities.pipeline_definitions import promote_image, resolve_image
+from clients import aws
+from clients.ecr import EcrImages
+from clients.oci import RegistryClient
 from engine.config import InputError, parse_config, resolve_release
 from engine.contracts import AwsSettings
 from engine.contracts.pipeline import ImageLookup, ImageSpec, PipelineSpec, PromoteRequest
@@ -137,8 +137,8 @@ def test_oci_is_the_default_images_provider() -> None:
 
 
 PROTOCOL_CHECK = """
-from activities.images.ecr import EcrImages
-from activities.images.oci import RegistryClient
+from clients.ecr import EcrImages
+from clients.oci import RegistryClient
 from activities.interfaces import ImageRegistry
 from engine.contracts.pipeline import ImageSpec
 

@@ -16,10 +16,11 @@ import pytest
 from cloud_harness import KubeCluster, make_routing, service_manifest, wait_for
 from kubernetes import client
 
-from activities.interfaces import BadRequest
-from activities.platform.kubernetes import KubernetesPlatform, RolloutFailed
+from activities.platform.kubernetes import KubernetesPlatform
 from activities.router.kubernetes import CANARY_WEIGHT, KubernetesRouter, NoReadyPods
+from clients.kube import RolloutFailed
 from engine.contracts import EnvironmentSpec, Instance, KubernetesSettings, Providers
+from engine.errors import BadRequest
 
 NS = "shop"
 
@@ -42,7 +43,7 @@ def env_for(kube: KubeCluster, **changes: Any) -> EnvironmentSpec:
 
 def platform_for(kube: KubeCluster) -> KubernetesPlatform:
     platform = KubernetesPlatform(env_for(kube))
-    platform.poll = 0.05
+    platform.deployments.poll = 0.05
     return platform
 
 
@@ -73,7 +74,7 @@ def test_start_waits_for_the_rollout_and_heartbeats(kube: KubeCluster) -> None:
     assert progress and "generation 1/2" in progress[0]
 
     # Scale through the scale subresource.
-    platform.scale(pool="blue", count=2, progress=progress.append)
+    platform.deployments.scale(pool="blue", count=2, progress=progress.append)
     assert kube.apps.read_namespaced_deployment("sample-api-blue", NS).status.available_replicas == 2
     assert len(platform.list_instances()) == 2
 
@@ -97,7 +98,7 @@ def test_a_broken_rollout_fails_clearly(kube: KubeCluster, failure: str) -> None
 
 def test_scaling_a_missing_deployment_is_refused_before_any_change(kube: KubeCluster) -> None:
     with pytest.raises(BadRequest, match="no Deployment 'sample-api-green'"):
-        platform_for(kube).scale(pool="green", count=2, progress=lambda _: None)
+        platform_for(kube).deployments.scale(pool="green", count=2, progress=lambda _: None)
     assert kube.apps.list_namespaced_deployment(NS).items == []
 
 

@@ -14,11 +14,11 @@ import urllib3
 from cloud_harness import KubeCluster, wait_for
 from dr_harness import deployment
 
-from activities.interfaces import BadRequest
-from activities.platform.kubernetes import RolloutFailed
 from activities.regions.kubernetes import KubernetesRegions
+from clients.kube import RolloutFailed
 from engine.contracts import KubernetesSettings
 from engine.contracts.dr import DrProviders, DrSpec, KubernetesDrRegion, KubernetesDrSettings
+from engine.errors import BadRequest
 
 
 def _spec(kube: KubeCluster) -> DrSpec:

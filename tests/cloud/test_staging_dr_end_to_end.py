@@ -40,8 +40,8 @@ from dr_harness import (
 from temporalio.client import Client
 
 import worker as worker_module
-from activities.cloud import aws
 from activities.regions.kubernetes import KubernetesRegions
+from clients import aws
 from engine import temporal
 from engine.config import REPO_ROOT, parse_config
 from engine.contracts import AwsSettings

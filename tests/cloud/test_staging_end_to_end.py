@@ -51,16 +51,16 @@ from kubernetes import client as k8s
 from temporalio.client import Client
 
 import worker as worker_module
-from activities.cloud import aws
 from activities.platform.kubernetes import KubernetesPlatform
+from clients import aws
 from engine import temporal
+from engine.client import start_or_attach
 from engine.config import DeployConfig, load_config, resolve_release
 from engine.contracts import AwsSettings, Phase, ReleaseResult, ReleaseSpec
 from engine.contracts.pipeline import PipelineSpec
 from engine.pipeline import resolve_pipeline
 from infrastructure.local.layout import Layout
 from infrastructure.local.temporal_server import TemporalServer
-from starters.deploy import start_or_attach
 from tests.cloud.conftest import free_port
 
 NS = "staging-e2e"

@@ -10,14 +10,14 @@ import httpx
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
-import engine.config
+from engine import catalog
+from engine.client import start_or_attach
 from engine.config import ConfigError, InputError, parse_config, resolve_release
 from engine.contracts import Phase, ReleaseResult, ReleaseSpec
 from infrastructure.local.instances import InstanceManager
 from infrastructure.local.sample_service import set_behaviour
 from starters import control, deploy
 from starters.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_REFUSED
-from starters.deploy import start_or_attach
 from tests.engine.conftest import Stack, Users, new_version, wait_for
 
 PREVIEW_GATE = """
@@ -193,7 +193,8 @@ def test_negative_scale_down_delay_is_refused(tmp_path: Path) -> None:
 def test_blue_green_needs_a_router_with_a_preview_route(monkeypatch: pytest.MonkeyPatch) -> None:
     config = parse_config(BAD_CONFIG % "30s")
     assert resolve_release(config, "v1.2.3", "blue-green").blue_green is not None
-    monkeypatch.setattr(engine.config, "ROUTER_CAPABILITIES", {"haproxy": frozenset({"weights"})})
+    no_preview = catalog.Provider(target=catalog.CATALOG["router"]["haproxy"].target)
+    monkeypatch.setitem(catalog.CATALOG["router"], "haproxy", no_preview)
     with pytest.raises(InputError, match=r"blue-green needs a preview route.*'haproxy', which has none"):
         resolve_release(config, "v1.2.3", "blue-green")
     assert resolve_release(config, "v1.2.3", "canary").canary is not None  # other strategies still work

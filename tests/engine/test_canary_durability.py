@@ -13,9 +13,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from engine import temporal
+from engine.client import start_or_attach
 from engine.contracts import AnalysisResult, ReleaseResult, ReleaseStatus
 from infrastructure.local.instances import InstanceManager
-from starters.deploy import start_or_attach
 from tests.engine.conftest import REPO, Stack, WorkerProcess, new_version
 
 

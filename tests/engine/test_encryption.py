@@ -15,6 +15,7 @@ from aiohttp import web
 
 import worker as worker_module
 from engine import temporal
+from engine.client import start_or_attach
 from engine.codec import EncryptionCodec, new_key, parse_keys
 from engine.config import parse_config, resolve_release
 from engine.contracts import Control, ReleaseResult, ReleaseStatus
@@ -22,7 +23,6 @@ from engine.log import configure as configure_logging
 from engine.log import redact_secrets
 from infrastructure.local.temporal_server import temporal_binary
 from starters.codec_server import build_app
-from starters.deploy import start_or_attach
 from tests.engine.conftest import Stack, new_version
 
 MARKER = "marker-secret-7f3a9c"

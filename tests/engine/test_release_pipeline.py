@@ -20,8 +20,9 @@ import pytest
 import yaml
 from temporalio.client import Client, WorkflowHandle
 
-from activities.images.oci import RegistryClient
+from clients.oci import RegistryClient
 from engine import temporal
+from engine.client import control_target, start_or_attach
 from engine.config import parse_config, resolve_release
 from engine.contracts import Control, ReleaseResult, ReleaseStatus, StageReport
 from engine.contracts.pipeline import PipelineSpec
@@ -29,8 +30,7 @@ from engine.pipeline import resolve_pipeline
 from infrastructure.local import images
 from infrastructure.local.instances import InstanceManager
 from infrastructure.local.release_services import Redis
-from starters.deploy import start_or_attach
-from starters.pipeline import control_target
+from infrastructure.local.sample_service import set_behaviour
 from tests.engine.conftest import REPO, Stack, new_version
 
 FAST_STEPS = "- set_weight: 50"
@@ -72,9 +72,13 @@ def webhook() -> Iterator[Webhook]:
 
 
 def pipeline_config(
-    stack: Stack, *, webhook: str | None = None, tf_vars: dict[str, Any] | None = None
+    stack: Stack,
+    *,
+    webhook: str | None = None,
+    tf_vars: dict[str, Any] | None = None,
+    steps: str = FAST_STEPS,
 ) -> str:
-    data = yaml.safe_load(stack.config_text(FAST_STEPS))
+    data = yaml.safe_load(stack.config_text(steps))
     data["environments"]["local"]["release"] = {
         "checks": {"database": "local", "redis": "local", "http": ["local"]},
         "images": {"registry": "local"},
@@ -200,6 +204,42 @@ async def test_terraform_change_waits_for_approval_and_abort_deploys_nothing(
         ["Release", f"sample-api/local@{version}", "waits"],
     ]
     assert len(webhook.messages) == 3 and "FAILED" in webhook.messages[2]
+
+
+@pytest.mark.usefixtures("worker")
+async def test_strategy_rolled_back_after_an_applied_terraform_change_keeps_it_and_says_so(
+    client: Client, stack: Stack, task_queue: str
+) -> None:
+    """The pipeline's undo stack runs after the strategy rolled back by itself: the applied
+    Terraform change is kept (and the decision log says so) and the release ends rolled back.
+    (Before the undo stack was shared, this path called a method the stack did not have and the
+    workflow task failed forever.)"""
+    version = new_version()
+    images.push(images.registry_url(stack.layout), version)
+    set_behaviour(stack.layout, version, error_rate=1.0)  # its analysis fails: the canary rolls back
+    pipeline = pipeline_spec(stack, version, steps="- set_weight: 50\n- analysis: {templates: [error-rate]}")
+    assert pipeline.terraform is not None
+    own_state = stack.tmp / f"terraform-{version}"  # a state of its own: the other tests' stays as it is
+    pipeline = pipeline.model_copy(
+        update={"terraform": pipeline.terraform.model_copy(update={"state_dir": str(own_state)})}
+    )
+    handle = await run_release(client, task_queue, pipeline)
+    deadline = time.monotonic() + 60
+    while not (status := await handle.query("status", result_type=ReleaseStatus)).awaiting_approval:
+        assert time.monotonic() < deadline, status.decisions[-3:]
+        await asyncio.sleep(0.3)
+    await handle.execute_update("approve", Control(identity="alice", reason="bigger cache"), result_type=str)
+    result: ReleaseResult = await asyncio.wait_for(handle.result(), timeout=120)
+
+    assert result.outcome == "rolled_back", result.reason
+    assert "analysis error-rate failed" in result.reason
+    assert json.loads((own_state / "terraform.tfstate").read_text())["resources"]  # applied, and kept
+    decisions = [d.what for d in result.status.decisions]
+    assert "undo: keep the applied infrastructure change (not undone automatically)" in decisions
+    assert stage(result, "infrastructure").verdict == "passed"
+    assert stage(result, "strategy").verdict == "failed"
+    assert stage(result, "report").verdict == "failed"
+    assert version not in {i.version for i in InstanceManager(stack.layout).list(probe=False)}
 
 
 @pytest.mark.usefixtures("worker")

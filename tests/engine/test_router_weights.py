@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from activities.interfaces import BadRequest
 from activities.router.haproxy import MAX_WEIGHT, server_weights
+from engine.errors import BadRequest
 
 MEMBERS = [{"blue": 3, "green": 1}, {"blue": 2, "green": 1}, {"blue": 3, "green": 3}, {"blue": 8, "green": 2}]
 

@@ -9,8 +9,8 @@ import time
 import httpx
 from temporalio.client import Client
 
+from engine.client import start_or_attach
 from engine.contracts import Control, ReleaseResult, ReleaseStatus
-from starters.deploy import start_or_attach
 from tests.engine.conftest import Stack, new_version
 from tests.support import WorkerProcess
 

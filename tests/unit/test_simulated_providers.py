@@ -19,8 +19,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import definitions, registry
-from activities.interfaces import BadRequest
-from activities.platform.simulated import SEED_VERSION
+from clients.simulated import SEED_VERSION
 from engine.config import parse_config, resolve_release
 from engine.contracts import (
     AnalysisRequest,
@@ -34,6 +33,7 @@ from engine.contracts import (
     StopRequest,
     TrafficRequest,
 )
+from engine.errors import BadRequest
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -26,8 +26,10 @@ from botocore.config import Config
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 from botocore.exceptions import ClientError
 
-from activities.interfaces import BadRequest
-from engine.contracts import AwsSettings
+from engine.contracts import AwsSettings, EnvironmentSpec
+from engine.contracts.aws_dr import AwsDrRegion, AwsDrSettings
+from engine.contracts.dr import DrSpec
+from engine.errors import BadRequest
 
 ACCESS_DENIED = frozenset(
     {
@@ -114,3 +116,50 @@ def refusals(*codes: str, what: str = "") -> Iterator[None]:
             msg = f"{what + ': ' if what else ''}{code}: {message}"
             raise BadRequest(msg) from exc
         raise
+
+
+def settings_for(env: EnvironmentSpec) -> AwsSettings:
+    """The environment's ``aws`` settings (the ALB router and CloudWatch analysis read them)."""
+    if env.aws is None:
+        msg = f"environment {env.name!r} has no aws settings (environments.{env.name}.aws)"
+        raise BadRequest(msg)
+    return env.aws
+
+
+def dr_settings_for(spec: DrSpec) -> AwsDrSettings:
+    """The DR ``aws`` settings (RDS, Route53, and the RDS endpoints the regions provider reads)."""
+    if spec.aws is None:
+        env = spec.environment
+        msg = f"environment {env!r} has no AWS DR settings (environments.{env}.dr.aws)"
+        raise BadRequest(msg)
+    return spec.aws
+
+
+class DrRegionClients:
+    """One boto3 client per DR region and service (thread-safe to use; not cheap to create)."""
+
+    def __init__(self, settings: AwsDrSettings) -> None:
+        self.settings = settings
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def region(self, region: str) -> AwsDrRegion:
+        conf = self.settings.regions.get(region)
+        if conf is None:
+            msg = f"unknown region {region!r} (regions: {', '.join(self.settings.regions)})"
+            raise BadRequest(msg)
+        return conf
+
+    def client(self, region: str, service: str) -> Any:
+        key = (region, service)
+        if key not in self._clients:
+            self._clients[key] = client(self.region(region).aws, service)
+        return self._clients[key]
+
+    def describe_db(self, region: str) -> dict[str, Any]:
+        """``describe_db_instances`` of the region's database instance (refused if it does not exist)."""
+        conf = self.region(region)
+        with refusals("DBInstanceNotFound", "DBInstanceNotFoundFault", what=f"db {conf.db_instance_id}"):
+            found: dict[str, Any] = self.client(region, "rds").describe_db_instances(
+                DBInstanceIdentifier=conf.db_instance_id
+            )["DBInstances"][0]
+            return found

@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from activities.interfaces import BadRequest
 from engine.contracts.pipeline import TerraformPlan, TerraformSpec
+from engine.errors import BadRequest
 
 LOCK_TIMEOUT = "120s"
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from activities.interfaces import BadRequest
 from engine.contracts.pipeline import ImageSpec
+from engine.errors import BadRequest
 
 MANIFEST_TYPES = ", ".join(
     (

@@ -18,10 +18,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from activities.cloud import aws
-from activities.interfaces import BadRequest
+from clients import aws
 from engine.contracts import AwsSettings
 from engine.contracts.pipeline import ImageSpec
+from engine.errors import BadRequest
 
 MEDIA_TYPES = [
     "application/vnd.oci.image.manifest.v1+json",

@@ -1,1 +1,0 @@
-"""Clients shared by the cloud providers: AWS sessions (credentials, region, retries), Kubernetes."""

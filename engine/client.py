@@ -1,0 +1,138 @@
+"""The engine's client side: start a release or attach to it, follow it, find where controls go.
+
+Starters (``starters/deploy.py``, ``starters/control.py``), scripts and tests use these; they
+talk to Temporal only, never to a provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus as Status
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from engine import temporal
+from engine.contracts import ReleaseResult, ReleaseSpec, ReleaseStatus
+from engine.contracts.pipeline import STRATEGY_WORKFLOWS, PipelineSpec
+
+
+class Refused(Exception):
+    """Another release runs in this environment."""
+
+
+async def start_or_attach(
+    client: Client,
+    spec: ReleaseSpec | PipelineSpec,
+    *,
+    redeploy: bool = False,
+    task_queue: str | None = None,
+) -> tuple[WorkflowHandle, bool]:
+    """The handle of this release's run, and whether it was already there.
+
+    A :class:`PipelineSpec` starts the release pipeline (workflow ``Release``, which runs
+    the strategy as its child); a bare :class:`ReleaseSpec` starts the strategy workflow.
+    """
+    workflow_type, argument = (
+        ("Release", spec) if isinstance(spec, PipelineSpec) else (STRATEGY_WORKFLOWS[spec.strategy], spec)
+    )
+    spec = spec.release if isinstance(spec, PipelineSpec) else spec
+    workflow_id = temporal.release_workflow_id(spec.app.name, spec.environment.name)
+    for _ in range(3):
+        try:
+            desc = await client.get_workflow_handle(workflow_id).describe()
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            desc = None
+        if desc is not None and desc.status == Status.RUNNING:
+            attrs = desc.typed_search_attributes
+            version, strategy = attrs.get(temporal.VERSION), attrs.get(temporal.STRATEGY)
+            if version == spec.version and strategy == spec.strategy:
+                return client.get_workflow_handle(
+                    workflow_id, run_id=desc.run_id, result_type=ReleaseResult
+                ), True
+            msg = (
+                f"release {version} ({strategy}) is running in {spec.environment.name} "
+                f"(workflow {workflow_id}, run {desc.run_id}); wait for it, or abort it with: "
+                f"python starters/control.py abort --env {spec.environment.name} --reason '...'"
+            )
+            raise Refused(msg)
+        if not redeploy:
+            query = f'WorkflowId = "{workflow_id}" AND DeployVersion = "{spec.version}"'
+            async for earlier in client.list_workflows(query, limit=1):
+                if earlier.status != Status.RUNNING:
+                    return (
+                        client.get_workflow_handle(
+                            workflow_id, run_id=earlier.run_id, result_type=ReleaseResult
+                        ),
+                        True,
+                    )
+        try:
+            handle = await client.start_workflow(
+                workflow_type,
+                argument,
+                id=workflow_id,
+                result_type=ReleaseResult,
+                task_queue=task_queue or temporal.TASK_QUEUE,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(temporal.ENVIRONMENT, spec.environment.name),
+                        SearchAttributePair(temporal.VERSION, spec.version),
+                        SearchAttributePair(temporal.STRATEGY, spec.strategy),
+                        SearchAttributePair(temporal.PHASE, "Pending"),
+                    ]
+                ),
+                static_summary=f"{spec.strategy} release of {spec.version} to {spec.environment.name}",
+                static_details=f"requested by {spec.requested_by}",
+            )
+        except WorkflowAlreadyStartedError:
+            continue  # another starter won the race: look again
+        return handle, False
+    msg = f"could not start or attach to {workflow_id}: it keeps changing"
+    raise Refused(msg)
+
+
+async def follow(
+    handle: WorkflowHandle,
+    show: Callable[[ReleaseStatus], object],
+    show_strategy: Callable[[ReleaseStatus], object] | None = None,
+    every: float = 0.5,
+) -> ReleaseResult:
+    """Query the release's status every ``every`` seconds until it ends; return its result.
+
+    ``show`` gets each status of the release, ``show_strategy`` each status of the strategy's
+    child workflow while the release pipeline runs one.
+    """
+    result_task = asyncio.ensure_future(handle.result())
+    while not result_task.done():
+        with contextlib.suppress(RPCError):  # the first workflow task may not have run yet
+            status = await handle.query("status", result_type=ReleaseStatus)
+            show(status)
+            if status.child_workflow_id and show_strategy is not None:
+                child = handle._client.get_workflow_handle(status.child_workflow_id)
+                show_strategy(await child.query("status", result_type=ReleaseStatus))
+        await asyncio.wait([result_task], timeout=every)
+    result: ReleaseResult = result_task.result()
+    show(result.status)
+    return result
+
+
+async def control_target(handle: WorkflowHandle) -> WorkflowHandle:
+    """Where a control goes: the strategy's child workflow while the pipeline runs it
+    (and waits for nothing itself), else the release workflow."""
+    status = await handle.query("status", result_type=ReleaseStatus)
+    if status.child_workflow_id and not status.awaiting_approval:
+        return handle._client.get_workflow_handle(status.child_workflow_id)
+    return handle

@@ -1,0 +1,90 @@
+"""Controls, the status query, the audit log and the result of a release."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from engine.contracts.analysis import Measurement
+from engine.contracts.scalars import Identity, Strict, Version
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    PROMOTING = "Promoting"
+    ROLLING_BACK = "RollingBack"
+    SUCCEEDED = "Succeeded"
+    ROLLED_BACK = "RolledBack"
+    FAILED = "Failed"
+
+
+class Control(Strict):
+    """Payload of approve / promote / resume / pause / abort."""
+
+    identity: Identity
+    reason: Annotated[str, StringConstraints(max_length=1024)] = ""
+    version: Version | None = Field(default=None, description="refuse unless this is the running release")
+
+
+class Decision(Strict):
+    """One line of the release's audit log."""
+
+    at: datetime
+    what: str
+    by: str = "engine"
+    reason: str = ""
+
+
+class StageReport(Strict):
+    """One stage of the release pipeline (workflows/release.py), as its report shows it."""
+
+    name: str
+    verdict: Literal["pending", "running", "waiting", "passed", "failed", "skipped"] = "pending"
+    duration_s: float | None = None
+    approver: str | None = None
+    detail: str = ""
+    measurements: dict[str, str | float | int | bool | None] = Field(default_factory=dict)
+
+
+class ReleaseStatus(Strict):
+    """What the status query answers."""
+
+    release: str
+    version: str
+    strategy: str
+    environment: str
+    phase: Phase
+    step_index: int = 0
+    step_count: int = 0
+    step: str = ""
+    canary_weight: float = 0.0
+    stable_version: str | None = None
+    stable_pool: str | None = None
+    canary_pool: str | None = None
+    paused: bool = False
+    pause_reason: str = ""
+    awaiting_approval: bool = False
+    last_analysis: list[Measurement] = Field(default_factory=list)
+    decisions: list[Decision] = Field(default_factory=list)
+    refused: list[Decision] = Field(default_factory=list)
+    stages: list[StageReport] = Field(default_factory=list, description="release pipeline report")
+    child_workflow_id: str | None = Field(
+        default=None, description="the strategy's workflow while it runs; controls go there"
+    )
+
+
+Outcome = Literal["succeeded", "rolled_back", "failed", "no_change"]
+
+
+class ReleaseResult(Strict):
+    outcome: Outcome
+    reason: str
+    version: str
+    live_version: str | None
+    status: ReleaseStatus
