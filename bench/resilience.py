@@ -74,9 +74,9 @@ from temporalio.service import RPCError
 from engine import temporal
 from engine.config import parse_config, resolve_release
 from engine.contracts import Control, LocalSettings, ReleaseResult, ReleaseSpec, ReleaseStatus
+from harness.support import WorkerProcess
 from infrastructure.local.layout import Layout
 from infrastructure.local.traffic import LoadSummary, run_load
-from tests.support import WorkerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 

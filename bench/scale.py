@@ -73,6 +73,7 @@ import worker as worker_module  # noqa: E402
 from engine import temporal  # noqa: E402
 from engine.config import parse_config, resolve_release  # noqa: E402
 from engine.contracts import ReleaseResult, ReleaseSpec  # noqa: E402
+from harness.support import WorkerProcess, stop_process  # noqa: E402
 from infrastructure.local.layout import Layout, port_is_free  # noqa: E402
 from infrastructure.local.temporal_server import (  # noqa: E402
     SEARCH_ATTRIBUTES,
@@ -80,7 +81,6 @@ from infrastructure.local.temporal_server import (  # noqa: E402
     TemporalServerError,
     temporal_binary,
 )
-from tests.support import WorkerProcess, stop_process  # noqa: E402
 
 P7_TARGET_N = 1000
 OVERHEAD_LIMIT_MS = 200.0

@@ -43,7 +43,7 @@ import kmock
 import yaml
 from kubernetes import client
 
-from tests.support import stop_process
+from harness.support import stop_process
 
 _names = itertools.count(1)
 REPO = Path(__file__).resolve().parents[2]

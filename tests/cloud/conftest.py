@@ -28,7 +28,7 @@ import pytest
 from cloud_harness import FaultProxy, KubeCluster
 
 from engine.contracts import AwsSettings
-from tests.support import stop_process
+from harness.support import stop_process
 
 REGION = "eu-west-1"
 

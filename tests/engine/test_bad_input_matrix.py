@@ -20,11 +20,11 @@ from temporalio.client import Client
 from engine import temporal
 from engine.config import parse_config, resolve_release
 from engine.contracts import Control, ReleaseResult, ReleaseSpec, ReleaseStatus
+from harness.stack import Stack, new_version
 from infrastructure.local.instances import InstanceManager
 from starters import control, deploy
 from starters.deploy import Refused, start_or_attach
 from starters.pipeline import control_target
-from tests.engine.conftest import Stack, new_version
 
 Snapshot = tuple[list[str], dict[str, int], list[str]]
 

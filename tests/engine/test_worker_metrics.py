@@ -10,9 +10,9 @@ import httpx
 from temporalio.client import Client
 
 from engine.contracts import Control, ReleaseResult, ReleaseStatus
+from harness.stack import Stack, new_version
+from harness.support import WorkerProcess
 from starters.deploy import start_or_attach
-from tests.engine.conftest import Stack, new_version
-from tests.support import WorkerProcess
 
 
 def free_port() -> int:
