@@ -10,7 +10,10 @@ Real stacks and the processes around them, never part of the product:
 - :mod:`harness.crash_worker` and :mod:`harness.crash_matrix`: the worker with a kill
   switch and the matrix of kill points run against it;
 - :mod:`harness.pipeline`, :mod:`harness.judge`: the release pipeline's config on a stack,
-  the analysis judge on a scripted source.
+  the analysis judge on a scripted source;
+- :mod:`harness.cloud`, :mod:`harness.cloud_dr`: moto, kmock and what they do not play
+  (controllers, kubelets, RDS promotions), for the cloud providers' tests;
+- :mod:`harness.artifact_checks`: the offline checks of the production artifacts.
 
 The pytest fixtures (tests/*/) only wrap these.
 """
