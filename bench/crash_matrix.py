@@ -38,11 +38,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from engine import temporal  # noqa: E402
-from harness.crash_matrix import (  # noqa: E402
+from engine import temporal
+from harness.crash_matrix import (
     LEGEND,
     Case,
     FailoverScenario,
@@ -52,14 +49,14 @@ from harness.crash_matrix import (  # noqa: E402
     render,
     run_case,
 )
-from harness.crash_worker import KINDS  # noqa: E402
-from harness.dr_stack import DrStack  # noqa: E402
-from harness.stack import Stack, new_version  # noqa: E402
-from infrastructure.local import dr as local_dr  # noqa: E402
-from infrastructure.local import platform  # noqa: E402
-from infrastructure.local.layout import Layout  # noqa: E402
-from infrastructure.local.logs import configure_logging  # noqa: E402
-from infrastructure.local.regions import DrLayout  # noqa: E402
+from harness.crash_worker import KINDS
+from harness.dr_stack import DrStack
+from harness.stack import Stack, new_version
+from infrastructure.local import dr as local_dr
+from infrastructure.local import platform
+from infrastructure.local.layout import Layout
+from infrastructure.local.logs import configure_logging
+from infrastructure.local.regions import DrLayout
 
 SCENARIOS = ("canary", "blue-green", "rolling", "dr-failover")
 

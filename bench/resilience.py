@@ -74,11 +74,9 @@ from temporalio.service import RPCError
 from engine import temporal
 from engine.config import parse_config, resolve_release
 from engine.contracts import Control, LocalSettings, ReleaseResult, ReleaseSpec, ReleaseStatus
-from harness.support import WorkerProcess
+from harness.support import REPO, WorkerProcess
 from infrastructure.local.layout import Layout
 from infrastructure.local.traffic import LoadSummary, run_load
-
-ROOT = Path(__file__).resolve().parent.parent
 
 P8_TARGET_S = 1.0
 P6_TARGET_S = 3.0
@@ -247,7 +245,7 @@ async def run_p8_once(
         str(config),
         "--as",
         "bench",
-        cwd=ROOT,
+        cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -554,7 +552,7 @@ async def run(
     if "P8" in which:
         t = time.perf_counter()
         await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-c", "import starters.deploy"], cwd=ROOT, check=True
+            subprocess.run, [sys.executable, "-c", "import starters.deploy"], cwd=REPO, check=True
         )
         res.starter_import_s = time.perf_counter() - t
     for i in range(runs if "P8" in which else 0):

@@ -102,18 +102,14 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `python bench/run.py` puts bench/, not the repo, on the path
-    sys.path.insert(0, str(ROOT))
-
-import worker  # noqa: E402
-from activities.router.haproxy import HAProxyRouter  # noqa: E402
-from bench import dr, resilience, scale, zero_downtime  # noqa: E402
-from bench.baseline import BenchBaseline, noop  # noqa: E402
-from engine import log as engine_log  # noqa: E402
-from engine import temporal  # noqa: E402
-from engine.config import parse_config, resolve_release  # noqa: E402
-from engine.contracts import (  # noqa: E402
+import worker
+from activities.router.haproxy import HAProxyRouter
+from bench import dr, resilience, scale, zero_downtime
+from bench.baseline import BenchBaseline, noop
+from engine import log as engine_log
+from engine import temporal
+from engine.config import parse_config, resolve_release
+from engine.contracts import (
     EnvironmentSpec,
     Instance,
     LocalSettings,
@@ -121,9 +117,9 @@ from engine.contracts import (  # noqa: E402
     ReleaseSpec,
     ReleaseStatus,
 )
-from infrastructure.local import platform  # noqa: E402
-from infrastructure.local.layout import POOLS, Layout  # noqa: E402
-from infrastructure.local.prometheus import Prometheus  # noqa: E402
+from infrastructure.local import platform
+from infrastructure.local.layout import POOLS, Layout
+from infrastructure.local.prometheus import Prometheus
 
 INSTANCES = 3
 STABLE_VERSION = "v1.0.0"

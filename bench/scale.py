@@ -65,17 +65,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `python bench/scale.py` puts bench/, not the repo, on the path
-    sys.path.insert(0, str(ROOT))
-
-import worker as worker_module  # noqa: E402
-from engine import temporal  # noqa: E402
-from engine.config import parse_config, resolve_release  # noqa: E402
-from engine.contracts import ReleaseResult, ReleaseSpec  # noqa: E402
-from harness.support import WorkerProcess, stop_process  # noqa: E402
-from infrastructure.local.layout import Layout, port_is_free  # noqa: E402
-from infrastructure.local.temporal_server import (  # noqa: E402
+import worker as worker_module
+from engine import temporal
+from engine.config import parse_config, resolve_release
+from engine.contracts import ReleaseResult, ReleaseSpec
+from harness.support import WorkerProcess, stop_process
+from infrastructure.local.layout import Layout, port_is_free
+from infrastructure.local.temporal_server import (
     SEARCH_ATTRIBUTES,
     TemporalServer,
     TemporalServerError,
