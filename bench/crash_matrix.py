@@ -9,13 +9,13 @@ the global entry point), on free loopback ports in a temporary directory, and te
 both down at the end (also on failure and Ctrl-C).
 
 For each of canary, blue-green, rolling and DR failover (plans in
-``tests/crash_matrix.py``): one undisturbed run on the crash worker gives the reference
+``harness/crash_matrix.py``): one undisturbed run on the crash worker gives the reference
 (final state, side-effect counts, the activities #1..#N), then one run per kill point:
 the worker SIGKILLed before activity #K's body, after it returned but before its result
 was reported, and 0.2 s after the first heartbeat of each activity that heartbeats;
 restarted at once each time. Each run must end in the reference's final state with the
 same number of router changes, instance starts and promotions, counted on the platform
-(see ``tests/crash_matrix.py``). The release scenarios share one platform and run one
+(see ``harness/crash_matrix.py``). The release scenarios share one platform and run one
 after the other; the DR scenario runs beside them on its own stack.
 
 Most of a run's time is the retry timeout of the attempt that died with the worker
@@ -38,16 +38,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from engine import temporal  # noqa: E402
-from infrastructure.local import dr as local_dr  # noqa: E402
-from infrastructure.local import platform  # noqa: E402
-from infrastructure.local.layout import Layout  # noqa: E402
-from infrastructure.local.logs import configure_logging  # noqa: E402
-from infrastructure.local.regions import DrLayout  # noqa: E402
-from tests.crash_matrix import (  # noqa: E402
+from engine import temporal
+from harness.crash_matrix import (
     LEGEND,
     Case,
     FailoverScenario,
@@ -57,9 +49,14 @@ from tests.crash_matrix import (  # noqa: E402
     render,
     run_case,
 )
-from tests.crash_worker import KINDS  # noqa: E402
-from tests.dr.conftest import DrStack  # noqa: E402
-from tests.engine.conftest import Stack, new_version  # noqa: E402
+from harness.crash_worker import KINDS
+from harness.dr_stack import DrStack
+from harness.stack import Stack, new_version
+from infrastructure.local import dr as local_dr
+from infrastructure.local import platform
+from infrastructure.local.layout import Layout
+from infrastructure.local.logs import configure_logging
+from infrastructure.local.regions import DrLayout
 
 SCENARIOS = ("canary", "blue-green", "rolling", "dr-failover")
 
@@ -121,9 +118,9 @@ async def main(argv: list[str] | None = None) -> int:
 
             jobs.append(release_matrices())
         if "dr-failover" in only:
-            local_dr.up(dr, instances=2, standby_instances=1, synchronous=True)
             (tmp / "dr-tmp").mkdir()
             dr_stack = DrStack(dr=dr, tmp=tmp / "dr-tmp", temporal_address=address)
+            dr_stack.up()
             jobs.append(matrix(FailoverScenario(dr_stack), client, kinds))
         for result in await asyncio.gather(*jobs):
             cases += result

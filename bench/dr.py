@@ -30,8 +30,6 @@ from pathlib import Path
 import httpx
 from temporalio.service import RPCError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import worker as worker_module
 from engine import temporal
 from engine.config import parse_config

@@ -71,14 +71,12 @@ from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
+from bench.common import event_time, make_spec, status
 from engine import temporal
-from engine.config import parse_config, resolve_release
-from engine.contracts import Control, LocalSettings, ReleaseResult, ReleaseSpec, ReleaseStatus
+from engine.contracts import Control, ReleaseResult, ReleaseStatus
+from harness.support import REPO, WorkerProcess
 from infrastructure.local.layout import Layout
 from infrastructure.local.traffic import LoadSummary, run_load
-from tests.support import WorkerProcess
-
-ROOT = Path(__file__).resolve().parent.parent
 
 P8_TARGET_S = 1.0
 P6_TARGET_S = 3.0
@@ -87,7 +85,7 @@ P3_RPS = 400.0
 P3_WEIGHT = 5
 P3_ERROR_RATE = 0.5
 SCRAPE_INTERVAL_S = 1.0  # infrastructure/local/prometheus.py
-ANALYSIS_INTERVAL_S = 1.0  # the error-rate-background template of bench/run.py
+ANALYSIS_INTERVAL_S = 1.0  # the error-rate-background template of bench/common.py
 DETECTION_WINDOW_S = SCRAPE_INTERVAL_S + ANALYSIS_INTERVAL_S
 
 P6_TEMPLATE = """  long-gate:
@@ -133,24 +131,8 @@ P3_STEPS = f"""strategies:
 # --------------------------------------------------------------------------- #
 
 
-def _event_time(e: Any) -> float:
-    return e.event_time.ToMicroseconds() / 1e6
-
-
 def _ts(t: Any) -> float:
     return t.ToMicroseconds() / 1e6
-
-
-def _spec(text: str, version: str, layout: Layout) -> ReleaseSpec:
-    local = LocalSettings(state_dir=str(layout.state_dir), port_base=layout.port_base)
-    return resolve_release(
-        parse_config(text, source="bench config"),
-        version,
-        "canary",
-        "local",
-        requested_by="bench",
-        local=local,
-    )
 
 
 def _child_env(layout: Layout, task_queue: str) -> dict[str, str]:
@@ -160,13 +142,6 @@ def _child_env(layout: Layout, task_queue: str) -> dict[str, str]:
         "TEMPORAL_ADDRESS": f"127.0.0.1:{layout.temporal_port}",
         "DEPLOY_TASK_QUEUE": task_queue,
     }
-
-
-async def _status(handle: WorkflowHandle) -> ReleaseStatus | None:
-    try:
-        return await handle.query("status", result_type=ReleaseStatus)
-    except RPCError:
-        return None
 
 
 async def _abort(handle: WorkflowHandle, reason: str, within: float = 60) -> ReleaseResult:
@@ -181,7 +156,7 @@ async def _wait_status(
     deadline = time.monotonic() + within
     st: ReleaseStatus | None = None
     while True:
-        st = await _status(handle)
+        st = await status(handle)
         if st is not None and predicate(st):
             return st
         if st is not None and st.phase.value in ("RolledBack", "Failed", "Paused", "Succeeded"):
@@ -247,7 +222,7 @@ async def run_p8_once(
         str(config),
         "--as",
         "bench",
-        cwd=ROOT,
+        cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -276,14 +251,14 @@ async def run_p8_once(
     result = await asyncio.wait_for(handle.result(), 60)
     return StarterSample(
         version=version,
-        to_started_s=_event_time(started) - t_spawn,
-        to_running_s=_event_time(done) - t_spawn,
+        to_started_s=event_time(started) - t_spawn,
+        to_running_s=event_time(done) - t_spawn,
         process_exit_s=t_exit - t_spawn,
         exit_code=proc.returncode or 0,
         workflow_type=attrs.workflow_type.name,
         outcome=result.outcome,
-        child_to_started_s=_event_time(child_started) - t_spawn,
-        child_to_running_s=_event_time(child_done) - t_spawn,
+        child_to_started_s=event_time(child_started) - t_spawn,
+        child_to_running_s=event_time(child_done) - t_spawn,
     )
 
 
@@ -362,7 +337,7 @@ async def run_p6_once(
     env = _child_env(layout, task_queue)
     log = workdir / f"worker-{version}.log"
     first, second = WorkerProcess(env, log, task_queue), WorkerProcess(env, log, task_queue)
-    spec = _spec(config_head + P6_TEMPLATE + P6_STEPS, version, layout)
+    spec = make_spec(config_head + P6_TEMPLATE + P6_STEPS, version, layout)
     first.start()
     if replica:
         second.start()
@@ -451,7 +426,7 @@ class BadCanarySample:
 async def run_p3_once(
     client: Client, task_queue: str, layout: Layout, watch: Any, *, config_head: str, tag: str, version: str
 ) -> BadCanarySample:
-    spec = _spec(config_head + P3_STEPS, version, layout)
+    spec = make_spec(config_head + P3_STEPS, version, layout)
     t_start = time.time()
     handle = await client.start_workflow(
         "CanaryRelease",
@@ -554,7 +529,7 @@ async def run(
     if "P8" in which:
         t = time.perf_counter()
         await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-c", "import starters.deploy"], cwd=ROOT, check=True
+            subprocess.run, [sys.executable, "-c", "import starters.deploy"], cwd=REPO, check=True
         )
         res.starter_import_s = time.perf_counter() - t
     for i in range(runs if "P8" in which else 0):

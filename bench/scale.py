@@ -65,22 +65,19 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `python bench/scale.py` puts bench/, not the repo, on the path
-    sys.path.insert(0, str(ROOT))
-
-import worker as worker_module  # noqa: E402
-from engine import temporal  # noqa: E402
-from engine.config import parse_config, resolve_release  # noqa: E402
-from engine.contracts import ReleaseResult, ReleaseSpec  # noqa: E402
-from infrastructure.local.layout import Layout, port_is_free  # noqa: E402
-from infrastructure.local.temporal_server import (  # noqa: E402
+import worker as worker_module
+from bench.common import event_time, pct
+from engine import temporal
+from engine.config import parse_config, resolve_release
+from engine.contracts import ReleaseResult, ReleaseSpec
+from harness.support import WorkerProcess, stop_process
+from infrastructure.local.layout import Layout, port_is_free
+from infrastructure.local.temporal_server import (
     SEARCH_ATTRIBUTES,
     TemporalServer,
     TemporalServerError,
     temporal_binary,
 )
-from tests.support import WorkerProcess, stop_process  # noqa: E402
 
 P7_TARGET_N = 1000
 OVERHEAD_LIMIT_MS = 200.0
@@ -280,18 +277,6 @@ class ScaleResults:
         return best
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = max(1, min(len(ordered), int(-(-p * len(ordered) // 100))))
-    return ordered[rank - 1]
-
-
-def _t(e: Any) -> float:
-    return e.event_time.ToMicroseconds() / 1e6
-
-
 def gates_of(workflow_id: str, events: list[Any]) -> list[Gate]:
     """Every pause gate of one release: timer fired -> the next set_traffic completed."""
     names = {
@@ -316,16 +301,16 @@ def gates_of(workflow_id: str, events: list[Any]) -> list[Gate]:
         wft = next((e for e in after if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED), None)
         if sched is None or wft is None or sched.event_id not in completed:
             continue  # terminated before the step finished
-        g = _t(fired)
+        g = event_time(fired)
         out.append(
             Gate(
                 workflow_id=workflow_id,
                 fired=g,
-                overhead_ms=1000 * (_t(completed[sched.event_id]) - g),
-                to_wft_started_ms=1000 * (_t(wft) - g),
-                to_scheduled_ms=1000 * (_t(sched) - g),
-                to_started_ms=1000 * (_t(started[sched.event_id]) - _t(sched)),
-                run_ms=1000 * (_t(completed[sched.event_id]) - _t(started[sched.event_id])),
+                overhead_ms=1000 * (event_time(completed[sched.event_id]) - g),
+                to_wft_started_ms=1000 * (event_time(wft) - g),
+                to_scheduled_ms=1000 * (event_time(sched) - g),
+                to_started_ms=1000 * (event_time(started[sched.event_id]) - event_time(sched)),
+                run_ms=1000 * (event_time(completed[sched.event_id]) - event_time(started[sched.event_id])),
             )
         )
     return out

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
-from artifact_checks import (
+
+from harness.artifact_checks import (
     K8S_DIR,
     kubernetes_validate,
     load_manifests,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from artifact_checks import (
+
+from harness.artifact_checks import (
     MON_DIR,
     REPO,
     amtool,

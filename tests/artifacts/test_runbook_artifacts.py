@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from artifact_checks import REPO, RUNBOOK_DIR, check_command, runbook_commands
+
+from harness.artifact_checks import REPO, RUNBOOK_DIR, check_command, runbook_commands
 
 RUNBOOKS = [RUNBOOK_DIR / "production-operations.md", RUNBOOK_DIR / "disaster-recovery.md"]
 COMMANDS = runbook_commands(RUNBOOKS)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from artifact_checks import (
+
+from harness.artifact_checks import (
     ENGINE_ROUTE53_CHANGES,
     REPO,
     TF_PRIMARY,

@@ -1,4 +1,4 @@
-"""ALB router against moto in server mode (a real HTTP endpoint started by conftest.py).
+"""ALB router against moto in server mode (a real HTTP endpoint started by a fixture).
 
 What moto does not model, and how these tests handle it:
 * target health: moto reports every registered target ``healthy``. The health gate is
@@ -15,7 +15,6 @@ import json
 from typing import Any
 
 import pytest
-from cloud_harness import ACCESS_DENIED, THROTTLING, UNAVAILABLE, FaultProxy, unique
 
 from activities.analysis.cloudwatch import CloudWatchMetrics
 from activities.router.alb import AlbRouter, NoHealthyTargets, alb_weights
@@ -23,6 +22,7 @@ from clients import aws
 from engine.config import InputError, load_config, parse_config, resolve_release
 from engine.contracts import AwsSettings, EnvironmentSpec, Instance, Providers, render_query
 from engine.errors import BadRequest
+from harness.cloud import ACCESS_DENIED, THROTTLING, UNAVAILABLE, FaultProxy, unique
 
 
 def _instance(pool: str, slot: int = 0) -> Instance:

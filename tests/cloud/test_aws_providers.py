@@ -18,8 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from cloud_harness import unique
-from dr_harness import RdsInstance, RdsPlayer, put_replica_lag
 
 from activities.analysis.cloudwatch import CloudWatchMetrics
 from activities.database.rds import RdsDatabase
@@ -30,6 +28,8 @@ from engine.contracts import AwsSettings, EnvironmentSpec, Providers
 from engine.contracts.aws_dr import AwsDrRegion, AwsDrSettings
 from engine.contracts.dr import DrProviders, DrSpec
 from engine.errors import BadRequest
+from harness.cloud import unique
+from harness.cloud_dr import RdsInstance, RdsPlayer, put_replica_lag
 
 
 def _env(settings: AwsSettings) -> EnvironmentSpec:
@@ -148,7 +148,7 @@ def _instance(rds: Any, name: str, group: str | None = None) -> dict[str, Any]:
 
 def test_rds_refuses_a_non_replica_and_promotes_a_replica(aws_settings: AwsSettings) -> None:
     """moto's promote_read_replica is cosmetic (the instance keeps reporting its source):
-    dr_harness.RdsPlayer, between the provider and moto, makes moto show a finished promotion."""
+    harness.cloud_dr.RdsPlayer, between the provider and moto, makes moto show a finished promotion."""
     rds = aws.client(aws_settings, "rds")
     primary, replica = unique("db-a"), unique("db-b")
     _instance(rds, primary)

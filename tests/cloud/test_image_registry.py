@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from cloud_harness import unique
 from temporalio.exceptions import ApplicationError
 
 from activities import registry
@@ -29,6 +28,7 @@ from engine.config import InputError, parse_config, resolve_release
 from engine.contracts import AwsSettings
 from engine.contracts.pipeline import ImageLookup, ImageSpec, PipelineSpec, PromoteRequest
 from engine.pipeline import resolve_pipeline
+from harness.cloud import unique
 from starters.pipeline import print_pipeline_plan
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 """Kubernetes platform and router against kmock (a real HTTP server speaking the Kubernetes API).
 
 kmock stores objects; it has no controllers, no generation, and ignores label selectors.
-The harness (cloud_harness.py) plays the API server's ``metadata.generation`` and the
+The harness (harness/cloud.py) plays the API server's ``metadata.generation`` and the
 Deployment controller + kubelet (pods, ``status`` through the status subresource), so the
 rollout logic is exercised against status written the way a cluster writes it — but the
 pods, readiness and failure reasons are the harness's, not a kubelet's.
@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from cloud_harness import KubeCluster, make_routing, service_manifest, wait_for
 from kubernetes import client
 
 from activities.platform.kubernetes import KubernetesPlatform
@@ -21,6 +20,7 @@ from activities.router.kubernetes import CANARY_WEIGHT, KubernetesRouter, NoRead
 from clients.kube import RolloutFailed
 from engine.contracts import EnvironmentSpec, Instance, KubernetesSettings, Providers
 from engine.errors import BadRequest
+from harness.cloud import KubeCluster, make_routing, service_manifest, wait_for
 
 NS = "shop"
 

@@ -1,6 +1,6 @@
 """The ``kubernetes`` DR Regions provider against kmock (one cluster here, a Deployment per region).
 
-The harness plays the Deployment controller (cloud_harness.DeploymentController); the
+The harness plays the Deployment controller (harness.cloud.DeploymentController); the
 provider only talks to the Kubernetes API.
 """
 
@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 import urllib3
-from cloud_harness import KubeCluster, wait_for
-from dr_harness import deployment
 
 from activities.regions.kubernetes import KubernetesRegions
 from clients.kube import RolloutFailed
 from engine.contracts import KubernetesSettings
 from engine.contracts.dr import DrProviders, DrSpec, KubernetesDrRegion, KubernetesDrSettings
 from engine.errors import BadRequest
+from harness.cloud import KubeCluster, wait_for
+from harness.cloud_dr import deployment
 
 
 def _spec(kube: KubeCluster) -> DrSpec:

@@ -2,18 +2,18 @@
 
 The DrSpec is resolved from deploy-code.yaml's ``environments.staging.dr`` (providers rds,
 route53, kubernetes; its regions, instances, RPO budget), with only the endpoints and
-resource ids replaced: AWS is moto in server mode (behind dr_harness.RdsPlayer), each
+resource ids replaced: AWS is moto in server mode (behind harness.cloud_dr.RdsPlayer), each
 region's EKS cluster is its own kmock, the workflow runs on a real Temporal dev server with
-the engine's real worker. dr_harness.py plays what moto and kmock do not run (RDS's
+the engine's real worker. harness/cloud_dr.py plays what moto and kmock do not run (RDS's
 database, pods, ALBs) with real PostgreSQL, HAProxy and sample-service processes.
 
 What is real here: the workflow and activities, every provider call (HTTP to moto/kmock),
 the PostgreSQL primary/standby pair, the write probe's HTTP requests and the row it writes.
 What is played: RDS's promotion and parameter application (moto's promotion is cosmetic:
-dr_harness.RdsPlayer promotes the real standby and makes moto show a finished promotion),
+harness.cloud_dr.RdsPlayer promotes the real standby and makes moto show a finished promotion),
 CloudWatch's ReplicaLag (datapoints put by the test, and by the player after the fence),
 DNS resolution (the probe goes to the value of the record in force; moto answers no DNS),
-and the kubelet/ALB (dr_harness.RegionKubelet).
+and the kubelet/ALB (harness.cloud_dr.RegionKubelet).
 """
 
 from __future__ import annotations
@@ -27,16 +27,6 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from cloud_harness import KubeCluster, unique, wait_for
-from dr_harness import (
-    DataPlane,
-    RdsInstance,
-    RdsPlayer,
-    RegionKubelet,
-    deployment,
-    put_replica_lag,
-    write_fails,
-)
 from temporalio.client import Client
 
 import worker as worker_module
@@ -47,6 +37,16 @@ from engine.config import REPO_ROOT, parse_config
 from engine.contracts import AwsSettings
 from engine.contracts.dr import DrResult, DrSpec, FailoverRequest
 from engine.dr_config import resolve_dr
+from harness.cloud import KubeCluster, unique, wait_for
+from harness.cloud_dr import (
+    DataPlane,
+    RdsInstance,
+    RdsPlayer,
+    RegionKubelet,
+    deployment,
+    put_replica_lag,
+    write_fails,
+)
 from infrastructure.local.layout import Layout
 from infrastructure.local.temporal_server import TemporalServer
 

@@ -46,7 +46,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cloud_harness import KubeCluster, PodProcesses, TargetGroupBinding, make_routing, unique, wait_for
 from kubernetes import client as k8s
 from temporalio.client import Client
 
@@ -59,9 +58,18 @@ from engine.config import DeployConfig, load_config, resolve_release
 from engine.contracts import AwsSettings, Phase, ReleaseResult, ReleaseSpec
 from engine.contracts.pipeline import PipelineSpec
 from engine.pipeline import resolve_pipeline
+from harness.cloud import (
+    KubeCluster,
+    PodProcesses,
+    TargetGroupBinding,
+    create_network,
+    make_routing,
+    unique,
+    wait_for,
+)
+from harness.support import free_port
 from infrastructure.local.layout import Layout
 from infrastructure.local.temporal_server import TemporalServer
-from tests.cloud.conftest import free_port
 
 NS = "staging-e2e"
 ACCOUNT = "123456789012"
@@ -306,15 +314,7 @@ def staging_config(
 def region_network(moto_url: str) -> dict[str, Any]:
     """A VPC and two subnets in the staging region of deploy-code.yaml."""
     region = load_config().environments["staging"].aws.region  # type: ignore[union-attr]
-    ec2 = aws.client(AwsSettings(region=region, endpoint_url=moto_url), "ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.1.{i}.0/24", AvailabilityZone=f"{region}{az}")["Subnet"][
-            "SubnetId"
-        ]
-        for i, az in enumerate("ab")
-    ]
-    return {"region": region, "vpc": vpc, "subnets": subnets}
+    return create_network(moto_url, region, block=1)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Crash matrix for a DR failover: a worker killed mid-failover promotes once and ends where it should.
 
-The harness is ``tests/crash_matrix.py``. The failover runs once undisturbed (the
+The harness is ``harness/crash_matrix.py``. The failover runs once undisturbed (the
 reference), then once with the worker SIGKILLed (and restarted at once) after the
 standby's promotion returned but before its result was reported, in the middle of
 scaling the target region up, and after the global entry switched but before that was
@@ -18,8 +18,8 @@ import os
 import pytest
 from temporalio.client import Client
 
-from tests.crash_matrix import FailoverScenario, Point, all_points, find, render, run_case
-from tests.dr.conftest import DrStack
+from harness.crash_matrix import FailoverScenario, Point, all_points, find, render, run_case
+from harness.dr_stack import DrStack
 
 pytestmark = pytest.mark.timeout(600)
 FULL = os.environ.get("CRASH_MATRIX") == "full"

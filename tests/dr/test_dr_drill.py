@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import Client
 
 from engine.contracts.dr import DrResult
-from tests.dr.conftest import DrStack
+from harness.dr_stack import DrStack
 
 pytestmark = pytest.mark.timeout(240)
 

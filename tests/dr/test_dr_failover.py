@@ -12,8 +12,8 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from engine import temporal
 from engine.contracts.dr import DrResult, DrStatus, FailoverRequest
-from tests.dr.conftest import DrStack
-from tests.support import WorkerProcess
+from harness.dr_stack import DrStack
+from harness.support import WorkerProcess
 
 pytestmark = pytest.mark.timeout(180)
 

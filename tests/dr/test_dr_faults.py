@@ -11,9 +11,9 @@ import pytest
 from temporalio.client import Client
 
 from engine.contracts.dr import DrResult, DrStatus, FailoverRequest
+from harness.dr_stack import DrStack
+from harness.support import retrying
 from infrastructure.local import dr as local_dr
-from tests.dr.conftest import DrStack
-from tests.support import retrying
 
 pytestmark = pytest.mark.timeout(180)
 

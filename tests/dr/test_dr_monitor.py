@@ -11,8 +11,8 @@ from temporalio.service import RPCError
 
 from engine import temporal
 from engine.contracts.dr import DrResult, DrStatus
+from harness.dr_stack import DrStack
 from infrastructure.local import dr as local_dr
-from tests.dr.conftest import DrStack
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -21,9 +21,9 @@ from engine import temporal
 from engine.client import Refused, control_target, start_or_attach
 from engine.config import parse_config, resolve_release
 from engine.contracts import Control, ReleaseResult, ReleaseSpec, ReleaseStatus
+from harness.stack import Stack, new_version
 from infrastructure.local.instances import InstanceManager
 from starters import control, deploy
-from tests.engine.conftest import Stack, new_version
 
 Snapshot = tuple[list[str], dict[str, int], list[str]]
 

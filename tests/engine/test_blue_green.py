@@ -14,11 +14,11 @@ from engine import catalog
 from engine.client import start_or_attach
 from engine.config import ConfigError, InputError, parse_config, resolve_release
 from engine.contracts import Phase, ReleaseResult, ReleaseSpec
+from harness.stack import Stack, Users, new_version, wait_for
 from infrastructure.local.instances import InstanceManager
 from infrastructure.local.sample_service import set_behaviour
 from starters import control, deploy
 from starters.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_REFUSED
-from tests.engine.conftest import Stack, Users, new_version, wait_for
 
 PREVIEW_GATE = """
 preview-errors:

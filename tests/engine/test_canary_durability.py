@@ -15,8 +15,9 @@ from temporalio.client import Client
 from engine import temporal
 from engine.client import start_or_attach
 from engine.contracts import AnalysisResult, ReleaseResult, ReleaseStatus
+from harness.stack import Stack, new_version
+from harness.support import REPO, WorkerProcess
 from infrastructure.local.instances import InstanceManager
-from tests.engine.conftest import REPO, Stack, WorkerProcess, new_version
 
 
 async def scheduled_activities(client: Client, workflow_id: str, run_id: str) -> Counter[str]:

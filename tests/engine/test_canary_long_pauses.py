@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 import worker as worker_module
 from engine import temporal
 from engine.contracts import ReleaseResult
-from tests.engine.conftest import Stack, new_version
+from harness.stack import Stack, new_version
 
 
 def time_skipping_server() -> str:

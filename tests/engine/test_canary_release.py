@@ -11,10 +11,10 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from engine import temporal
 from engine.client import start_or_attach
 from engine.contracts import Control, Phase, ReleaseResult, ReleaseStatus
+from harness.stack import Stack, new_version, wait_for
 from infrastructure.local.instances import InstanceManager
 from infrastructure.local.sample_service import set_behaviour
 from infrastructure.local.temporal_server import temporal_binary
-from tests.engine.conftest import Stack, new_version, wait_for
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -1,6 +1,6 @@
 """Crash matrix for canary, blue-green and rolling: a worker killed mid-release changes nothing.
 
-The harness is ``tests/crash_matrix.py`` (the kill switch is ``tests/crash_worker.py``).
+The harness is ``harness/crash_matrix.py`` (the kill switch is ``harness/crash_worker.py``).
 Each test runs its release once undisturbed, for the reference, then once more with the
 worker SIGKILLed at several points of the same run (restarted at once after each):
 right after the body of a side-effecting activity returned but before its result was
@@ -20,9 +20,7 @@ from collections.abc import Callable
 import pytest
 from temporalio.client import Client
 
-from infrastructure.local.haproxy import HAProxy
-from infrastructure.local.instances import InstanceManager
-from tests.crash_matrix import (
+from harness.crash_matrix import (
     Case,
     Point,
     ReleaseScenario,
@@ -34,7 +32,9 @@ from tests.crash_matrix import (
     render,
     run_case,
 )
-from tests.engine.conftest import Stack, new_version
+from harness.stack import Stack, new_version
+from infrastructure.local.haproxy import HAProxy
+from infrastructure.local.instances import InstanceManager
 
 pytestmark = pytest.mark.timeout(600)
 FULL = os.environ.get("CRASH_MATRIX") == "full"

@@ -21,9 +21,9 @@ from engine.config import parse_config, resolve_release
 from engine.contracts import Control, ReleaseResult, ReleaseStatus
 from engine.log import configure as configure_logging
 from engine.log import redact_secrets
+from harness.stack import Stack, new_version
 from infrastructure.local.temporal_server import temporal_binary
 from starters.codec_server import build_app
-from tests.engine.conftest import Stack, new_version
 
 MARKER = "marker-secret-7f3a9c"
 

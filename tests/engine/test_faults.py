@@ -17,15 +17,15 @@ from temporalio.client import Client, WorkflowHandle
 
 from engine.client import start_or_attach
 from engine.contracts import Control, Phase, ReleaseResult, ReleaseStatus
+from harness.judge import run as judge_run
+from harness.pipeline import pipeline_spec, snapshot
+from harness.stack import Stack, new_version, wait_for
+from harness.support import retrying
 from infrastructure.local import images
 from infrastructure.local.instances import InstanceManager
 from infrastructure.local.prometheus import Prometheus
 from infrastructure.local.release_services import Registry
 from infrastructure.local.temporal_server import TemporalServer
-from tests.engine.conftest import Stack, new_version, wait_for
-from tests.engine.test_analysis_judge import run as judge_run
-from tests.engine.test_release_pipeline import pipeline_spec, snapshot
-from tests.support import retrying
 
 T = TypeVar("T")
 

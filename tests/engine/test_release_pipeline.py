@@ -13,27 +13,23 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from temporalio.client import Client, WorkflowHandle
 
 from clients.oci import RegistryClient
 from engine import temporal
 from engine.client import control_target, start_or_attach
-from engine.config import parse_config, resolve_release
 from engine.contracts import Control, ReleaseResult, ReleaseStatus, StageReport
 from engine.contracts.pipeline import PipelineSpec
-from engine.pipeline import resolve_pipeline
+from harness.pipeline import pipeline_spec, snapshot, write_pipeline_config
+from harness.stack import Stack, new_version
+from harness.support import REPO
 from infrastructure.local import images
 from infrastructure.local.instances import InstanceManager
 from infrastructure.local.release_services import Redis
 from infrastructure.local.sample_service import set_behaviour
-from tests.engine.conftest import REPO, Stack, new_version
-
-FAST_STEPS = "- set_weight: 50"
 
 
 class Webhook:
@@ -71,35 +67,6 @@ def webhook() -> Iterator[Webhook]:
     hook.close()
 
 
-def pipeline_config(
-    stack: Stack,
-    *,
-    webhook: str | None = None,
-    tf_vars: dict[str, Any] | None = None,
-    steps: str = FAST_STEPS,
-) -> str:
-    data = yaml.safe_load(stack.config_text(steps))
-    data["environments"]["local"]["release"] = {
-        "checks": {"database": "local", "redis": "local", "http": ["local"]},
-        "images": {"registry": "local"},
-        "terraform": {"root": "infrastructure/local/terraform", "vars": tf_vars or {}},
-        **({"webhook_url": webhook} if webhook else {}),
-    }
-    return yaml.safe_dump(data)
-
-
-def pipeline_spec(stack: Stack, version: str, **kwargs: Any) -> PipelineSpec:
-    config = parse_config(pipeline_config(stack, **kwargs))
-    spec = resolve_release(config, version, "canary", "local", requested_by="pytest", local=stack.local)
-    return resolve_pipeline(config, spec)
-
-
-def write_pipeline_config(stack: Stack, name: str, **kwargs: Any) -> Path:
-    path = stack.tmp / f"pipeline-{name}.yaml"
-    path.write_text(pipeline_config(stack, **kwargs))
-    return path
-
-
 # --------------------------------------------------------------------------- #
 
 
@@ -107,19 +74,6 @@ async def run_release(client: Client, task_queue: str, pipeline: PipelineSpec) -
     handle, attached = await start_or_attach(client, pipeline, task_queue=task_queue)
     assert not attached
     return handle
-
-
-def snapshot(stack: Stack) -> tuple[list[str], dict[str, int], list[str]]:
-    """Instances, router weights and production tags: what a failed pre-check must not change."""
-    client = RegistryClient(images.registry_url(stack.layout))
-    try:
-        tags = client.tags(images.PRODUCTION_REPOSITORY)
-    finally:
-        client.close()
-    instances = sorted(
-        f"{i.pool}{i.slot}:{i.version}" for i in InstanceManager(stack.layout).list(probe=False)
-    )
-    return instances, stack.weights(), tags
 
 
 def stage(result: ReleaseResult, name: str) -> StageReport:

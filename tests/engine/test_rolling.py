@@ -13,11 +13,11 @@ from temporalio.client import Client, WorkflowHandle
 from engine.client import start_or_attach
 from engine.config import ConfigError, InputError, parse_config, resolve_release
 from engine.contracts import ReleaseResult, ReleaseStatus, rolling_batches
+from harness.stack import Stack, Users, new_version, wait_for
 from infrastructure.local.instances import InstanceManager
 from infrastructure.local.sample_service import set_behaviour
 from starters import control, deploy
 from starters.common import EXIT_BAD_INPUT, EXIT_OK
-from tests.engine.conftest import Stack, Users, new_version, wait_for
 
 BATCH_GATE = """
 batch-errors:

@@ -11,8 +11,8 @@ from temporalio.client import Client
 
 from engine.client import start_or_attach
 from engine.contracts import Control, ReleaseResult, ReleaseStatus
-from tests.engine.conftest import Stack, new_version
-from tests.support import WorkerProcess
+from harness.stack import Stack, new_version
+from harness.support import WorkerProcess
 
 
 def free_port() -> int:

@@ -20,7 +20,8 @@ import hcl2
 import kubernetes.client
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from harness.support import REPO
+
 TF_PRIMARY = REPO / "infrastructure" / "terraform"
 TF_SECONDARY = REPO / "infrastructure" / "terraform-secondary"
 K8S_DIR = REPO / "k8s" / "production"

@@ -8,7 +8,7 @@ pod, so the harness plays the data plane with real local processes (infrastructu
   asynchronous streaming standby, ``pg_basebackup``), a real HAProxy standing for the
   region's ALB, and real sample-service processes standing for its pods. The region's
   "ALB" address is what the test writes into the Route53 record of that region.
-* :class:`RdsPlayer`: a :class:`~cloud_harness.FaultProxy` in front of moto (the providers'
+* :class:`RdsPlayer`: a :class:`~harness.cloud.FaultProxy` in front of moto (the providers'
   ``endpoint_url``) that, for the RDS calls moto models only cosmetically, plays what RDS
   would do before letting moto answer:
 
@@ -23,7 +23,7 @@ pod, so the harness plays the data plane with real local processes (infrastructu
     ``ReplicaLag`` as RDS would once the primary stopped writing: 0 when the real standby
     has replayed everything the primary wrote (checked by LSN), else the seconds it is behind.
 
-* :class:`RegionKubelet`: the Deployment controller of cloud_harness plus the kubelet and
+* :class:`RegionKubelet`: the Deployment controller of :mod:`harness.cloud` plus the kubelet and
   the ALB's target registration: for the region's Deployment it points the pods' database
   at what the pod template's env says (``DATABASE_HOST`` -> the region's real PostgreSQL
   whose RDS endpoint that is; empty: writes refused), runs that many real sample processes
@@ -43,10 +43,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from cloud_harness import DeploymentController, FaultProxy, KubeCluster
 
 from clients import aws
 from engine.contracts import AwsSettings
+from harness.cloud import DeploymentController, FaultProxy, KubeCluster
 from infrastructure.local import dr as local_dr
 from infrastructure.local import haproxy as haproxy_mod
 from infrastructure.local.database import PgNode, pg_bin
@@ -266,7 +266,7 @@ def put_replica_lag(settings: AwsSettings, db_instance_id: str, seconds: float, 
 
 
 class RegionKubelet(DeploymentController):
-    """cloud_harness's Deployment controller for one region's cluster, running real pods."""
+    """harness.cloud's Deployment controller for one region's cluster, running real pods."""
 
     def __init__(
         self,

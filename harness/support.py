@@ -1,10 +1,16 @@
-"""Helpers shared by the test suites."""
+"""Small helpers shared by the tests and the benchmarks.
+
+``REPO`` (the repository root, the working directory of every subprocess started here),
+:func:`retrying` (a Temporal call retried while the server restarts), :func:`stop_process`,
+:func:`free_port` and :class:`WorkerProcess` (``python worker.py`` as a real process).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +34,13 @@ async def retrying(call: Callable[[], Awaitable[T]], within: float = 60) -> T:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.3)
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def stop_process(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:

@@ -1,6 +1,10 @@
-"""Test harness of the cloud tests: a fault-injecting proxy for AWS, a Kubernetes API for Kubernetes.
+"""Test harness of the cloud tests: moto for AWS behind a fault-injecting proxy, a Kubernetes API.
 
-Neither is used by the providers' code: the providers talk HTTP to what these serve.
+None of it is used by the providers' code: the providers talk HTTP to what these serve.
+
+:class:`MotoServer`: ``moto_server`` as a subprocess on a free loopback port;
+:func:`aws_test_credentials` gives the standard credential chain dummy keys (moto accepts
+any; no real account is reachable); :func:`create_network` makes a VPC with two subnets.
 
 ``KubeCluster``: kmock's ``KubernetesEmulator`` is an in-memory store behind the Kubernetes
 HTTP API. It has no controllers, no ``metadata.generation``, ignores label selectors. What
@@ -25,6 +29,7 @@ the real cluster would add is played here, and only here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import http.server
 import itertools
@@ -34,7 +39,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +48,105 @@ import kmock
 import yaml
 from kubernetes import client
 
-from tests.support import stop_process
+from clients import aws
+from engine.contracts import AwsSettings
+from harness.support import REPO, free_port, stop_process
 
 _names = itertools.count(1)
-REPO = Path(__file__).resolve().parents[2]
 
 
 def unique(prefix: str) -> str:
     """A name no other test of this run uses (moto is not reset between tests)."""
     return f"{prefix}-{os.getpid() % 100000}-{next(_names)}"
+
+
+# --------------------------------------------------------------------------- #
+# AWS: moto in server mode
+# --------------------------------------------------------------------------- #
+
+REGION = "eu-west-1"
+
+
+class MotoError(RuntimeError):
+    """moto_server is not installed or did not start."""
+
+
+class MotoServer:
+    """``moto_server`` (installed next to this Python) as a subprocess on a free loopback port."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.url = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, attempts: int = 3) -> str:
+        """Start it and wait until it answers (a few ports are tried); returns its URL."""
+        binary = Path(sys.executable).parent / "moto_server"
+        if not binary.exists():
+            msg = f"moto_server is not installed next to {sys.executable}: pip install 'moto[server]==5.2.5'"
+            raise MotoError(msg)
+        for _ in range(attempts):
+            port = free_port()
+            with self.log.open("w") as out:
+                proc = subprocess.Popen(
+                    [str(binary), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT
+                )
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    httpx.get(f"{url}/moto-api/", timeout=1).raise_for_status()
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            else:
+                proc.kill()
+                proc.wait()
+                continue
+            self.proc, self.url = proc, url
+            return url
+        msg = f"moto_server did not start: {self.log.read_text()[-2000:]}"
+        raise MotoError(msg)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+
+@contextlib.contextmanager
+def aws_test_credentials() -> Iterator[None]:
+    """Dummy keys for the standard credential chain (moto accepts any), restored on exit.
+
+    The shared config and credentials files point at /dev/null (and stay so): no profile of
+    this machine is read, no real account is reachable.
+    """
+    saved = {
+        k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    }
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def create_network(endpoint_url: str, region: str = REGION, block: int = 0) -> dict[str, Any]:
+    """A VPC ``10.<block>.0.0/16`` with one subnet in each of the zones ``a`` and ``b`` of ``region``."""
+    ec2 = aws.client(AwsSettings(region=region, endpoint_url=endpoint_url), "ec2")
+    vpc = ec2.create_vpc(CidrBlock=f"10.{block}.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.{block}.{i}.0/24", AvailabilityZone=f"{region}{az}")[
+            "Subnet"
+        ]["SubnetId"]
+        for i, az in enumerate("ab")
+    ]
+    return {"region": region, "vpc": vpc, "subnets": subnets}
 
 
 # --------------------------------------------------------------------------- #

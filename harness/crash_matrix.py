@@ -4,7 +4,7 @@ Shared by ``tests/engine/test_crash_matrix.py``, ``tests/dr/test_dr_crash_matrix
 ``bench/crash_matrix.py``. A *scenario* is one short release (canary, blue-green,
 rolling) or a DR failover on the real local platform. For each scenario:
 
-1. an undisturbed run on :mod:`tests.crash_worker` (no kill point) gives the reference:
+1. an undisturbed run on :mod:`harness.crash_worker` (no kill point) gives the reference:
    its final state, its side-effect counts and the list of activities it ran (#1, #2 ...
    in scheduling order, with the ones that heartbeated);
 2. each case reruns the scenario from the same starting state with kill points
@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,13 +52,15 @@ from activities.router.haproxy import HAProxyRouter
 from engine.client import start_or_attach
 from engine.contracts import Instance, ReleaseResult, ReleaseSpec
 from engine.contracts.dr import DrResult, FailoverRequest
+from harness.crash_worker import KINDS, Point
+from harness.dr_stack import DrStack
+from harness.stack import Stack
+from harness.support import REPO, WorkerProcess
 from infrastructure.local import dr as local_dr
 from infrastructure.local.global_entry import GlobalEntry
 from infrastructure.local.haproxy import HAProxy
 from infrastructure.local.instances import InstanceManager
 from infrastructure.local.layout import POOLS, Layout
-from tests.crash_worker import KINDS, Point
-from tests.support import REPO, WorkerProcess
 
 SIDE_EFFECTS = ("router_changes", "instance_starts", "promotions")
 """Counts that must equal the undisturbed run's (the others are shown, not judged)."""
@@ -206,7 +208,7 @@ def _pids(lines: list[str]) -> int:
 
 
 class CrashWorker(WorkerProcess):
-    """``python -m tests.crash_worker`` as a real process in its own session."""
+    """``python -m harness.crash_worker`` as a real process in its own session."""
 
     def __init__(
         self, env: Mapping[str, str], log_file: Path, task_queue: str, points: list[Point], journal: Path
@@ -220,7 +222,7 @@ class CrashWorker(WorkerProcess):
         self.starts += 1
         with self.log_file.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.crash_worker", "--task-queue", self.task_queue],
+                [sys.executable, "-m", "harness.crash_worker", "--task-queue", self.task_queue],
                 cwd=REPO,
                 env=self.env,
                 stdout=subprocess.DEVNULL,
@@ -277,7 +279,7 @@ class Scenario:
 
 
 class ReleaseScenario(Scenario):
-    """Canary, blue-green or rolling on the single-region stack (``tests.engine.conftest.Stack``)."""
+    """Canary, blue-green or rolling on the single-region stack (:class:`harness.stack.Stack`)."""
 
     PLANS: Mapping[str, str] = {
         # Weight, a 1 s pause, a one-measurement analysis, then promotion.
@@ -288,7 +290,7 @@ class ReleaseScenario(Scenario):
         "rolling": "max_surge: 1\nmax_unavailable: 0\ndrain_timeout: 10s",
     }
 
-    def __init__(self, stack: Any, strategy: str, new_version: Any) -> None:
+    def __init__(self, stack: Stack, strategy: str, new_version: Callable[[], str]) -> None:
         self.stack, self.strategy, self.new_version = stack, strategy, new_version
         self.name = strategy
         self.tmp = stack.tmp
@@ -364,11 +366,11 @@ class ReleaseScenario(Scenario):
 
 
 class FailoverScenario(Scenario):
-    """A DR failover A -> B on the two-region stack (``tests.dr.conftest.DrStack``), pre-approved."""
+    """A DR failover A -> B on the two-region stack (:class:`harness.dr_stack.DrStack`), pre-approved."""
 
     name = "dr-failover"
 
-    def __init__(self, dr_stack: Any) -> None:
+    def __init__(self, dr_stack: DrStack) -> None:
         self.stack = dr_stack
         self.tmp = dr_stack.tmp
 

@@ -1,6 +1,6 @@
 """The engine's worker with a kill switch, for the crash matrix (tests and bench only).
 
-    CRASH_POINTS=after:5,mid:7 CRASH_JOURNAL=/tmp/j.jsonl python -m tests.crash_worker --task-queue Q
+    CRASH_POINTS=after:5,mid:7 CRASH_JOURNAL=/tmp/j.jsonl python -m harness.crash_worker --task-queue Q
 
 The same worker as ``worker.py`` (``worker.build_worker``: every workflow and activity),
 plus an activity interceptor that SIGKILLs its own process group at chosen points of
