@@ -1,7 +1,7 @@
 """Watching the router: every change of the split HAProxy has in force, with its wall-clock time.
 
 A thread reads the ``app`` backend through HAProxy's runtime API
-(:func:`harness.router_state.pool_shares`: ``show servers state``, one unix-socket round
+(:meth:`infrastructure.local.haproxy.HAProxy.pool_shares`: ``show servers state``, one unix-socket round
 trip, ~0.1 ms) about every millisecond and records, with ``time.time()``, every change
 of the split actually in force: per pool, the share of the summed weights of the servers
 that are enabled, running and of non-zero weight (what
@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from harness.router_state import pool_shares
 from infrastructure.local.haproxy import HAProxy, RouterError
 from infrastructure.local.layout import Layout
 
@@ -49,7 +48,7 @@ class RouterWatch(threading.Thread):
 
     def read(self) -> dict[str, float]:
         """Pool shares in force right now (one runtime-API round trip)."""
-        return pool_shares(self.haproxy, self.backend)
+        return self.haproxy.pool_shares(self.backend)
 
     def run(self) -> None:
         last: dict[str, float] | None = None

@@ -64,8 +64,9 @@ from bench.router_watch import RouterWatch
 from bench.step_overhead import GateSample, router_cost, run_baseline, run_p1
 from engine import log as engine_log
 from engine import temporal
+from engine.contracts import POOLS
 from infrastructure.local import platform
-from infrastructure.local.layout import POOLS, Layout
+from infrastructure.local.layout import Layout
 from infrastructure.local.prometheus import Prometheus
 
 MEASURE_BUDGET_S = 170.0

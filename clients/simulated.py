@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from engine.contracts import POOLS, EnvironmentSpec, Instance
+from engine.contracts import ALL_POOLS, EnvironmentSpec, Instance
 
 SEED_POOL = "blue"
 SEED_VERSION = "v0.0.0"
@@ -47,7 +47,7 @@ def pools(env: EnvironmentSpec) -> dict[str, list[Instance]]:
             Instance(pool=SEED_POOL, slot=s, version=SEED_VERSION, address=address(env.name, SEED_POOL, s))
             for s in range(env.instances)
         ]
-        found = _pools[env.name] = {pool: (seed if pool == SEED_POOL else []) for pool in POOLS}
+        found = _pools[env.name] = {pool: (seed if pool == SEED_POOL else []) for pool in ALL_POOLS}
     return found
 
 

@@ -13,9 +13,7 @@ Real stacks and the processes around them, never part of the product:
   the analysis judge on a scripted source;
 - :mod:`harness.cloud`, :mod:`harness.cloud_dr`: moto, kmock and what they do not play
   (controllers, kubelets, RDS promotions), for the cloud providers' tests;
-- :mod:`harness.artifact_checks`: the offline checks of the production artifacts;
-- :mod:`harness.router_state`: the split HAProxy has in force, cheap enough to poll
-  every millisecond (the bench's router watcher).
+- :mod:`harness.artifact_checks`: the offline checks of the production artifacts.
 
 The pytest fixtures (tests/*/) only wrap these.
 """

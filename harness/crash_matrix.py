@@ -50,7 +50,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from activities.router.haproxy import HAProxyRouter
 from engine.client import start_or_attach
-from engine.contracts import Instance, ReleaseResult, ReleaseSpec
+from engine.contracts import POOLS, Instance, ReleaseResult, ReleaseSpec
 from engine.contracts.dr import DrResult, FailoverRequest
 from harness.crash_worker import KINDS, Point
 from harness.dr_stack import DrStack
@@ -60,7 +60,7 @@ from infrastructure.local import dr as local_dr
 from infrastructure.local.global_entry import GlobalEntry
 from infrastructure.local.haproxy import HAProxy
 from infrastructure.local.instances import InstanceManager
-from infrastructure.local.layout import POOLS, Layout
+from infrastructure.local.layout import Layout
 
 SIDE_EFFECTS = ("router_changes", "instance_starts", "promotions")
 """Counts that must equal the undisturbed run's (the others are shown, not judged)."""

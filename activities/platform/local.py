@@ -7,11 +7,11 @@ instances outlive the worker (a killed worker does not take production with it).
 from __future__ import annotations
 
 from activities.interfaces import Progress
-from engine.contracts import EnvironmentSpec, Instance
+from engine.contracts import ALL_POOLS, EnvironmentSpec, Instance
 from engine.errors import BadRequest
 from infrastructure.local import images
 from infrastructure.local.instances import InstanceInfo, InstanceManager, VersionConflictError
-from infrastructure.local.layout import POOLS, layout_for
+from infrastructure.local.layout import layout_for
 
 
 def _instance(info: InstanceInfo) -> Instance:
@@ -59,6 +59,6 @@ class LocalPlatform:
 
     @staticmethod
     def _check_pool(pool: str) -> None:
-        if pool not in POOLS:
-            msg = f"unknown pool {pool!r} (local pools: {', '.join(POOLS)})"
+        if pool not in ALL_POOLS:
+            msg = f"unknown pool {pool!r} (local pools: {', '.join(ALL_POOLS)})"
             raise BadRequest(msg)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from activities.interfaces import Progress
 from clients import simulated
 from clients.simulated import LOCK, MAX_SLOTS
-from engine.contracts import POOLS, EnvironmentSpec, Instance
+from engine.contracts import ALL_POOLS, EnvironmentSpec, Instance
 from engine.errors import BadRequest
 
 
@@ -66,6 +66,6 @@ class SimulatedPlatform:
 
     @staticmethod
     def _check_pool(pool: str) -> None:
-        if pool not in POOLS:
-            msg = f"unknown pool {pool!r} (simulated pools: {', '.join(POOLS)})"
+        if pool not in ALL_POOLS:
+            msg = f"unknown pool {pool!r} (simulated pools: {', '.join(ALL_POOLS)})"
             raise BadRequest(msg)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 from functools import reduce
 
-from engine.contracts import EnvironmentSpec, Instance, RouterState
+from engine.contracts import ALL_POOLS, EnvironmentSpec, Instance, RouterState, without_idle_baseline
 from engine.errors import BadRequest
 from infrastructure.local.haproxy import HAProxy, ServerState, server_name
-from infrastructure.local.layout import POOLS, layout_for
+from infrastructure.local.layout import layout_for
 
 MAX_WEIGHT = 256
 
@@ -63,18 +63,18 @@ class HAProxyRouter:
         self._haproxy = HAProxy(self._layout)
 
     def set_traffic(self, *, weights: dict[str, int], members: dict[str, list[Instance]]) -> dict[str, float]:
-        unknown = set(weights) - set(POOLS)
+        unknown = set(weights) - set(ALL_POOLS)
         if unknown:
-            msg = f"unknown pool(s) {sorted(unknown)} (local pools: {', '.join(POOLS)})"
+            msg = f"unknown pool(s) {sorted(unknown)} (local pools: {', '.join(ALL_POOLS)})"
             raise BadRequest(msg)
-        slots = {p: {i.slot for i in members.get(p, [])} for p in POOLS}
+        slots = {p: {i.slot for i in members.get(p, [])} for p in ALL_POOLS}
         per_server = server_weights(weights, {p: len(s) for p, s in slots.items()})
         current = {s.name: s for s in self._haproxy.servers(self.backend)}
-        missing = [server_name(p, i) for p in POOLS for i in slots[p] if server_name(p, i) not in current]
+        missing = [server_name(p, i) for p in ALL_POOLS for i in slots[p] if server_name(p, i) not in current]
         if missing:
             msg = f"the router has no server slot(s) {missing} in backend {self.backend!r}"
             raise BadRequest(msg)
-        wanted = {server_name(p, i): per_server.get(p, 0) for p in POOLS for i in slots[p]}
+        wanted = {server_name(p, i): per_server.get(p, 0) for p in ALL_POOLS for i in slots[p]}
         self._apply(self.backend, current, wanted)
         totals = {p: per_server[p] * len(slots[p]) for p in per_server}
         return {p: 100.0 * t / sum(totals.values()) for p, t in totals.items()}
@@ -138,7 +138,7 @@ class HAProxyRouter:
 
     def read(self) -> RouterState:
         servers = self._haproxy.servers(self.backend)
-        totals = dict.fromkeys(POOLS, 0)
+        totals = dict.fromkeys(ALL_POOLS, 0)
         detail: dict[str, dict[str, object]] = {}
         for s in servers:
             pool, _ = _pool_and_slot(s.name)
@@ -148,7 +148,7 @@ class HAProxyRouter:
                 detail[s.name] = {"weight": s.weight, "admin": s.admin, "status": s.status, "port": s.port}
         total = sum(totals.values())
         shares = {p: (100.0 * t / total if total else 0.0) for p, t in totals.items()}
-        return RouterState(weights=shares, detail=detail)
+        return RouterState(weights=without_idle_baseline(shares), detail=detail)
 
 
 def _pool_and_slot(name: str) -> tuple[str, int]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from clients import simulated
 from clients.simulated import LOCK
-from engine.contracts import POOLS, EnvironmentSpec, Instance, RouterState
+from engine.contracts import ALL_POOLS, EnvironmentSpec, Instance, RouterState, without_idle_baseline
 from engine.errors import BadRequest
 
 
@@ -25,9 +25,9 @@ class SimulatedRouter:
         self._env = env
 
     def set_traffic(self, *, weights: dict[str, int], members: dict[str, list[Instance]]) -> dict[str, float]:
-        unknown = set(weights) - set(POOLS)
+        unknown = set(weights) - set(ALL_POOLS)
         if unknown:
-            msg = f"unknown pool(s) {sorted(unknown)} (simulated pools: {', '.join(POOLS)})"
+            msg = f"unknown pool(s) {sorted(unknown)} (simulated pools: {', '.join(ALL_POOLS)})"
             raise BadRequest(msg)
         if not any(w > 0 for w in weights.values()):
             raise BadRequest("a split must send traffic somewhere")
@@ -50,13 +50,13 @@ class SimulatedRouter:
     def read(self) -> RouterState:
         with LOCK:
             routes = simulated.routes(self._env)
-            shares = dict.fromkeys(POOLS, 0.0)
+            shares = dict.fromkeys(ALL_POOLS, 0.0)
             for address, (pool, weight) in routes.servers.items():
                 if address not in routes.draining:
                     shares[pool] += weight
         total = sum(shares.values())
         weights = {p: (100.0 * s / total if total else 0.0) for p, s in shares.items()}
-        return RouterState(weights=weights, detail={"provider": "simulated (no I/O)"})
+        return RouterState(weights=without_idle_baseline(weights), detail={"provider": "simulated (no I/O)"})
 
     def set_preview(self, *, members: list[Instance]) -> None:
         with LOCK:

@@ -59,6 +59,7 @@ from engine.contracts.platform import (
     SmokeResult,
     StopRequest,
     TrafficRequest,
+    without_idle_baseline,
 )
 from engine.contracts.release import (
     BlueGreenSpec,
@@ -69,6 +70,8 @@ from engine.contracts.release import (
     rolling_batches,
 )
 from engine.contracts.scalars import (
+    ALL_POOLS,
+    BASELINE_POOL,
     MAX_DURATION,
     POOLS,
     STRATEGIES,
@@ -100,6 +103,8 @@ from engine.contracts.steps import (
 )
 
 __all__ = [
+    "ALL_POOLS",
+    "BASELINE_POOL",
     "MAX_DURATION",
     "POOLS",
     "STRATEGIES",
@@ -163,4 +168,5 @@ __all__ = [
     "parse_condition",
     "render_query",
     "rolling_batches",
+    "without_idle_baseline",
 ]

@@ -24,7 +24,7 @@ class LocalSettings(Strict):
 
     state_dir: str
     port_base: Annotated[int, Field(ge=1024, le=65000)]
-    max_slots: Annotated[int, Field(ge=1, le=20)] = 8
+    max_slots: Annotated[int, Field(ge=1, le=10)] = 8
 
 
 class AwsSettings(Strict):

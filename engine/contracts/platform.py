@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field, model_validator
 
 from engine.contracts.environment import EnvironmentSpec
-from engine.contracts.scalars import Duration, Percent, Pool, Strict, Version
+from engine.contracts.scalars import BASELINE_POOL, Duration, Percent, Pool, Strict, Version
 
 
 class Instance(Strict):
@@ -78,6 +78,12 @@ class TrafficRequest(Strict):
             msg = f"weights must add up to 100, got {self.weights} ({total})"
             raise ValueError(msg)
         return self
+
+
+def without_idle_baseline(weights: dict[str, float]) -> dict[str, float]:
+    """A router's read-back split: both release pools always, the baseline pool only while it takes
+    traffic (so a split without a canary baseline reads as it always has)."""
+    return {p: w for p, w in weights.items() if p != BASELINE_POOL or w > 0}
 
 
 class RouterState(Strict):

@@ -49,6 +49,10 @@ Percent = Annotated[int, Field(ge=0, le=100)]
 
 POOLS = ("blue", "green")
 """The two pools every platform offers: the live one and the one a release goes to."""
+BASELINE_POOL = "baseline"
+"""Where a canary's baseline runs: fresh instances of the stable version, compared with the canary."""
+ALL_POOLS = (*POOLS, BASELINE_POOL)
+"""Every pool a platform runs instances in."""
 
 STRATEGIES = ("canary", "blue-green", "rolling")
 """Strategies this engine ships (the names a release request uses)."""

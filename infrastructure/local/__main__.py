@@ -36,11 +36,24 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("status", help="what runs where")
     s.add_argument("--json", action="store_true")
 
-    b = sub.add_parser("behave", help="set error rate / latency / health of a version")
-    b.add_argument("version")
-    b.add_argument("--error-rate", type=float, default=0.0)
-    b.add_argument("--latency-ms", type=int, default=0)
-    b.add_argument("--unhealthy", action="store_true")
+    b = sub.add_parser(
+        "behave",
+        help="set errors / latency / health of a version (or of every version: _background)",
+        description="Make a version misbehave, or (version _background) give every version noise. "
+        "Example: behave v1.2.4 --error-probability 0.02; behave _background --error-probability 0.001 "
+        "--latency-median-ms 20 --latency-p95-ms 80",
+    )
+    b.add_argument("version", help="a version, or _background for every version")
+    b.add_argument(
+        "--error-rate", type=float, default=0.0, help="a deterministic share of 500s (0.2: every 5th)"
+    )
+    b.add_argument(
+        "--error-probability", type=float, default=0.0, help="500s at random, with this probability"
+    )
+    b.add_argument("--latency-ms", type=int, default=0, help="fixed latency added to every request")
+    b.add_argument("--latency-median-ms", type=float, default=0.0, help="lognormal latency: its median")
+    b.add_argument("--latency-p95-ms", type=float, default=0.0, help="lognormal latency: its 95th percentile")
+    b.add_argument("--unhealthy", action="store_true", help="/healthz answers 503")
 
     a = p.parse_args(argv)
     configure_logging(verbose=a.verbose)
@@ -65,9 +78,20 @@ def main(argv: list[str] | None = None) -> int:
         st = platform.status(layout)
         print(json.dumps(st, indent=1) if a.json else platform.format_status(st))
     elif a.cmd == "behave":
-        beh = platform.behave(
-            layout, a.version, error_rate=a.error_rate, latency_ms=a.latency_ms, healthy=not a.unhealthy
-        )
+        try:
+            beh = platform.behave(
+                layout,
+                a.version,
+                error_rate=a.error_rate,
+                error_probability=a.error_probability,
+                latency_ms=a.latency_ms,
+                latency_median_ms=a.latency_median_ms,
+                latency_p95_ms=a.latency_p95_ms,
+                healthy=not a.unhealthy,
+            )
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         print(f"{a.version}: {beh.model_dump_json()}")
     return 0
 

@@ -17,8 +17,9 @@ from typing import Literal
 import structlog
 from pydantic import BaseModel
 
+from engine.contracts import ALL_POOLS
 from infrastructure.local import processes
-from infrastructure.local.layout import POOLS, Layout
+from infrastructure.local.layout import Layout
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +33,7 @@ AdminState = Literal["ready", "drain", "maint"]
 _ADMF_MAINT = 0x01 | 0x02 | 0x20
 _ADMF_DRAIN = 0x08 | 0x10
 _OP_STATES = {0: "STOPPED", 1: "STARTING", 2: "RUNNING", 3: "STOPPING"}
+_OP_RUNNING = 2
 
 
 class RouterError(RuntimeError):
@@ -66,7 +68,7 @@ def render_config(layout: Layout) -> str:
     """The HAProxy configuration text for ``layout``."""
     servers = "\n".join(
         f"    server {server_name(pool, slot)} 127.0.0.1:{layout.instance_port(pool, slot)}"
-        for pool in POOLS
+        for pool in ALL_POOLS
         for slot in range(layout.max_slots)
     )
     backends = "\n".join(
@@ -303,6 +305,21 @@ class HAProxy:
             self.set_state(backend, server, state)
             self.set_weight(backend, server, weight)
 
+    def pool_shares(self, backend: str = "app") -> dict[str, float]:
+        """Each pool's share (percent) of the summed weights of the servers that take new requests
+        (enabled, running, weight above 0), from ``show servers state`` alone: one round trip,
+        cheap enough to poll every millisecond (the benchmark's router watcher does)."""
+        totals = dict.fromkeys(ALL_POOLS, 0)
+        for line in self.command(f"show servers state {backend}").splitlines()[2:]:
+            f = line.split()
+            if len(f) < 8 or f[1] != backend:
+                continue
+            op, admin, weight = int(f[5]), int(f[6]), int(f[7])
+            if op == _OP_RUNNING and not admin & (_ADMF_MAINT | _ADMF_DRAIN) and weight > 0:
+                totals[f[3].rstrip("0123456789")] += weight
+        total = sum(totals.values())
+        return {p: (100.0 * w / total if total else 0.0) for p, w in totals.items()}
+
     def servers(self, backend: str) -> list[ServerState]:
         """Every server of ``backend`` with weight, admin/operational state and check status."""
         state_txt = self.command(f"show servers state {backend}")
@@ -352,7 +369,7 @@ class HAProxy:
         live = {server_name(pool, s) for s in range(slots)}
         for name in sorted(live):
             self.set_server(backend, name, weight=weight, state="ready")
-        for p in POOLS:
+        for p in ALL_POOLS:
             for s in range(self.layout.max_slots):
                 name = server_name(p, s)
                 if name not in live:

@@ -21,8 +21,9 @@ import httpx
 import structlog
 from pydantic import BaseModel
 
+from engine.contracts import ALL_POOLS
 from infrastructure.local import processes
-from infrastructure.local.layout import APP_LABEL, POOLS, REPO_ROOT, Layout, port_is_free
+from infrastructure.local.layout import APP_LABEL, REPO_ROOT, Layout, port_is_free
 
 log = structlog.get_logger(__name__)
 
@@ -115,7 +116,7 @@ class InstanceManager:
     def _records(self) -> list[InstanceRecord]:
         """Live records (dead ones are pruned)."""
         out: list[InstanceRecord] = []
-        for pool in POOLS:
+        for pool in ALL_POOLS:
             for slot in range(self.layout.max_slots):
                 rec = self._read(pool, slot)
                 if rec is None:
@@ -160,7 +161,7 @@ class InstanceManager:
         version raises :class:`VersionConflictError`.  ``on_progress`` is called about every
         0.5 s while waiting (for activity heartbeats).
         """
-        if pool not in POOLS:
+        if pool not in ALL_POOLS:
             raise InstanceError(f"unknown pool {pool!r}")
         if not 0 <= count <= self.layout.max_slots:
             raise InstanceError(f"count must be 0..{self.layout.max_slots}, got {count}")
@@ -282,7 +283,7 @@ class InstanceManager:
 
         In-flight requests finish (SIGTERM), SIGKILL after ``timeout``.  Idempotent.
         """
-        if pool not in POOLS:
+        if pool not in ALL_POOLS:
             raise InstanceError(f"unknown pool {pool!r}")
         wanted = range(self.layout.max_slots) if slots is None else slots
         victims: list[InstanceRecord] = []
@@ -308,7 +309,7 @@ class InstanceManager:
 
     def stop_all(self, timeout: float = 10.0) -> None:
         """Stop every instance of every pool."""
-        for pool in POOLS:
+        for pool in ALL_POOLS:
             self.stop(pool, timeout=timeout)
 
     def list(self, probe: bool = True) -> list[InstanceInfo]:

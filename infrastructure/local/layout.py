@@ -11,6 +11,7 @@ in parallel).  Port map, relative to ``port_base``::
     +4  Temporal gRPC frontend
     +10 .. +10+max_slots-1   pool "blue" instances
     +30 .. +30+max_slots-1   pool "green" instances
+    +40 .. +40+max_slots-1   pool "baseline" instances (a canary's baseline: the stable version)
     +55 registry  +56 Redis  +57 PostgreSQL  +58 external HTTP dependency (release pipeline)
 """
 
@@ -24,12 +25,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.contracts import POOLS, EnvironmentSpec
+from engine.contracts import ALL_POOLS, EnvironmentSpec
 from engine.errors import BadRequest
 
 APP_LABEL = "sample-api"
 """The `app` label of every instance's series."""
-_POOL_OFFSET: dict[str, int] = {"blue": 10, "green": 30}
+_POOL_OFFSET: dict[str, int] = {"blue": 10, "green": 30, "baseline": 40}
+MAX_SLOTS = 10
+"""Slots per pool: the offsets above leave room for 10 (and +55.. for the release services)."""
 PORT_BLOCK = 60
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORT_BASE = 18000
@@ -48,8 +51,8 @@ class Layout:
     def __post_init__(self) -> None:
         """Normalise the state dir and check the slot count fits the port map."""
         object.__setattr__(self, "state_dir", Path(self.state_dir).resolve())
-        if not 1 <= self.max_slots <= 20:
-            raise ValueError(f"max_slots must be 1..20, got {self.max_slots}")
+        if not 1 <= self.max_slots <= MAX_SLOTS:
+            raise ValueError(f"max_slots must be 1..{MAX_SLOTS}, got {self.max_slots}")
         if not 1024 <= self.port_base <= 65535 - PORT_BLOCK:
             raise ValueError(f"port_base out of range: {self.port_base}")
 
@@ -146,7 +149,7 @@ class Layout:
     def instance_port(self, pool: str, slot: int) -> int:
         """Fixed port of ``slot`` in ``pool``."""
         if pool not in _POOL_OFFSET:
-            raise ValueError(f"unknown pool {pool!r} (expected one of {POOLS})")
+            raise ValueError(f"unknown pool {pool!r} (expected one of {ALL_POOLS})")
         if not 0 <= slot < self.max_slots:
             raise ValueError(f"slot {slot} out of range 0..{self.max_slots - 1}")
         return self.port_base + _POOL_OFFSET[pool] + slot

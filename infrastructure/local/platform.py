@@ -20,12 +20,13 @@ from typing import Any
 
 import structlog
 
+from engine.contracts import ALL_POOLS
 from infrastructure.local import haproxy as haproxy_mod
 from infrastructure.local import processes, release_services
 from infrastructure.local import prometheus as prometheus_mod
 from infrastructure.local.haproxy import HAProxy, RouterError
 from infrastructure.local.instances import InstanceManager
-from infrastructure.local.layout import POOLS, REPO_ROOT, Layout
+from infrastructure.local.layout import REPO_ROOT, Layout
 from infrastructure.local.prometheus import Prometheus
 from infrastructure.local.sample_service import Behaviour, set_behaviour
 from infrastructure.local.temporal_server import TemporalServer
@@ -171,7 +172,7 @@ def down(layout: Layout, *, purge: bool = False) -> None:
     processes.stop_pidfile(layout.pidfile("load"), _load_marker(layout), timeout=5)
     im = InstanceManager(layout)
     with ThreadPoolExecutor(max_workers=5) as ex:
-        futs: list[Future[Any]] = [ex.submit(im.stop, pool, None, 5.0) for pool in POOLS]
+        futs: list[Future[Any]] = [ex.submit(im.stop, pool, None, 5.0) for pool in ALL_POOLS]
         futs += [
             ex.submit(Prometheus(layout).stop),
             ex.submit(HAProxy(layout).stop),
@@ -247,11 +248,10 @@ def status(layout: Layout) -> dict[str, Any]:
     }
 
 
-def behave(
-    layout: Layout, version: str, *, error_rate: float = 0.0, latency_ms: int = 0, healthy: bool = True
-) -> Behaviour:
-    """Set the behaviour of every instance of ``version`` (running ones pick it up within ~0.2 s)."""
-    return set_behaviour(layout, version, error_rate=error_rate, latency_ms=latency_ms, healthy=healthy)
+def behave(layout: Layout, version: str, **behaviour: Any) -> Behaviour:
+    """Set the behaviour of every instance of ``version`` (running ones pick it up within ~0.2 s);
+    ``version`` ``_background`` sets the noise every version shares (see ``sample_service``)."""
+    return set_behaviour(layout, version, **behaviour)
 
 
 def format_status(st: dict[str, Any]) -> str:

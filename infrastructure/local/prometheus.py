@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import structlog
 
+from engine.contracts import ALL_POOLS
 from infrastructure.local import processes
-from infrastructure.local.layout import APP_LABEL, POOLS, Layout
+from infrastructure.local.layout import APP_LABEL, Layout
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +44,7 @@ def render_config(layout: Layout) -> str:
                         "targets": [f"127.0.0.1:{layout.instance_port(pool, slot)}"],
                         "labels": {"pool": pool, "slot": str(slot), "app": APP_LABEL},
                     }
-                    for pool in POOLS
+                    for pool in ALL_POOLS
                     for slot in range(layout.max_slots)
                 ],
             },

@@ -10,17 +10,22 @@ Run as::
   500 per the injected error rate.
 * ``GET /healthz`` -> 200 ``ok`` (503 when the behaviour says ``healthy: false``).
 * ``GET /metrics`` -> ``http_requests_total{code,version,pool}`` and
-  ``http_request_duration_seconds{version}``.
+  ``http_request_duration_seconds{version,pool}``.
 * ``GET|POST /admin/behaviour`` -> read / change this instance's behaviour at runtime.
 * ``GET /admin/inflight`` -> ``{"inflight": N}``, requests being served right now.
 * ``POST /orders {"id": N}`` -> inserts row N into the region's database (two-region stack only:
   ``{state_dir}/database.json`` names it, re-read when it changes); 201 once committed,
   503 when the database refuses or is unreachable, 404 without that file.
 
-Behaviour (``{"error_rate", "latency_ms", "healthy"}``) is read from
-``behaviour/{version}.json`` at start and whenever that file changes (polled every 200 ms).
-Error injection is deterministic: with rate r, request n fails iff
-``floor(n*r) > floor((n-1)*r)``, so 20 % fails exactly every 5th request.
+Behaviour is read from ``behaviour/{version}.json`` at start and whenever that file changes
+(polled every 200 ms), and so is the background behaviour of every version,
+``behaviour/_background.json``: noise like a real service's, so a healthy canary and its
+baseline look alike but never identical. A request fails if the version's deterministic
+pattern says so (``error_rate`` r: request n fails iff ``floor(n*r) > floor((n-1)*r)``, so 20 %
+fails exactly every 5th request), or with probability ``error_probability`` of the version or of
+the background. Its latency is the version's fixed ``latency_ms``, plus a draw from each
+lognormal distribution set (``latency_median_ms`` with ``latency_p95_ms``; the version's and
+the background's).
 SIGTERM stops accepting, finishes in-flight requests and exits 0.
 """
 
@@ -30,6 +35,7 @@ import argparse
 import json
 import math
 import os
+import random
 import signal
 import sys
 import threading
@@ -39,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from infrastructure.local.logs import configure_logging
 
@@ -51,26 +57,48 @@ log = structlog.get_logger(__name__)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
 _POLL_S = 0.2
 _EPS = 1e-9
+_Z95 = 1.6448536269514722
+"""The standard normal's 95th percentile: a lognormal's P95 is exp(mu + _Z95 * sigma)."""
 
 
 class Behaviour(BaseModel):
-    """How an instance behaves: share of 500s, added latency, health."""
+    """How an instance behaves: 500s (a deterministic share, and at random), added latency, health."""
 
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    error_probability: float = Field(default=0.0, ge=0.0, le=1.0)
     latency_ms: int = Field(default=0, ge=0, le=60_000)
+    latency_median_ms: float = Field(default=0.0, ge=0.0, le=60_000)
+    latency_p95_ms: float = Field(default=0.0, ge=0.0, le=60_000)
     healthy: bool = True
 
+    @model_validator(mode="after")
+    def _check_latency(self) -> Behaviour:
+        if self.latency_median_ms and self.latency_p95_ms < self.latency_median_ms:
+            median, p95 = self.latency_median_ms, self.latency_p95_ms
+            msg = f"latency_p95_ms ({p95}) is below latency_median_ms ({median})"
+            raise ValueError(msg)
+        return self
 
-def set_behaviour(
-    layout: Layout,
-    version: str,
-    *,
-    error_rate: float = 0.0,
-    latency_ms: int = 0,
-    healthy: bool = True,
-) -> Behaviour:
-    """Write ``behaviour/{version}.json`` atomically; running instances pick it up within ~0.2 s."""
-    b = Behaviour(error_rate=error_rate, latency_ms=latency_ms, healthy=healthy)
+    def draw_latency_ms(self, rng: random.Random) -> float:
+        """The fixed latency plus one draw of the lognormal distribution (median, P95), if set."""
+        extra = 0.0
+        if self.latency_median_ms > 0:
+            mu = math.log(self.latency_median_ms)
+            sigma = (math.log(self.latency_p95_ms) - mu) / _Z95 if self.latency_p95_ms > 0 else 0.0
+            extra = rng.lognormvariate(mu, sigma)
+        return self.latency_ms + extra
+
+
+BACKGROUND = "_background"
+"""The behaviour file every version reads besides its own (``set_behaviour(layout, BACKGROUND, ...)``)."""
+
+
+def set_behaviour(layout: Layout, version: str, **behaviour: Any) -> Behaviour:
+    """Write ``behaviour/{version}.json`` atomically; running instances pick it up within ~0.2 s.
+
+    ``version`` may be :data:`BACKGROUND`: noise for every version (random errors and latency).
+    """
+    b = Behaviour(**behaviour)
     path = layout.behaviour_file(version)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -92,9 +120,13 @@ class _State:
 
         self.version, self.pool, self.slot = version, pool, slot
         self.behaviour_file = behaviour_file
+        self.background_file = behaviour_file.with_name(f"{BACKGROUND}.json")
         self.lock = threading.Lock()
         self.behaviour = Behaviour()
+        self.background = Behaviour()
+        self.rng = random.Random()  # noqa: S311 - noise, not secrets
         self._file_mtime: int | None = None
+        self._background_mtime: int | None = None
         self._n = 0
         self._failed = 0
         self.inflight = 0
@@ -110,14 +142,14 @@ class _State:
         self.duration = Histogram(
             "http_request_duration_seconds",
             "App request latency",
-            ["version"],
+            ["version", "pool"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         # Pre-create the series so rate() sees them from the first scrapes on.
         for code in ("200", "500"):
             self.requests.labels(code=code, version=version, pool=pool)
-        self.duration.labels(version=version)
+        self.duration.labels(version=version, pool=pool)
         self.reload_file()
         orders_file = behaviour_file.parent.parent / "database.json"
         self.orders = _Orders(orders_file) if orders_file.exists() else None
@@ -130,36 +162,48 @@ class _State:
         log.info("behaviour", **behaviour.model_dump())
 
     def reload_file(self) -> None:
-        try:
-            mtime = self.behaviour_file.stat().st_mtime_ns
-        except OSError:
-            self._file_mtime = None
-            return
-        if mtime == self._file_mtime:
-            return
-        try:
-            b = Behaviour.model_validate_json(self.behaviour_file.read_text())
-        except (OSError, ValueError) as exc:
-            log.warning("behaviour_file_invalid", path=str(self.behaviour_file), error=str(exc))
-            return
-        self._file_mtime = mtime
-        self.set(b)
+        b, self._file_mtime = _read_changed(self.behaviour_file, self._file_mtime)
+        if b is not None:
+            self.set(b)
+        background, self._background_mtime = _read_changed(self.background_file, self._background_mtime)
+        if background is not None:
+            with self.lock:
+                self.background = background
+            log.info("background_behaviour", **background.model_dump())
 
-    def next_outcome(self) -> tuple[bool, Behaviour]:
-        """Decide (deterministically) whether this request fails; returns (fail, behaviour)."""
+    def next_outcome(self) -> tuple[bool, float]:
+        """Whether this request fails, and how long it takes (ms) before the answer."""
         with self.lock:
-            b = self.behaviour
+            b, background = self.behaviour, self.background
             self._n += 1
             should = math.floor(self._n * b.error_rate + _EPS)
             fail = should > self._failed
             if fail:
                 self._failed += 1
-            return fail, b
+            for p in (b.error_probability, background.error_probability):
+                fail = fail or (p > 0 and self.rng.random() < p)
+            latency = b.draw_latency_ms(self.rng) + background.draw_latency_ms(self.rng)
+            return fail, latency
 
     def watch(self) -> None:
         while True:
             time.sleep(_POLL_S)
             self.reload_file()
+
+
+def _read_changed(path: Path, seen: int | None) -> tuple[Behaviour | None, int | None]:
+    """The behaviour in ``path`` if the file changed since mtime ``seen`` (None if not, or invalid)."""
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return None, None
+    if mtime == seen:
+        return None, seen
+    try:
+        return Behaviour.model_validate_json(path.read_text()), mtime
+    except (OSError, ValueError) as exc:
+        log.warning("behaviour_file_invalid", path=str(path), error=str(exc))
+        return None, seen
 
 
 class _Orders:
@@ -285,16 +329,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _app(self) -> None:
         st = self.server.state
         start = time.perf_counter()
-        fail, b = st.next_outcome()
-        if b.latency_ms:
-            time.sleep(b.latency_ms / 1000)
+        fail, latency_ms = st.next_outcome()
+        if latency_ms > 0:
+            time.sleep(latency_ms / 1000)
         code = 500 if fail else 200
         body: dict[str, Any] = {"version": st.version, "pool": st.pool, "slot": st.slot}
         if fail:
             body["error"] = "injected"
         self._json(code, body)
         st.requests.labels(code=str(code), version=st.version, pool=st.pool).inc()
-        st.duration.labels(version=st.version).observe(time.perf_counter() - start)
+        st.duration.labels(version=st.version, pool=st.pool).observe(time.perf_counter() - start)
 
     def _post(self) -> None:
         st = self.server.state

@@ -13,7 +13,7 @@ import pytest
 
 from infrastructure.local.instances import InstanceManager, VersionConflictError
 from infrastructure.local.layout import REPO_ROOT, Layout
-from infrastructure.local.sample_service import set_behaviour
+from infrastructure.local.sample_service import BACKGROUND, set_behaviour
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
@@ -51,6 +51,34 @@ def test_exact_error_injection_and_metrics(
     assert _metric(metrics, "http_requests_total", code="500", version="v1", pool="blue") == 20
     assert _metric(metrics, "http_requests_total", code="200", version="v1", pool="blue") == 81
     assert _metric(metrics, "http_request_duration_seconds_count", version="v1") == 101
+
+
+def test_background_noise_random_errors_and_lognormal_latency_for_every_version(
+    layout: Layout, instances: InstanceManager, http: httpx.Client
+) -> None:
+    """Random errors and lognormal latency shared by every version (the background), on top of a
+    version's own: a healthy canary and its baseline look alike, never identical."""
+    set_behaviour(layout, BACKGROUND, error_probability=0.3, latency_median_ms=8, latency_p95_ms=20)
+    [inst] = instances.start("v7", "baseline", 1)
+    _wait_behaviour(http, inst.url)  # up
+    time.sleep(0.5)  # the background file is polled every 0.2 s
+    took, codes = [], []
+    for _ in range(300):
+        t0 = time.perf_counter()
+        codes.append(http.get(inst.url + "/").status_code)
+        took.append(time.perf_counter() - t0)
+    errors = codes.count(500)
+    assert 60 <= errors <= 120, errors  # 30 % of 300 at random: 90, +-3.5 sigma
+    assert codes[:20] != [500 if i % 3 == 2 else 200 for i in range(20)]  # not a fixed pattern
+    took.sort()
+    assert 0.006 <= took[150] <= 0.020, took[150]  # median 8 ms (plus the request's own cost)
+    assert 0.014 <= took[285] <= 0.045, took[285]  # P95 20 ms
+    assert took[-1] > 2 * took[150]  # a tail, not a fixed sleep
+    metrics = http.get(inst.url + "/metrics").text
+    assert _metric(metrics, "http_request_duration_seconds_count", version="v7", pool="baseline") == 300
+    set_behaviour(layout, "v7", latency_p95_ms=1)  # a P95 without a median: no lognormal part
+    with pytest.raises(ValueError, match=r"latency_p95_ms .* below latency_median_ms"):
+        set_behaviour(layout, "v7", latency_median_ms=10, latency_p95_ms=5)
 
 
 def test_behaviour_changes_at_runtime(layout: Layout, instances: InstanceManager, http: httpx.Client) -> None:
