@@ -18,8 +18,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities import registry
-from activities.analysis import judge
 from activities.common import heartbeat, implements
+from engine.analysis import threshold
 from engine.contracts import (
     AnalysisRequest,
     AnalysisResult,
@@ -208,7 +208,7 @@ def run_analysis(req: AnalysisRequest) -> AnalysisResult:
             raise CancelledError
         time.sleep(seconds)
 
-    return judge.run(
+    return threshold.run(
         req,
         registry.metrics(req.environment),
         clock=time.monotonic,

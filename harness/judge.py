@@ -1,4 +1,4 @@
-"""The analysis judge (activities/analysis/judge.py) on a scripted metrics source and a fake clock.
+"""The threshold judge (engine/analysis/threshold.py) on a scripted metrics source and a fake clock.
 
 :func:`run` judges one metric whose queries answer from a list (numbers, ``None`` for no
 data, an exception for an unreachable source) without waiting: the clock only moves when
@@ -7,7 +7,7 @@ the judge sleeps. Used by the judge's own tests and by the fault tests.
 
 from __future__ import annotations
 
-from activities.analysis import judge
+from engine.analysis import threshold as judge
 from engine.contracts import AnalysisRequest, AnalysisResult, EnvironmentSpec, Metric, Providers
 
 ENV = EnvironmentSpec(

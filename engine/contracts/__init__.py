@@ -19,6 +19,11 @@ it quickly.
 
 from __future__ import annotations
 
+from engine.analysis.conditions import (
+    Condition,
+    evaluate_condition,
+    parse_condition,
+)
 from engine.contracts.analysis import (
     TEMPLATE_ARGS,
     AnalysisPhase,
@@ -32,11 +37,6 @@ from engine.contracts.analysis import (
     MetricTally,
     QueryCheckRequest,
     render_query,
-)
-from engine.contracts.conditions import (
-    Condition,
-    evaluate_condition,
-    parse_condition,
 )
 from engine.contracts.environment import (
     AppSpec,

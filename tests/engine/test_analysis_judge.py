@@ -1,4 +1,4 @@
-"""The analysis judge's verdicts, on a metrics source that answers from a script."""
+"""The threshold judge's verdicts, on a metrics source that answers from a script."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The analysis judge: measure metrics on a schedule and reach a verdict.
+"""The threshold judge: measure metrics on a schedule and hold each value against its conditions.
 
 Semantics follow Argo Rollouts' AnalysisRun, with one deliberate difference:
 missing data and unreachable metrics are never a success.
@@ -12,7 +12,7 @@ missing data and unreachable metrics are never a success.
   row exceed ``consecutive_error_limit``, and succeeds when every metric has been
   measured ``count`` times without crossing a limit.
 
-The judge is plain code: the activity passes it a clock, a sleep and a
+The judge is plain code: the activity passes it the metrics provider, a clock, a sleep and a
 heartbeat, so a retried activity resumes from its last heartbeat.
 """
 
@@ -21,9 +21,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, Protocol
 
-from activities.interfaces import Metrics
+from engine.analysis.conditions import evaluate_condition
 from engine.contracts import (
     AnalysisRequest,
     AnalysisResult,
@@ -31,16 +31,22 @@ from engine.contracts import (
     MeasurementPhase,
     Metric,
     MetricTally,
-    evaluate_condition,
     render_query,
 )
+
+
+class Source(Protocol):
+    """What the threshold judge reads: one number per query (``activities.interfaces.Metrics``)."""
+
+    def query(self, query: str) -> float | None: ...
+
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 Heartbeat = Callable[[list[Measurement], dict[str, MetricTally], float], None]
 
 
-def measure(metric: Metric, provider: Metrics, args: dict[str, str]) -> Measurement:
+def measure(metric: Metric, provider: Source, args: dict[str, str]) -> Measurement:
     """Take and judge one measurement of one metric."""
     now = datetime.now(UTC)
     try:
@@ -99,7 +105,7 @@ def _show(m: Measurement) -> str:
 
 def run(
     request: AnalysisRequest,
-    provider: Metrics,
+    provider: Source,
     *,
     clock: Clock,
     sleep: Sleep,
