@@ -15,6 +15,8 @@ target | verdict), then the raw samples. Exit code 2 if any target is missed.
     P6  worker killed mid-step -> step resuming        (bench/resilience.py)
     P7  concurrent releases one worker holds           (bench/scale.py, simulated providers)
     P8  starters/deploy.py start -> workflow running   (bench/resilience.py)
+    J   the canary judge: false rollbacks, bad canaries caught, time to verdict, healthy
+        release duration; against today's threshold templates   (bench/judge.py)
 
 Each module's docstring defines its rows. Three phases, each on its own throw-away
 stack and torn down before the next (also on failure and Ctrl-C):
@@ -25,7 +27,8 @@ stack and torn down before the next (also on failure and Ctrl-C):
    worker runs in this process on its own task queue (P6 uses worker processes);
 2. P7: a Temporal dev server of its own and one worker process, with the
    simulated providers (no I/O);
-3. P5: a fresh two-region stack per replication mode (bench/dr.py).
+3. P5: a fresh two-region stack per replication mode (bench/dr.py);
+4. J: simulated releases (seconds), then real ones on a platform of their own (bench/judge.py).
 
 ``--only`` picks metrics (e.g. ``--only P1,P2``); the ``--*-only`` flags are
 shorthands (zero downtime = P4, resilience = P3, P6, P8, scale = P7, dr = P5).
@@ -57,6 +60,7 @@ from typing import Any
 import worker
 from activities.router.haproxy import HAProxyRouter
 from bench import dr, resilience, scale, zero_downtime
+from bench import judge as judging
 from bench.bad_canary import P2_CONFIG, RollbackSample, run_p2_once
 from bench.common import CONFIG_HEAD, INSTANCES, STABLE_VERSION, make_spec
 from bench.report import Row, build_rows, render_raw, render_run, render_table
@@ -77,8 +81,10 @@ SCALE_BUDGET_S = 420.0
 """Hard limit on P7 (bench/scale.py)."""
 DR_BUDGET_S = 300.0
 """Hard limit on P5 (bench/dr.py: two fresh two-region stacks)."""
+JUDGE_BUDGET_S = 3000.0
+"""Hard limit on J's real releases (15 of them, the 0.5 % ones for minutes each)."""
 
-METRICS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8")
+METRICS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "J")
 PLATFORM_METRICS = frozenset({"P1", "P2", "P3", "P4", "P6", "P8"})
 SHORTHANDS = {
     "zero_downtime_only": frozenset({"P4"}),
@@ -227,6 +233,35 @@ def dr_phase(args: argparse.Namespace, report: dict[str, Any], tmp: Path) -> tup
     return [Row(*r) for r in dr.rows(results)], dr.raw(results)
 
 
+def judge_phase(args: argparse.Namespace, report: dict[str, Any], tmp: Path) -> tuple[list[Row], str]:
+    """J: simulated streams for both judges, then real releases confirming the judge's verdicts."""
+    print("J: simulated releases, the judge and today's templates on the same streams", flush=True)
+    res = judging.run_simulations(args.quick)
+    layout = Layout.for_tests(tmp / "judge")
+    tag = f"j{os.getpid()}-{int(time.time())}"
+    try:
+        print(f"J: real releases on the local platform ({judging.REAL_LOAD_RPS} requests/s)", flush=True)
+        platform.up(
+            layout, stable_version=STABLE_VERSION, instances=INSTANCES, traffic_rps=judging.REAL_LOAD_RPS
+        )
+
+        async def real() -> None:
+            client = await temporal.connect(target_host=f"127.0.0.1:{layout.temporal_port}")
+            await asyncio.to_thread(Prometheus(layout).wait_targets_up, INSTANCES, 30)
+            with ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity") as executor:
+                async with worker.build_worker(client, f"bench-judge-{tag}", executor):
+                    await judging.run_real(
+                        client, f"bench-judge-{tag}", layout, CONFIG_HEAD, tag=tag, quick=args.quick, res=res
+                    )
+
+        asyncio.run(asyncio.wait_for(real(), timeout=JUDGE_BUDGET_S))
+    finally:
+        with contextlib.suppress(KeyboardInterrupt):
+            platform.down(layout, purge=not args.keep)
+    report["judge"] = judging.report(res)
+    return [Row(*r) for r in judging.rows(res)], judging.raw(res)
+
+
 def _raise_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -234,6 +269,7 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
 def _metric(row: Row) -> int:
     """Position of a row's metric (P1..P8) in the table; rows keep their order within a metric."""
     head = row.metric.split()[0]
+    head = "J" if head.startswith("J") else head
     return METRICS.index(head) if head in METRICS else len(METRICS)
 
 
@@ -293,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         phases.append(("P7", lambda: scale_phase(args, report, tmp)))
     if "P5" in selected:
         phases.append(("P5", lambda: dr_phase(args, report, tmp)))
+    if "J" in selected:
+        phases.append(("J", lambda: judge_phase(args, report, tmp)))
     code = 0
     t_all = time.monotonic()
     try:
