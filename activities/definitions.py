@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -19,13 +20,18 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities import registry
 from activities.common import heartbeat, implements
+from engine.analysis import judge as judging
 from engine.analysis import threshold
+from engine.analysis.judge import BASELINE, CANARY
 from engine.contracts import (
     AnalysisRequest,
     AnalysisResult,
     DrainRequest,
     EnvironmentRef,
     Instance,
+    JudgeRequest,
+    JudgeResult,
+    JudgeState,
     Measurement,
     MetricTally,
     Observed,
@@ -34,6 +40,7 @@ from engine.contracts import (
     PreviewRequest,
     QueryCheckRequest,
     RouterState,
+    Side,
     SmokeRequest,
     SmokeResult,
     StopRequest,
@@ -43,6 +50,7 @@ from engine.contracts import (
 from engine.contracts.activities import (
     CHECK_QUERIES,
     DRAIN,
+    JUDGE,
     OBSERVE,
     PREVIEW_CHECK,
     RUN_ANALYSIS,
@@ -218,6 +226,85 @@ def run_analysis(req: AnalysisRequest) -> AnalysisResult:
     )
 
 
+READ_ERRORS_IN_A_ROW = 5
+"""Readings that fail one after the other before a comparing judge calls its evidence inconclusive."""
+
+
+@implements(JUDGE)
+def judge(req: JudgeRequest) -> JudgeResult:
+    """A comparing judge for ``chunk``: read every query per side each ``interval``, feed the tests,
+    return at once on a verdict (failed; passed or inconclusive when the gate's window ends).
+    Resumes from the last heartbeat after a retry (its state is the judge's memory)."""
+    provider, spec = registry.metrics(req.environment), req.spec
+    sides = {CANARY: req.canary} | ({BASELINE: req.baseline} if req.baseline else {})
+    state, elapsed, failing = req.state, 0.0, 0
+    details = activity.info().heartbeat_details
+    if details:
+        saved: dict[str, Any] = details[0]
+        state, elapsed, failing = (
+            JudgeState.model_validate(saved["state"]),
+            float(saved["elapsed"]),
+            saved["failing"],
+        )
+        log.info("judge resumed", name=req.name, intervals=state.intervals)
+    started = time.monotonic() - elapsed
+    counter_queries = {k: v for k, v in spec.queries().items() if k in ("requests", "errors", "latency")}
+    problem = ""
+    while True:
+        now = datetime.now(UTC)
+        try:
+            readings = {
+                side: {
+                    name: provider.counters(
+                        render_query(q, _side_args(req, s)), since=state.started_at or now
+                    )
+                    for name, q in counter_queries.items()
+                }
+                for side, s in sides.items()
+            }
+            compared = {
+                side: {
+                    m.name: provider.query(render_query(m.query, _side_args(req, s))) for m in spec.compare
+                }
+                for side, s in sides.items()
+            }
+        except BadRequest:
+            raise
+        except Exception as exc:
+            failing, problem = failing + 1, f"{type(exc).__name__}: {str(exc)[:200]}"
+            log.warning("judge reading failed", name=req.name, error=problem, in_a_row=failing)
+        else:
+            failing = 0
+            state = judging.observe(state, spec, readings, compared, now)
+        gate_ended = req.gate_since is not None and now >= req.gate_since + spec.window
+        phase, message, evidence = judging.verdict(
+            state, spec, baseline=req.baseline is not None, gate_ended=gate_ended
+        )
+        if failing >= READ_ERRORS_IN_A_ROW and phase != "failed":
+            phase, message = (
+                "inconclusive",
+                f"the metrics source failed {failing} readings in a row: {problem}",
+            )
+        elapsed = time.monotonic() - started
+        activity.heartbeat({"state": state.model_dump(mode="json"), "elapsed": elapsed, "failing": failing})
+        if phase != "running" or elapsed + spec.interval.total_seconds() > req.chunk.total_seconds():
+            return JudgeResult(name=req.name, phase=phase, message=message, evidence=evidence, state=state)
+        _sleep(spec.interval.total_seconds())
+
+
+def _side_args(req: JudgeRequest, side: Side) -> dict[str, str]:
+    return {**req.args, "pool": side.pool, "version": side.version}
+
+
+def _sleep(seconds: float) -> None:
+    """Sleep in short slices, heartbeating, so a cancelled judge stops within half a second."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if activity.is_cancelled():  # sync activities see cancellation through heartbeats
+            raise CancelledError
+        time.sleep(min(left, 0.5))
+
+
 @implements(CHECK_QUERIES)
 def check_queries(req: QueryCheckRequest) -> int:
     """Ask the metrics provider to parse every query; BadRequest names the first that does not.
@@ -229,14 +316,13 @@ def check_queries(req: QueryCheckRequest) -> int:
     if check_syntax is None:
         return 0
     checked = 0
+    args = {**req.args, "pool": "pool", "version": "version"}  # syntax only: any side's labels
     for ref in req.analyses:
-        for metric in ref.metrics:
-            error = check_syntax(render_query(metric.query, req.args))
+        queries = ref.judge.queries().items() if ref.judge else [(m.name, m.query) for m in ref.metrics]
+        for name, query in queries:
+            error = check_syntax(render_query(query, args))
             if error is not None:
-                msg = (
-                    f"analysis template {ref.name!r}, metric {metric.name!r}: "
-                    f"the query does not parse: {error}"
-                )
+                msg = f"analysis template {ref.name!r}, metric {name!r}: the query does not parse: {error}"
                 raise BadRequest(msg)
             checked += 1
     return checked
@@ -252,5 +338,6 @@ ALL: list[Callable[..., object]] = [
     smoke_check,
     preview_check,
     run_analysis,
+    judge,
     check_queries,
 ]

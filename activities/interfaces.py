@@ -8,6 +8,7 @@ a non-retryable error); any other exception is treated as transient and retried.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from clients import Progress
@@ -94,10 +95,16 @@ class DrainRouter(Router, Protocol):
 
 
 class Metrics(Protocol):
-    """Answers one query with one number."""
+    """Answers queries: one number (threshold metrics), or counter series (the comparing judges)."""
 
     def query(self, query: str) -> float | None:
         """The query's single value; None when there is no data. Raises when unreachable."""
+        ...
+
+    def counters(self, query: str, *, since: datetime) -> list[tuple[dict[str, str], float]]:
+        """Every counter series the query selects, as (labels, current value). A backend without
+        counters (CloudWatch) answers one series: the query's sum since ``since``. Raises when
+        unreachable."""
         ...
 
 

@@ -18,7 +18,10 @@ from engine.errors import InputError
 RouterExtra = str
 """``preview``: a second route serving only chosen instances (``PreviewRouter``; blue-green needs
 it). ``drain``: no new requests to chosen instances, with their in-flight count (``DrainRouter``;
-rolling needs it)."""
+rolling needs it). ``baseline``: a split over three pools, so a canary's fresh baseline takes
+traffic beside it (a canary judged against ``baseline: fresh`` needs it)."""
+EXTRA_PROTOCOL = {"preview": "PreviewRouter", "drain": "DrainRouter", "baseline": "Router"}
+"""The Protocol a router claiming each extra must satisfy (tests/unit/test_provider_types.py)."""
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,12 @@ CATALOG: dict[str, dict[str, Provider]] = {
         "simulated": _p("activities.platform.simulated:SimulatedPlatform", note=SIMULATED),
     },
     "router": {
-        "haproxy": _p("activities.router.haproxy:HAProxyRouter", "preview", "drain"),
+        "haproxy": _p("activities.router.haproxy:HAProxyRouter", "preview", "drain", "baseline"),
         "alb": _p("activities.router.alb:AlbRouter", "preview"),
         "kubernetes": _p("activities.router.kubernetes:KubernetesRouter", "preview"),
-        "simulated": _p("activities.router.simulated:SimulatedRouter", "preview", "drain", note=SIMULATED),
+        "simulated": _p(
+            "activities.router.simulated:SimulatedRouter", "preview", "drain", "baseline", note=SIMULATED
+        ),
     },
     "analysis": {
         "prometheus": _p("activities.analysis.prometheus:PrometheusMetrics"),

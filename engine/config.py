@@ -101,6 +101,11 @@ class BackgroundAnalysisConfig(Strict):
 
 class CanaryConfig(Strict):
     steps: Annotated[list[StepConfig], Field(min_length=1)]
+    baseline: Literal["fresh", "stable"] = Field(
+        default="fresh",
+        description="what a comparing judge compares the canary with: fresh instances of the stable "
+        "version beside it (the default), or the stable pool itself",
+    )
     background_analysis: BackgroundAnalysisConfig | None = None
     canary_instances: Annotated[int, Field(ge=1, le=64)] = 1
     rollback_ramp: list[Percent] = Field(default_factory=list)
@@ -359,27 +364,42 @@ def _check_provider_settings(name: str, env: EnvironmentConfig) -> None:
 _AWS = frozenset({"alb", "cloudwatch"})
 
 
+def _resolve_ref(config: DeployConfig, name: str) -> AnalysisRef:
+    """A template by name: its threshold metrics, or its comparing judge."""
+    template = config.analysis_templates[name]
+    if template.kind == "threshold":
+        return AnalysisRef(name=name, metrics=template.metrics)
+    return AnalysisRef(name=name, judge=template.judge_spec())
+
+
+def _queries(ref: AnalysisRef) -> list[tuple[str, str]]:
+    """(metric, query) of every query a template runs."""
+    if ref.judge is not None:
+        return list(ref.judge.queries().items())
+    return [(m.name, m.query) for m in ref.metrics]
+
+
 def _check_query_language(spec: ReleaseSpec) -> None:
     """Every analysis query is written for the environment's analysis provider (PromQL for Prometheus,
     the JSON of MetricDataQueries for CloudWatch): a mismatch could never measure anything."""
     provider = spec.environment.providers.analysis
     for ref in spec.analysis_refs():
-        for metric in ref.metrics:
+        for metric, query in _queries(ref):
             try:
-                parsed = json.loads(metric.query)
+                parsed = json.loads(query)
             except json.JSONDecodeError:
                 parsed = None
             is_json = isinstance(parsed, dict | list)
             if provider == "cloudwatch" and not is_json:
                 msg = (
-                    f"analysis template {ref.name!r} (metric {metric.name!r}) is not a CloudWatch query, and "
+                    f"analysis template {ref.name!r} (metric {metric!r}) is not a CloudWatch query, and "
                     f"environment {spec.environment.name!r} analyses with cloudwatch: write the JSON of "
                     "GetMetricData's MetricDataQueries"
                 )
                 raise InputError(msg)
             if provider == "prometheus" and is_json:
                 msg = (
-                    f"analysis template {ref.name!r} (metric {metric.name!r}) is a CloudWatch query, but "
+                    f"analysis template {ref.name!r} (metric {metric!r}) is a CloudWatch query, but "
                     f"environment {spec.environment.name!r} analyses with prometheus: write PromQL"
                 )
                 raise InputError(msg)
@@ -413,7 +433,7 @@ def _canary(config: DeployConfig, env_spec: EnvironmentSpec, version: str, reque
     canary = (env_config.strategies or config.strategies).canary
 
     def refs(names: list[str]) -> list[AnalysisRef]:
-        return [AnalysisRef(name=n, metrics=config.analysis_templates[n].metrics) for n in names]
+        return [_resolve_ref(config, n) for n in names]
 
     steps = []
     for step in canary.steps:
@@ -434,6 +454,15 @@ def _canary(config: DeployConfig, env_spec: EnvironmentSpec, version: str, reque
         msg = f"canary_instances ({canary.canary_instances}) exceeds the environment's {env_spec.instances}"
         raise InputError(msg)
     background = canary.background_analysis
+    plan_refs = [r for s in steps for r in s.analyses] + (refs(background.templates) if background else [])
+    if canary.baseline == "fresh" and any(r.judge is not None for r in plan_refs):
+        _require_router(
+            env_spec,
+            "baseline",
+            "a comparing judge with baseline: fresh sends a third pool (the baseline) traffic",
+            "cannot split traffic three ways",
+            "strategies.canary.baseline: stable",
+        )
     return ReleaseSpec(
         app=AppSpec(
             name=config.app.name, health_path=config.app.health_path, metrics_path=config.app.metrics_path
@@ -448,6 +477,7 @@ def _canary(config: DeployConfig, env_spec: EnvironmentSpec, version: str, reque
             canary_instances=canary.canary_instances,
             rollback_ramp=canary.rollback_ramp,
             rollback_ramp_interval=canary.rollback_ramp_interval,
+            baseline=canary.baseline,
         ),
         requested_by=requested_by,
     )
@@ -473,10 +503,7 @@ def _strategy_config(config: DeployConfig, env: str, name: str) -> Any:
 
 def _gates(config: DeployConfig, refs: AnalysisRefsConfig | None, where: str) -> list[AnalysisRef]:
     """Analysis templates used as gates: each metric needs a count, so the gate ends."""
-    out = [
-        AnalysisRef(name=n, metrics=config.analysis_templates[n].metrics)
-        for n in (refs.templates if refs else [])
-    ]
+    out = [_resolve_ref(config, n) for n in (refs.templates if refs else [])]
     for ref in out:
         if any(m.count is None for m in ref.metrics):
             msg = f"analysis template {ref.name!r} is used as {where}, so each metric needs a count"

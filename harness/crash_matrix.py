@@ -50,7 +50,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from activities.router.haproxy import HAProxyRouter
 from engine.client import start_or_attach
-from engine.contracts import POOLS, Instance, ReleaseResult, ReleaseSpec
+from engine.contracts import ALL_POOLS, BASELINE_POOL, POOLS, Instance, ReleaseResult, ReleaseSpec
 from engine.contracts.dr import DrResult, FailoverRequest
 from harness.crash_worker import KINDS, Point
 from harness.dr_stack import DrStack
@@ -193,7 +193,7 @@ class LogLines:
 def instance_starts(layouts: Iterable[Layout]) -> LogLines:
     """Sample-service processes that started (each logs ``listening ... pid=N`` once)."""
     return LogLines(
-        [(layout.logs_dir, f"{pool}-*.log") for layout in layouts for pool in POOLS],
+        [(layout.logs_dir, f"{pool}-*.log") for layout in layouts for pool in ALL_POOLS],
         r"\blistening\b.*\bpid=\d+",
     )
 
@@ -284,6 +284,9 @@ class ReleaseScenario(Scenario):
     PLANS: Mapping[str, str] = {
         # Weight, a 1 s pause, a one-measurement analysis, then promotion.
         "canary": "- set_weight: 50\n- pause: {duration: 1s}\n- analysis: {templates: [error-rate]}",
+        # The same judged against a fresh baseline: its instance beside the canary, the judge
+        # watching in chunks, a gate, the baseline stopped at promotion.
+        "canary-judged": "- set_weight: 50\n- analysis: {templates: [judge]}",
         # Green at full size, 5 requests through the preview route, automatic switch, no delay.
         "blue-green": "preview_requests: 5\nscale_down_delay: 0s",
         # Two instances, one at a time, each old one drained before it stops.
@@ -291,14 +294,17 @@ class ReleaseScenario(Scenario):
     }
 
     def __init__(self, stack: Stack, strategy: str, new_version: Callable[[], str]) -> None:
-        self.stack, self.strategy, self.new_version = stack, strategy, new_version
         self.name = strategy
+        self.stack, self.strategy, self.new_version = stack, strategy.removesuffix("-judged"), new_version
         self.tmp = stack.tmp
 
     def env(self, task_queue: str) -> dict[str, str]:
         return self.stack.env(task_queue)
 
     def spec(self, version: str) -> ReleaseSpec:
+        if self.name == "canary-judged":
+            watch = "background_analysis: {templates: [judge], chunk: 3s}"
+            return self.stack.spec(version, self.PLANS[self.name], min_requests=20, window="4s", canary=watch)
         if self.strategy == "canary":
             return self.stack.spec(version, self.PLANS["canary"], count=1)
         return self.stack.strategy_spec(version, self.strategy, self.PLANS[self.strategy])
@@ -319,6 +325,7 @@ class ReleaseScenario(Scenario):
         other = next(p for p in POOLS if p != pool)
         manager = InstanceManager(self.stack.layout)
         manager.stop(other)
+        manager.stop(BASELINE_POOL)
         assert len({i.version for i in running}) == 1 and len(running) == 2, running
         members = [
             Instance(pool=i.pool, slot=i.slot, version=i.version, address=f"127.0.0.1:{i.port}", healthy=True)
@@ -348,7 +355,11 @@ class ReleaseScenario(Scenario):
     def _final_state(self, ctx: dict[str, Any], result: ReleaseResult) -> dict[str, Any]:
         old_pool = ctx["old_pool"]
         role = {ctx["version"]: "new", ctx["old_version"]: "old"}
-        pool_role = {old_pool: "old pool", next(p for p in POOLS if p != old_pool): "new pool"}
+        pool_role = {
+            old_pool: "old pool",
+            next(p for p in POOLS if p != old_pool): "new pool",
+            BASELINE_POOL: "baseline pool",
+        }
         weights = self.stack.weights()
         total = sum(weights.values()) or 1
         preview = HAProxyRouter(self.spec("v0.0.1").environment).read_preview()

@@ -59,6 +59,14 @@ analysis_templates:
         initial_delay: 2s
         count: %(count)s
         inconclusive_limit: 3
+  judge:                      # the canary against its baseline (a comparing, sequential judge)
+    requests: http_requests_total{pool="{{pool}}"}
+    errors: http_requests_total{pool="{{pool}}",code=~"5.."}
+    latency: http_request_duration_seconds_bucket{pool="{{pool}}"}
+    slo: {errors: 0.05, latency: {quantile: 0.95, below: 0.5}}
+    min_requests: %(min_requests)s
+    interval: 1s
+    window: %(window)s
   no-data:
     metrics:
       - name: missing
@@ -94,9 +102,22 @@ class Stack:
             state_dir=str(layout.state_dir), port_base=layout.port_base, max_slots=layout.max_slots
         )
 
-    def config_text(self, steps: str, *, count: int = 3, approval_timeout: str = "24h") -> str:
+    def config_text(
+        self,
+        steps: str,
+        *,
+        count: int = 3,
+        approval_timeout: str = "24h",
+        min_requests: int = 100,
+        window: str = "15s",
+        canary: str = "",
+    ) -> str:
+        """The base config with these canary ``steps`` (YAML list items); ``canary`` adds settings
+        (``background_analysis: ...``, ``baseline: stable``) to ``strategies.canary``."""
         indented = textwrap.indent(textwrap.dedent(steps).strip(), " " * 6)
-        return BASE_CONFIG % {"steps": indented, "count": count, "approval_timeout": approval_timeout}
+        extra = textwrap.indent(textwrap.dedent(canary).strip(), " " * 4) + "\n" if canary else ""
+        values = {"approval_timeout": approval_timeout, "min_requests": min_requests, "window": window}
+        return BASE_CONFIG % {"steps": indented, "count": count, **values} + extra
 
     def spec(self, version: str, steps: str, **kwargs: object) -> ReleaseSpec:
         config = parse_config(self.config_text(steps, **kwargs))  # type: ignore[arg-type]
@@ -134,11 +155,12 @@ class Stack:
         }
 
     def weights(self) -> dict[str, int]:
-        """Per-pool total of HAProxy weights of servers taking traffic."""
+        """Per-pool total of HAProxy weights of servers taking traffic (baseline: only while it has some)."""
         totals = {"blue": 0, "green": 0}
         for s in self.haproxy.servers("app"):
             if s.admin == "ready" and s.status.startswith("UP"):
-                totals[s.name.rstrip("0123456789")] += s.weight
+                pool = s.name.rstrip("0123456789")
+                totals[pool] = totals.get(pool, 0) + s.weight
         return totals
 
     def count_versions(self, requests: int = 200) -> dict[str, int]:

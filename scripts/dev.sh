@@ -69,7 +69,7 @@ case "$task" in
     .venv/bin/lint-imports        # the import layers of docs/architecture.md ([tool.importlinter])
     # Medium+ severity. pip-audit runs in .github/workflows (it needs PyPI's vulnerability
     # data, which the package mirror of these machines does not serve).
-    .venv/bin/bandit -q -r engine workflows activities starters infrastructure worker.py -ll
+    .venv/bin/bandit -q -r engine clients workflows activities starters infrastructure worker.py -ll
     exec .venv/bin/python -m pytest -n 2 --durations=30 "$@"
     ;;
   *) echo "unknown task: $task (demo | test | up | down | install)"; exit 2 ;;

@@ -69,6 +69,37 @@ strategies:
     max_unavailable: 0
     analysis: {templates: [error-rate]}
 """
+JUDGE_CONFIG = """
+app: {name: sample-api}
+environments:
+  local:
+    providers: {platform: local, router: haproxy, analysis: prometheus}
+    instances: 2
+    approvers: [alice]
+analysis_templates:
+  judge:
+    requests: http_requests_total{pool="{{pool}}"}
+    errors: http_requests_total{pool="{{pool}}",code=~"5.."}
+    latency: http_request_duration_seconds_bucket{pool="{{pool}}"}
+    slo: {errors: 0.05, latency: {quantile: 0.95, below: 0.5}}
+    min_requests: 50
+    interval: 1s
+    window: 8s
+  no-data:
+    metrics:
+      - name: missing
+        query: sum(rate(metric_that_does_not_exist_total[5s]))
+        success_condition: result < 1
+        interval: 500ms
+        count: 2
+        inconclusive_limit: 0
+strategies:
+  canary:
+    steps:
+      - set_weight: 25
+      - analysis: {templates: [%(gate)s]}
+    background_analysis: {templates: [judge], chunk: 3s}
+"""
 DR_CONFIG = """
 app: {name: sample-api}
 environments:
@@ -91,14 +122,24 @@ strategies:
 async def record(name: str, version: str, layout: Layout, *, bad: bool, strategy: str = "canary") -> None:
     client = await temporal.connect(target_host=f"127.0.0.1:{layout.temporal_port}")
     local = LocalSettings(state_dir=str(layout.state_dir), port_base=layout.port_base)
+    text = CONFIG
+    if name.startswith("canary_judged"):
+        text = JUDGE_CONFIG % {"gate": "judge"}
+    elif name == "canary_remeasured":
+        text = JUDGE_CONFIG % {"gate": "no-data"}
     spec = resolve_release(
-        parse_config(CONFIG), version, strategy, "local", requested_by="recorder", local=local
+        parse_config(text), version, strategy, "local", requested_by="recorder", local=local
     )
     if bad:
         set_behaviour(layout, version, error_rate=0.5)
     async with worker_module.running(client, "record"):
         handle, _ = await start_or_attach(client, spec, task_queue="record")
-        if not bad and strategy == "canary":
+        if name == "canary_remeasured":  # inconclusive, resumed (measured again), then promoted
+            for action in ("resume", "promote"):
+                while not (await handle.query("status", result_type=ReleaseStatus)).paused:  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
+                await handle.execute_update(action, Control(identity="alice", reason="recorded"))
+        elif not bad and strategy == "canary" and not name.startswith("canary_judged"):
             while not (await handle.query("status", result_type=ReleaseStatus)).awaiting_approval:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
             await handle.execute_update("approve", Control(identity="alice", reason="recorded"))
@@ -135,6 +176,9 @@ RECORDINGS = {
     "canary_approval_gauge": ("v9.0.4", False, "canary"),  # patch approval-wait-gauge taken too
     "blue_green_promoted": ("v9.1.1", False, "blue-green"),
     "rolling_succeeded": ("v9.1.2", False, "rolling"),
+    "canary_judged_promoted": ("v9.2.1", False, "canary"),  # patch canary-baseline: a fresh baseline
+    "canary_judged_rolled_back": ("v9.2.2", True, "canary"),
+    "canary_remeasured": ("v9.2.3", False, "canary"),  # patch resume-re-measures taken
 }
 DR_RECORDINGS = ("dr_drill", "dr_failover")  # in this order: the drill leaves the stack at home
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import math
 import os
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
-from engine.contracts import Decision, ReleaseStatus
+from engine.contracts import Decision, Evidence, ReleaseStatus
 from engine.temporal import ConnectionSettingsError
 
 EXIT_OK, EXIT_RELEASE_FAILED, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
@@ -65,12 +66,43 @@ def format_status(s: ReleaseStatus) -> str:
     return " | ".join(parts)
 
 
+def _num(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if value == math.inf:
+        return "inf"
+    if "ratio" in unit:
+        return f"{value * 100:.3g}%"
+    if "seconds" in unit:
+        return f"{value * 1000:.4g} ms"
+    return f"{value:.4g}"
+
+
+def format_evidence(e: Evidence) -> str:
+    """One line of a judge's evidence: both sides, sizes, statistic against its bound, effect, verdict."""
+    name = f"{e.template}/{e.metric}" if e.template else e.metric
+    if e.statistic == "score":
+        return f"    {name}: {e.verdict.upper()} score {e.value:g} (pass at {e.bound:g}): {e.rule}"
+    other = "SLO" if "SLO" in e.unit else "baseline"
+    sides = f"canary {_num(e.canary, e.unit)} vs {other} {_num(e.baseline, e.unit)}"
+    size = f"n={e.canary_requests}/{e.baseline_requests}"
+    stat = f"{e.statistic} {_num(e.value, '')}" + (f" / {e.bound:g}" if e.bound is not None else "")
+    effect = ""
+    if e.effect is not None:
+        interval = ""
+        if e.effect_low is not None and e.effect_high is not None:
+            interval = f" [{_num(e.effect_low, '')}, {_num(e.effect_high, '')}]"
+        effect = f"; {e.effect_name} {_num(e.effect, '')}{interval}"
+    return f"    {name}: {e.verdict.upper()} {sides} ({e.unit}, {size}), {stat}{effect}"
+
+
 class ProgressPrinter:
     """Prints new decisions and status changes, once each."""
 
     def __init__(self, out: Callable[[str], Any] = print) -> None:
         self._seen = 0
         self._last = ""
+        self._evidence = ""
         self._out = out
 
     def show(self, status: ReleaseStatus) -> None:
@@ -81,3 +113,7 @@ class ProgressPrinter:
         if line != self._last:
             self._out(line)
             self._last = line
+        verdicts = "\n".join(format_evidence(e) for e in status.evidence)
+        if verdicts and verdicts != self._evidence:
+            self._out(verdicts)
+            self._evidence = verdicts

@@ -34,6 +34,7 @@ from starters.common import (
     default_identity,
     fail,
     format_decision,
+    format_evidence,
     format_status,
     run,
 )
@@ -77,6 +78,10 @@ async def main(argv: list[str] | None = None) -> int:
                     print(format_decision(d))
                 for d in status.refused:
                     print("  REFUSED" + format_decision(d))
+                if status.evidence:
+                    print("EVIDENCE (each judge's tests: canary against baseline or SLO)")
+                    for e in status.evidence:
+                        print(format_evidence(e))
                 if status.stages:
                     print(format_report(status))
             return EXIT_OK

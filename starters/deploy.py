@@ -59,12 +59,46 @@ def print_plan(spec: ReleaseSpec) -> None:
         print(f"  step {i}: {describe_step(resolved.step)}")
         _print_gates("    ", resolved.analyses)
     for ref in spec.canary.background_analysis:
-        print(f"  background analysis: {ref.name} ({', '.join(m.name for m in ref.metrics)})")
+        print(f"  background analysis: {ref.name} ({', '.join(m.name for m in ref.metrics) or 'judge'})")
+    judged = [r for r in spec.analysis_refs() if r.judge is not None]
+    if judged:
+        how = (
+            f"{spec.canary.canary_instances} fresh instance(s) of the stable version (pool baseline), "
+            "the canary's traffic share beside it"
+            if spec.canary.baseline == "fresh"
+            else "the stable pool itself (baseline: stable)"
+        )
+        print(f"  baseline: {how}; the judges watch from the first traffic until promotion")
     print(f"  promote: scale {spec.version} to {env.instances}, send it 100%, retire the old version")
+
+
+def describe_judge(ref: AnalysisRef) -> str:
+    """What a comparing judge decides on, in one line (the dry run's and the docs' wording)."""
+    j = ref.judge
+    assert j is not None
+    tests = (
+        []
+        if j.judge == "mann-whitney"
+        else [f"{name} vs baseline" for name in ("errors", "latency") if getattr(j, name)]
+    )
+    if j.judge == "mann-whitney":
+        tests.append(f"Kayenta score of {', '.join(m.name for m in j.compare)} (pass {j.pass_score:g})")
+    if j.slo.errors is not None:
+        tests.append(f"SLO errors < {j.slo.errors * 100:g}%")
+    if j.slo.latency is not None:
+        tests.append(f"SLO P{j.slo.latency.quantile * 100:g} < {j.slo.latency.below:g}s")
+    tolerance = f", worse by more than x{j.tolerance:g}" if j.tolerance > 1 else ""
+    return (
+        f"{ref.name}: {j.judge} judge, alpha {j.alpha:g}{tolerance}: {'; '.join(tests)}; "
+        f"reads every {j.interval.total_seconds():g}s, a gate looks {j.window.total_seconds():g}s "
+        f"and passes only on >= {j.min_requests} requests per version"
+    )
 
 
 def _print_gates(what: str, refs: list[AnalysisRef]) -> None:
     for ref in refs:
+        if ref.judge is not None:
+            print(f"  {what} {describe_judge(ref)}")
         for m in ref.metrics:
             fails, passes = m.failure_condition, m.success_condition
             rule = f"fail if {fails}" if fails else f"pass if {passes}"

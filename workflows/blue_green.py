@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         Phase,
         ReleaseResult,
         ReleaseSpec,
+        Side,
     )
 
 STEPS = (
@@ -63,6 +64,7 @@ class BlueGreenRelease(ReleaseWorkflow):
     def __init__(self, spec: ReleaseSpec) -> None:
         super().__init__(spec)
         self.green: list[Instance] = []
+        self._switched = False
 
     @workflow.run
     async def run(self, spec: ReleaseSpec) -> ReleaseResult:
@@ -111,6 +113,7 @@ class BlueGreenRelease(ReleaseWorkflow):
         self.decide(f"switching users from {self.stable_pool} to {self.canary_pool}")
         await self._route_users_to(self.canary_pool, self.green)
         switched_at = workflow.now()
+        self._switched = True
         self.set_phase(Phase.PROGRESSING)
 
         # 7. Post-promotion analysis on live traffic.
@@ -161,6 +164,12 @@ class BlueGreenRelease(ReleaseWorkflow):
             await self._analyse_on_preview(plan.pre_promotion_analysis)
         await self.checkpoint()
 
+    def sides(self) -> tuple[Side, Side | None]:
+        """Green against blue while blue takes users' traffic; after the switch blue takes none, so a
+        comparing judge holds green to its SLO guards alone."""
+        green, blue = super().sides()
+        return green, None if self._switched else blue
+
     def step(self, name: str) -> None:
         self.update_status(step_index=STEPS.index(name) + 1, step=name)
 
@@ -183,7 +192,9 @@ class BlueGreenRelease(ReleaseWorkflow):
 
     async def _analyse_on_preview(self, refs: list[AnalysisRef]) -> None:
         """The analysis gate, while requests go through the preview route (the only traffic green has)."""
-        longest = max(m.initial_delay + m.interval * (m.count or 1) for r in refs for m in r.metrics)
+        spans = [m.initial_delay + m.interval * (m.count or 1) for r in refs for m in r.metrics]
+        spans += [r.judge.window + 2 * r.judge.interval for r in refs if r.judge is not None]
+        longest = max(spans)
         requests = max(1, int(longest.total_seconds() * PREVIEW_RPS))
         traffic = asyncio.ensure_future(self.preview_check(requests, longest, judge_codes=False))
         try:

@@ -100,6 +100,21 @@ class CloudWatchMetrics:
             )
         return {**stat, "Metric": {**metric, "Dimensions": dims}}
 
+    def counters(self, query: str, *, since: datetime) -> list[tuple[dict[str, str], float]]:
+        """CloudWatch keeps per-period sums, not counters: the query's sum since ``since`` (periods
+        aligned, the last one still filling), as one series that only grows while the canary runs."""
+        queries = self.parse(query)
+        period = self._settings.metrics_period
+        start = datetime.fromtimestamp(int(since.timestamp()) // period * period, UTC)
+        end = datetime.fromtimestamp((int(time.time()) // period + 1) * period, UTC)
+        with aws.refusals(
+            "ValidationError", "InvalidParameterValue", "InvalidParameterCombination", what="query"
+        ):
+            response = self._cw.get_metric_data(MetricDataQueries=queries, StartTime=start, EndTime=end)
+        result = next((r for r in response["MetricDataResults"] if r.get("Values")), None)
+        total = sum(float(v) for v in result["Values"]) if result else 0.0
+        return [({"cloudwatch": "sum since start"}, total)]
+
     def query(self, query: str) -> float | None:
         queries = self.parse(query)
         # Aligned to the period (as CloudWatch recommends), the end rounded up past "now".

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
+from typing import Any
 
 import httpx
 
@@ -20,15 +22,7 @@ class PrometheusMetrics:
         self._client = httpx.Client(base_url=env.prometheus_url, timeout=2.0)
 
     def query(self, query: str) -> float | None:
-        response = self._client.get("/api/v1/query", params={"query": query})
-        body = (
-            response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-        )
-        if response.status_code == 400 and body.get("errorType") == "bad_data":
-            msg = f"PromQL does not parse: {body.get('error')}"
-            raise BadRequest(msg)
-        response.raise_for_status()
-        data = body["data"]
+        data = self._get(query)
         match data["resultType"]:
             case "scalar":
                 value = float(data["result"][1])
@@ -44,6 +38,28 @@ class PrometheusMetrics:
                 msg = f"query returns a {other}; an instant vector or scalar is needed"
                 raise BadRequest(msg)
         return None if math.isnan(value) or math.isinf(value) else value
+
+    def counters(self, query: str, *, since: datetime) -> list[tuple[dict[str, str], float]]:
+        """The raw series the query selects (counters: the judge takes their increases itself)."""
+        data = self._get(query)
+        if data["resultType"] == "scalar":
+            return [({}, float(data["result"][1]))]
+        if data["resultType"] != "vector":
+            msg = f"query returns a {data['resultType']}; an instant vector of counter series is needed"
+            raise BadRequest(msg)
+        return [(dict(s["metric"]), float(s["value"][1])) for s in data["result"]]
+
+    def _get(self, query: str) -> dict[str, Any]:
+        response = self._client.get("/api/v1/query", params={"query": query})
+        body = (
+            response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        )
+        if response.status_code == 400 and body.get("errorType") == "bad_data":
+            msg = f"PromQL does not parse: {body.get('error')}"
+            raise BadRequest(msg)
+        response.raise_for_status()
+        data: dict[str, Any] = body["data"]
+        return data
 
     def check_syntax(self, query: str) -> str | None:
         """The parse error of ``query``, or None when Prometheus accepts it."""

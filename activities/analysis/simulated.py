@@ -9,6 +9,8 @@ reports nothing good. Never use it for a real environment.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from engine.contracts import EnvironmentSpec
 
 VALUE = 0.0
@@ -24,3 +26,8 @@ class SimulatedMetrics:
     def query(self, query: str) -> float | None:
         self.queries += 1
         return VALUE
+
+    def counters(self, query: str, *, since: datetime) -> list[tuple[dict[str, str], float]]:
+        """No series: a comparing judge on simulated metrics sees no traffic (inconclusive, never a pass)."""
+        self.queries += 1
+        return []

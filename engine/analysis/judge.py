@@ -101,10 +101,10 @@ def observe(
     reading only remembers where the counters stand: evidence starts after it."""
     first = state.started_at is None
     step, last, boundaries = _read(state, readings, first)
-    requests, errors, observed = dict(state.requests), dict(state.errors), dict(state.observed)
+    served, errors, observed = dict(state.requests), dict(state.errors), dict(state.observed)
     below = {k: list(v) for k, v in state.below.items()}
     for side in readings:
-        requests[side] = requests.get(side, 0.0) + step.get(side, "requests")
+        served[side] = served.get(side, 0.0) + step.get(side, "requests")
         errors[side] = errors.get(side, 0.0) + step.get(side, "errors")
         if side in step.below:
             before = below.get(side) or [0.0] * len(step.below[side])
@@ -123,7 +123,7 @@ def observe(
         update={
             "started_at": state.started_at or now,
             "last": last,
-            "requests": requests,
+            "requests": served,
             "errors": errors,
             "boundaries": boundaries,
             "below": below,

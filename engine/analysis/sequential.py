@@ -112,8 +112,9 @@ def rate_ratio_update(
 
 
 def e_values(logs: np.ndarray) -> np.ndarray:
-    """:func:`e_value` of each stream: ``logs`` with the grid last."""
-    return np.asarray(np.exp(logsumexp(logs, axis=-1) - math.log(logs.shape[-1])))
+    """:func:`e_value` of each stream: ``logs`` with the grid last (overwhelming evidence: inf)."""
+    with np.errstate(over="ignore"):
+        return np.asarray(np.exp(logsumexp(logs, axis=-1) - math.log(logs.shape[-1])))
 
 
 def latency_update(
@@ -168,17 +169,32 @@ def latency_e_value(log_lr: Sequence[Sequence[float]]) -> float:
     return float(np.mean([e_value(g) for g in log_lr]))
 
 
+def slo_grid(limit: float, grid: Sequence[float] = GRID) -> list[float]:
+    """The alternatives of an SLO test: p' = limit * theta, those below 1."""
+    return [limit * g for g in grid if limit * g < 1.0]
+
+
+def proportion_step(
+    logs: np.ndarray,
+    requests: np.ndarray | float,
+    bad: np.ndarray | float,
+    *,
+    limit: float,
+    grid: Sequence[float] = GRID,
+) -> np.ndarray:
+    """:func:`proportion_update` on arrays (the grid last, counts broadcast against the rest)."""
+    p = np.asarray(slo_grid(limit, grid), dtype=float)
+    n, k = np.asarray(requests, dtype=float)[..., None], np.asarray(bad, dtype=float)[..., None]
+    return np.asarray(logs + xlogy(k, p / limit) + xlogy(n - k, (1.0 - p) / (1.0 - limit)))
+
+
 def proportion_update(
     log_lr: Sequence[float], *, requests: float, bad: float, limit: float, grid: Sequence[float] = GRID
 ) -> list[float]:
-    """One interval's evidence on "more than ``limit`` of the canary's requests are bad": the
-    grid is the alternatives p' = limit * theta (those below 1)."""
-    alternatives = [limit * g for g in grid if limit * g < 1.0]
-    logs = np.zeros(len(alternatives)) if not log_lr else np.asarray(log_lr, dtype=float)
-    if requests > 0:
-        p = np.asarray(alternatives, dtype=float)
-        logs = logs + xlogy(bad, p / limit) + xlogy(requests - bad, (1.0 - p) / (1.0 - limit))
-    return [float(x) for x in logs]
+    """One interval's evidence on "more than ``limit`` of the canary's requests are bad" (the grid:
+    :func:`slo_grid`)."""
+    logs = np.zeros(len(slo_grid(limit, grid))) if not log_lr else np.asarray(log_lr, dtype=float)
+    return [float(x) for x in proportion_step(logs, requests, bad, limit=limit, grid=grid)]
 
 
 def beta_binomial_log_bf(events: float, trials: float, p: float, k: float = INTERVAL_K) -> float:

@@ -12,7 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from engine.contracts.analysis import AnalysisRequest, AnalysisResult, QueryCheckRequest
+from engine.contracts.analysis import (
+    AnalysisRequest,
+    AnalysisResult,
+    JudgeRequest,
+    JudgeResult,
+    QueryCheckRequest,
+)
 from engine.contracts.dr import (
     BusyRequest,
     CatchUp,
@@ -86,6 +92,7 @@ PREVIEW_CHECK = Activity("smoke.preview", PreviewCheck, SmokeResult)
 SMOKE_CHECK = Activity("smoke.check", SmokeRequest, SmokeResult)
 RUN_ANALYSIS = Activity("analysis.run", AnalysisRequest, AnalysisResult)
 CHECK_QUERIES = Activity("analysis.check_queries", QueryCheckRequest, int)
+JUDGE = Activity("analysis.judge", JudgeRequest, JudgeResult)
 
 # Disaster recovery (activities/dr_definitions.py)
 DR_OBSERVE = Activity("dr.observe", DrRef, Topology)

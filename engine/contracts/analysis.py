@@ -18,7 +18,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, ValidationError, model_validator
 
 from engine.analysis.conditions import Condition
 from engine.contracts.environment import EnvironmentSpec
@@ -74,6 +74,11 @@ def _check_placeholders(where: str, query: str, allowed: tuple[str, ...]) -> Non
 
 Judge = Literal["threshold", "sequential", "mann-whitney"]
 Query = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+Weight = Annotated[float, Field(gt=0.0, le=100.0)]
+Score = Annotated[float, Field(ge=0.0, le=100.0)]
+Alpha = Annotated[float, Field(gt=0.0, le=0.5)]
+Tolerance = Annotated[float, Field(ge=1.0, le=10.0)]
+MinRequests = Annotated[int, Field(ge=1, le=10_000_000)]
 
 
 class LatencySlo(Strict):
@@ -116,15 +121,15 @@ class JudgeSpec(Strict):
     """The side's latency histogram buckets: counter series with an ``le`` label."""
     slo: Slo = Field(default_factory=Slo)
     compare: list[CompareMetric] = Field(default_factory=list)
-    groups: dict[str, Annotated[float, Field(gt=0.0, le=100.0)]] = Field(default_factory=dict)
+    groups: dict[str, Weight] = Field(default_factory=dict)
     """Weights of the ``compare`` metrics' groups (Kayenta): groups not named share what is left."""
-    pass_score: Annotated[float, Field(ge=0.0, le=100.0)] = 75.0
-    marginal_score: Annotated[float, Field(ge=0.0, le=100.0)] = 50.0
-    alpha: Annotated[float, Field(gt=0.0, le=0.5)] = 0.01
+    pass_score: Score = 75.0
+    marginal_score: Score = 50.0
+    alpha: Alpha = 0.01
     """False-alarm rate: the chance a healthy canary is failed, however often it is looked at."""
-    tolerance: Annotated[float, Field(ge=1.0, le=10.0)] = 1.0
+    tolerance: Tolerance = 1.0
     """The canary fails only when worse than its baseline by more than this factor (1: any worse)."""
-    min_requests: Annotated[int, Field(ge=1, le=10_000_000)] = 100
+    min_requests: MinRequests = 100
     """No pass on fewer requests per version: too little traffic is inconclusive."""
     interval: Duration = timedelta(seconds=2)
     window: Duration = timedelta(seconds=30)
@@ -178,12 +183,12 @@ class AnalysisTemplate(Strict):
     latency: Query | None = None
     slo: Slo | None = None
     compare: list[CompareMetric] = Field(default_factory=list)
-    groups: dict[str, float] = Field(default_factory=dict)
-    pass_score: float | None = None
-    marginal_score: float | None = None
-    alpha: float | None = None
-    tolerance: float | None = None
-    min_requests: int | None = None
+    groups: dict[str, Weight] = Field(default_factory=dict)
+    pass_score: Score | None = None
+    marginal_score: Score | None = None
+    alpha: Alpha | None = None
+    tolerance: Tolerance | None = None
+    min_requests: MinRequests | None = None
     interval: Duration | None = None
     window: Duration | None = None
 
@@ -207,7 +212,16 @@ class AnalysisTemplate(Strict):
             )
         if self.requests is None:
             raise ValueError(f"judge {kind} needs requests: the counter series of each side's requests")
-        self.judge_spec()  # every rule of a comparing judge, named
+        try:
+            self.judge_spec()  # every rule of a comparing judge, named
+        except ValidationError as exc:
+            problems = [
+                ".".join(str(p) for p in e["loc"]) + ": " + e["msg"].removeprefix("Value error, ")
+                if e["loc"]
+                else e["msg"].removeprefix("Value error, ")
+                for e in exc.errors()
+            ]
+            raise ValueError("; ".join(problems)) from None
         return self
 
     @property
@@ -333,6 +347,7 @@ Verdict = Literal["pass", "fail", "inconclusive", "watching"]
 class Evidence(Strict):
     """What one test of a judge saw and decided: the numbers behind a verdict."""
 
+    template: str = ""
     metric: str
     verdict: Verdict
     rule: str

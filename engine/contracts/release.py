@@ -22,6 +22,10 @@ class ResolvedStep(Strict):
 
 class CanarySpec(Strict):
     steps: list[ResolvedStep]
+    baseline: Literal["fresh", "stable"] = "fresh"
+    """What a comparing judge compares the canary with: ``fresh`` instances of the stable version
+    started beside it (as many as the canary, the same traffic share while it can), or the
+    ``stable`` pool itself (warm, full size: a weaker comparison, no extra instances)."""
     background_analysis: list[AnalysisRef] = Field(default_factory=list)
     background_chunk: Duration = timedelta(seconds=5)
     canary_instances: Annotated[int, Field(ge=1, le=64)] = 1

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from engine.contracts.analysis import Measurement
+from engine.contracts.analysis import Evidence, Measurement
 from engine.contracts.scalars import Identity, Strict, Version
 
 
@@ -71,6 +71,10 @@ class ReleaseStatus(Strict):
     pause_reason: str = ""
     awaiting_approval: bool = False
     last_analysis: list[Measurement] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(
+        default_factory=list, description="the comparing judges' latest evidence, per template and test"
+    )
+    baseline_pool: str | None = None
     decisions: list[Decision] = Field(default_factory=list)
     refused: list[Decision] = Field(default_factory=list)
     stages: list[StageReport] = Field(default_factory=list, description="release pipeline report")

@@ -23,7 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     u = sub.add_parser("up", help="start (idempotent) Temporal, HAProxy, Prometheus, instances, load")
     u.add_argument("--stable-version", default="v1.0.0")
     u.add_argument("--instances", type=int, default=3)
-    u.add_argument("--traffic-rps", type=float, default=20.0)
+    u.add_argument(
+        "--traffic-rps",
+        type=float,
+        default=100.0,
+        help="load through the router (the canary judge needs evidence: at 10%% a canary sees a tenth)",
+    )
     u.add_argument("--no-temporal", action="store_true")
     u.add_argument("--temporal-port", type=int, default=None)
     u.add_argument("--temporal-ui-port", type=int, default=None)

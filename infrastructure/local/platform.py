@@ -66,7 +66,7 @@ def up(
     *,
     stable_version: str = "v1.0.0",
     instances: int = 3,
-    traffic_rps: float = 20.0,
+    traffic_rps: float = 100.0,
     temporal: bool = True,
     temporal_port: int | None = None,
     temporal_ui_port: int | None = None,

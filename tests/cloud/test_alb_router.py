@@ -12,6 +12,7 @@ What moto does not model, and how these tests handle it:
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -380,3 +381,38 @@ def test_cloudwatch_reads_the_alb_metrics_of_the_pools_target_group(
             ("TargetGroup", alb["groups"]["green"].split(":")[-1]),
         ]
     assert queries[2]["Expression"] == "FILL(errors, 0) / requests"
+
+
+def test_the_judge_reads_each_pools_alb_counts_since_the_canary_started(
+    aws_settings: AwsSettings, make_alb: Any
+) -> None:
+    """The shipped CloudWatch judge template (production): each side's requests and 5xx are the
+    sums of the ALB's own per-minute datapoints for the side's target group since the start."""
+    alb = make_alb()
+    load_balancer = alb["lb"].split(":loadbalancer/")[1]
+    cw = aws.client(aws_settings, "cloudwatch")
+    for pool, (requests, errors) in {"blue": (900.0, 1.0), "green": (100.0, 4.0)}.items():
+        dims = [
+            {"Name": "TargetGroup", "Value": alb["groups"][pool].split(":")[-1]},
+            {"Name": "LoadBalancer", "Value": load_balancer},
+        ]
+        for half in (0.5, 0.5):  # two datapoints: a sum, not the last one
+            cw.put_metric_data(
+                Namespace="AWS/ApplicationELB",
+                MetricData=[
+                    {"MetricName": "RequestCount", "Value": requests * half, "Dimensions": dims},
+                    {"MetricName": "HTTPCode_Target_5XX_Count", "Value": errors * half, "Dimensions": dims},
+                ],
+            )
+    metrics = CloudWatchMetrics(env_for(aws_settings, alb))
+    judge = load_config().analysis_templates["cloudwatch-canary-vs-stable"].judge_spec()
+    since = datetime.now(UTC) - timedelta(minutes=5)
+
+    def read(name: str, pool: str) -> float:
+        series = metrics.counters(render_query(getattr(judge, name), {"pool": pool}), since=since)
+        assert len(series) == 1
+        return series[0][1]
+
+    assert (read("requests", "green"), read("errors", "green")) == (100.0, 4.0)
+    assert (read("requests", "blue"), read("errors", "blue")) == (900.0, 1.0)
+    assert judge.latency is None and judge.slo.errors == 0.001

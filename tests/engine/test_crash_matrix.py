@@ -48,6 +48,15 @@ CI_POINTS: dict[str, Callable[[list[Step]], list[Point]]] = {
         Point("mid", find(s, "analysis.run")),
         Point("after", find(s, "platform.stop_pool")),
     ],
+    # Judged against a fresh baseline: the baseline started and the three-way split applied
+    # (results lost); the judge killed mid-chunk (it resumes from its heartbeat: the state it had
+    # read). Later points shift with the number of judge chunks (timing), so CI stops here; the
+    # full matrix kills each point in its own run. Baseline starts are counted with the others.
+    "canary-judged": lambda s: [
+        Point("after", find(s, "platform.start_pool", 2)),
+        Point("after", find(s, "router.set_traffic")),
+        Point("mid", find(s, "analysis.judge")),
+    ],
     # The preview route set, and users switched, with their results lost (an instance start
     # with its result lost is the canary's and rolling's).
     "blue-green": lambda s: [
@@ -72,11 +81,12 @@ async def reference_run(stack: Stack, client: Client, strategy: str) -> tuple[Re
     assert reference.state["live"] == "new" and reference.state["served"] == ["new"]
     assert reference.state["split"] == {"old pool": 0, "new pool": 100}
     assert reference.state["instances"] == [("new pool", "new", True)] * 2
-    assert reference.counts["instance_starts"] == 2 and reference.counts["router_changes"] > 0
+    starts = 3 if strategy == "canary-judged" else 2  # the baseline's instance too
+    assert reference.counts["instance_starts"] == starts and reference.counts["router_changes"] > 0
     return scenario, reference
 
 
-@pytest.mark.parametrize("strategy", ["canary", "blue-green", "rolling"])
+@pytest.mark.parametrize("strategy", ["canary", "canary-judged", "blue-green", "rolling"])
 async def test_worker_killed_at_several_points_of_one_release(
     client: Client, stack: Stack, strategy: str
 ) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mypy import api
 
-from engine.catalog import CATALOG
+from engine.catalog import CATALOG, EXTRA_PROTOCOL
 
 REPO = Path(__file__).resolve().parents[2]
 PROTOCOL = {
@@ -29,7 +29,6 @@ PROTOCOL = {
     "global_entry": ("DrSpec", "GlobalEntry"),
     "regions": ("DrSpec", "Regions"),
 }
-EXTRAS = {"preview": "PreviewRouter", "drain": "DrainRouter"}
 HEADER = """\
 from collections.abc import Callable
 
@@ -55,7 +54,7 @@ def catalog_checks() -> str:
             build = f"{alias}.from_spec" if capability == "images" else alias
             lines.append(f"_{alias}: Callable[[{spec}], {protocol}] = {build}")
             for extra in sorted(entry.extras):
-                lines.append(f"_{alias}_{extra}: Callable[[{spec}], {EXTRAS[extra]}] = {build}")
+                lines.append(f"_{alias}_{extra}: Callable[[{spec}], {EXTRA_PROTOCOL[extra]}] = {build}")
     return "\n".join(lines) + "\n"
 
 
