@@ -7,6 +7,7 @@ import getpass
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
@@ -66,7 +67,7 @@ def format_status(s: ReleaseStatus) -> str:
     return " | ".join(parts)
 
 
-def _num(value: float | None, unit: str) -> str:
+def _num(value: float | None, unit: str = "") -> str:
     if value is None:
         return "-"
     if value == math.inf:
@@ -79,21 +80,39 @@ def _num(value: float | None, unit: str) -> str:
 
 
 def format_evidence(e: Evidence) -> str:
-    """One line of a judge's evidence: both sides, sizes, statistic against its bound, effect, verdict."""
+    """One test of a judge: both sides, sizes, statistic against its bound, effect, verdict."""
     name = f"{e.template}/{e.metric}" if e.template else e.metric
     if e.statistic == "score":
-        return f"    {name}: {e.verdict.upper()} score {e.value:g} (pass at {e.bound:g}): {e.rule}"
+        return f"    {name}: {e.verdict.upper()} score {_num(e.value)} (pass at {_num(e.bound)}): {e.rule}"
+    what = e.unit.split(" (")[0]
     other = "SLO" if "SLO" in e.unit else "baseline"
-    sides = f"canary {_num(e.canary, e.unit)} vs {other} {_num(e.baseline, e.unit)}"
-    size = f"n={e.canary_requests}/{e.baseline_requests}"
-    stat = f"{e.statistic} {_num(e.value, '')}" + (f" / {e.bound:g}" if e.bound is not None else "")
-    effect = ""
+    sides = f"canary {_num(e.canary, e.unit)}, {other} {_num(e.baseline, e.unit)}"
+    line = f"    {name}: {e.verdict.upper()} {what}: {sides}"
+    line += f"; requests {e.canary_requests}/{e.baseline_requests}; {e.statistic} {_num(e.value)}"
+    line += f" (fails at {_num(e.bound)})" if e.bound is not None and e.statistic == "e-value" else ""
     if e.effect is not None:
         interval = ""
         if e.effect_low is not None and e.effect_high is not None:
-            interval = f" [{_num(e.effect_low, '')}, {_num(e.effect_high, '')}]"
-        effect = f"; {e.effect_name} {_num(e.effect, '')}{interval}"
-    return f"    {name}: {e.verdict.upper()} {sides} ({e.unit}, {size}), {stat}{effect}"
+            interval = f" [{_num(e.effect_low)}, {_num(e.effect_high)}]"
+        line += f"; {e.effect_name} {_num(e.effect)}{interval}"
+    return line
+
+
+def summarize_evidence(evidence: list[Evidence]) -> list[str]:
+    """One line per judge: each test's verdict and statistic, and the requests it has seen."""
+    by_template: dict[str, list[Evidence]] = {}
+    for e in evidence:
+        by_template.setdefault(e.template, []).append(e)
+    lines = []
+    for template, tests in by_template.items():
+        parts = ", ".join(f"{e.metric} {e.verdict} ({e.statistic} {_num(e.value)})" for e in tests)
+        sizes = f"{tests[0].canary_requests}/{tests[0].baseline_requests}"
+        lines.append(f"  judge {template}: {parts}; requests canary/baseline {sizes}")
+    return lines
+
+
+EVIDENCE_EVERY = 15.0
+"""Seconds between two progress lines of a judge whose verdicts have not changed."""
 
 
 class ProgressPrinter:
@@ -102,7 +121,8 @@ class ProgressPrinter:
     def __init__(self, out: Callable[[str], Any] = print) -> None:
         self._seen = 0
         self._last = ""
-        self._evidence = ""
+        self._verdicts: list[tuple[str, str, str]] = []
+        self._evidence_at = 0.0
         self._out = out
 
     def show(self, status: ReleaseStatus) -> None:
@@ -113,7 +133,10 @@ class ProgressPrinter:
         if line != self._last:
             self._out(line)
             self._last = line
-        verdicts = "\n".join(format_evidence(e) for e in status.evidence)
-        if verdicts and verdicts != self._evidence:
-            self._out(verdicts)
-            self._evidence = verdicts
+        # The judges' evidence: when a verdict changes, and otherwise every EVIDENCE_EVERY seconds.
+        verdicts: list[tuple[str, str, str]] = [(e.template, e.metric, e.verdict) for e in status.evidence]
+        now = time.monotonic()
+        if status.evidence and (verdicts != self._verdicts or now - self._evidence_at >= EVIDENCE_EVERY):
+            for line in summarize_evidence(status.evidence):
+                self._out(line)
+            self._verdicts, self._evidence_at = verdicts, now

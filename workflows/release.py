@@ -302,6 +302,7 @@ class Release(ReleaseWorkflow):
         self.update_status(
             decisions=[*self.status.decisions, *child.decisions],
             last_analysis=child.last_analysis,
+            evidence=child.evidence,
             canary_weight=child.canary_weight,
             stable_version=child.stable_version,
             stable_pool=child.stable_pool,
@@ -317,6 +318,12 @@ class Release(ReleaseWorkflow):
                 "live_version": outcome.live_version,
                 "steps": child.step_count,
                 **{m.metric: m.value for m in child.last_analysis},
+                **{
+                    f"{e.template}/{e.metric}": f"{e.verdict}: canary {e.canary}, baseline {e.baseline}, "
+                    f"{e.statistic} {e.value} (fails at {e.bound}), "
+                    f"requests {e.canary_requests}/{e.baseline_requests}"
+                    for e in child.evidence
+                },
             },
         )
         return outcome
