@@ -40,6 +40,7 @@ import structlog
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.definitions import ALL as ACTIVITIES
 from activities.dr_definitions import ALL as DR_ACTIVITIES
@@ -55,6 +56,12 @@ from workflows.release import Release
 from workflows.rolling import RollingRelease
 
 WORKFLOWS = [CanaryRelease, BlueGreenRelease, RollingRelease, Release]
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("cryptography")
+)
+"""The workflow sandbox, with ``cryptography`` passed through: signed approvals are verified inside
+update handlers (engine/approvals.py), and its Rust bindings import lazily at call time, which the
+sandbox's re-importing would break (the process aborts)."""
 DR_WORKFLOWS = [DrFailover, DrDrill, DrMonitor]
 log = structlog.get_logger()
 
@@ -78,6 +85,7 @@ def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor, 
     return Worker(
         client,
         task_queue=task_queue,
+        workflow_runner=WORKFLOW_RUNNER,
         workflows=[*WORKFLOWS, *DR_WORKFLOWS],
         activities=[*ACTIVITIES, *PIPELINE_ACTIVITIES, *DR_ACTIVITIES],
         activity_executor=executor,

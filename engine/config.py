@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Discriminator, Field, StringConstraints, Tag, ValidationError, model_validator
 
-from engine import catalog
+from engine import approvals, catalog
 from engine.contracts import (
     POOLS,
     STRATEGIES,
@@ -28,6 +28,7 @@ from engine.contracts import (
     AnalysisRef,
     AnalysisStep,
     AnalysisTemplate,
+    ApprovalPolicy,
     AppSpec,
     AwsSettings,
     BlueGreenSpec,
@@ -44,6 +45,7 @@ from engine.contracts import (
     ResolvedStep,
     RollingSpec,
     SetWeightStep,
+    SignerKey,
     Strict,
 )
 from engine.contracts.dr import DrConfig
@@ -185,6 +187,16 @@ class EnvironmentConfig(Strict):
     instances: Annotated[int, Field(ge=1, le=64)]
     approvers: list[Identity] = Field(default_factory=list)
     approval_timeout: Duration = timedelta(hours=24)
+    approvals: Literal["named", "signed"] = Field(
+        default="named",
+        description="signed: approve, promote, resume, Terraform and failover approvals are SSH-signed",
+    )
+    allowed_signers: str | None = Field(
+        default=None,
+        description="the approvers' public keys, git's allowed_signers format (path from the repo)",
+    )
+    required_approvals: Annotated[int, Field(ge=1, le=10)] = 1
+    signature_validity: Duration = timedelta(minutes=15)
     prometheus_url: str | None = None
     local: LocalConfig | None = None
     strategies: StrategiesConfig | None = Field(
@@ -331,10 +343,57 @@ def resolve_environment(
         instances=env.instances,
         approvers=env.approvers,
         approval_timeout=env.approval_timeout,
+        policy=_approval_policy(name, env),
         prometheus_url=prometheus_url,
         local=local if env.providers.platform == "local" else None,
         aws=env.aws,
         kubernetes=env.kubernetes,
+    )
+
+
+def _approval_policy(name: str, env: EnvironmentConfig) -> ApprovalPolicy:
+    """Who approves and how it is proved: refused here (naming the field) when it cannot work."""
+    where = f"environments.{name}"
+    if env.required_approvals > max(1, len(env.approvers)):
+        msg = (
+            f"{where}.required_approvals: {env.required_approvals} distinct approvers needed, but "
+            f"{where}.approvers lists {len(env.approvers)}"
+        )
+        raise InputError(msg)
+    if env.approvals == "named":
+        return ApprovalPolicy(required_approvals=env.required_approvals)
+    if not env.approvers:
+        raise InputError(f"{where}.approvers: approvals are signed, so name who may sign them")
+    if not env.allowed_signers:
+        msg = f"{where}.allowed_signers: approvals are signed, so the approvers' public keys are needed"
+        raise InputError(msg)
+    path = (REPO_ROOT / env.allowed_signers).resolve()
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        msg = f"{where}.allowed_signers: cannot read {path}: {exc.strerror}"
+        raise InputError(msg) from None
+    try:
+        signers = approvals.parse_allowed_signers(text, where=env.allowed_signers)
+    except ValueError as exc:
+        raise InputError(f"{where}.allowed_signers: {exc}") from None
+    keyed = {p for s in signers for p in s.principals}
+    missing = [a for a in env.approvers if a not in keyed]
+    if missing:
+        verb = "has" if len(missing) == 1 else "have"
+        msg = f"{where}.approvers: {', '.join(missing)} {verb} no key in {env.allowed_signers}"
+        raise InputError(msg)
+    return ApprovalPolicy(
+        approvals="signed",
+        signers=[
+            SignerKey(
+                principals=list(s.principals), key_type=s.key_type, key=s.key, fingerprint=s.fingerprint
+            )
+            for s in signers
+            if set(s.principals) & set(env.approvers)
+        ],
+        required_approvals=env.required_approvals,
+        signature_validity=env.signature_validity,
     )
 
 

@@ -59,6 +59,7 @@ def resolve_dr(
         catch_up_timeout=dr.catch_up_timeout,
         approvers=env_spec.approvers,
         approval_timeout=env_spec.approval_timeout,
+        policy=env_spec.policy,
         local=local if dr.providers.regions == "local" else None,
         aws=dr.aws,
         kubernetes=dr.kubernetes,

@@ -2,7 +2,8 @@
 
 ``REPO`` (the repository root, the working directory of every subprocess started here),
 :func:`retrying` (a Temporal call retried while the server restarts), :func:`stop_process`,
-:func:`free_port` and :class:`WorkerProcess` (``python worker.py`` as a real process).
+:func:`free_port`, :func:`ssh_key` and :func:`allowed_signers` (approvers' keys made by ``ssh-keygen``)
+and :class:`WorkerProcess` (``python worker.py`` as a real process).
 """
 
 from __future__ import annotations
@@ -41,6 +42,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def ssh_key(keys: Path, who: str, kind: str = "ed25519") -> Path:
+    """``keys/who``: a fresh passphrase-less SSH key of ``who`` (its ``.pub`` beside it), made once."""
+    key = keys / who
+    if not key.exists():
+        keys.mkdir(parents=True, exist_ok=True)
+        size = ["-b", "2048"] if kind == "rsa" else []
+        argv = ["ssh-keygen", "-q", "-t", kind, *size, "-N", "", "-C", who, "-f", str(key)]
+        subprocess.run(argv, check=True)
+    return key
+
+
+def allowed_signers(keys: Path, *who: str) -> Path:
+    """``keys/allowed_signers`` (git's format) listing ``who``'s keys, made by :func:`ssh_key`."""
+    path = keys / "allowed_signers"
+    path.write_text("".join(f"{w} {ssh_key(keys, w).with_suffix('.pub').read_text()}" for w in who))
+    return path
 
 
 def stop_process(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:

@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from temporalio.client import WorkflowHandle, WorkflowHistory
+
 import worker as worker_module
 from engine import temporal
 from engine.client import start_or_attach
@@ -24,11 +26,13 @@ from engine.config import parse_config, resolve_release
 from engine.contracts import Control, LocalSettings, ReleaseStatus
 from engine.contracts.dr import DrillRequest, DrResult, FailoverRequest
 from engine.dr_config import resolve_dr
+from harness.support import allowed_signers
 from infrastructure.local import dr as local_dr
 from infrastructure.local import platform
 from infrastructure.local.layout import Layout
 from infrastructure.local.regions import DrLayout
 from infrastructure.local.sample_service import set_behaviour
+from starters.signing import sign_for
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "engine" / "histories"
 CONFIG = """
@@ -119,11 +123,31 @@ strategies:
 """
 
 
+def signed_config(keys: Path) -> str:
+    """CONFIG with approvals signed by alice's and bob's fresh keys, two of them required."""
+    signers = allowed_signers(keys, "alice", "bob")
+    return CONFIG.replace(
+        "    approvers: [alice]\n",
+        f"    approvers: [alice, bob]\n    approvals: signed\n    allowed_signers: {signers}\n"
+        "    required_approvals: 2\n",
+        1,
+    )
+
+
+async def approve(handle: WorkflowHandle, who: str, keys: Path | None) -> None:
+    """Approve as ``who``: by name, or signed with their key when ``keys`` holds it."""
+    signature = None if keys is None else await sign_for(handle, str(keys / who), "approve", "local")
+    await handle.execute_update("approve", Control(identity=who, reason="recorded", signature=signature))
+
+
 async def record(name: str, version: str, layout: Layout, *, bad: bool, strategy: str = "canary") -> None:
     client = await temporal.connect(target_host=f"127.0.0.1:{layout.temporal_port}")
     local = LocalSettings(state_dir=str(layout.state_dir), port_base=layout.port_base)
-    text = CONFIG
-    if name.startswith("canary_judged"):
+    text, keys = CONFIG, None
+    if name == "canary_signed_two_person":
+        keys = layout.state_dir.parent / "keys"
+        text = signed_config(keys)
+    elif name.startswith("canary_judged"):
         text = JUDGE_CONFIG % {"gate": "judge"}
     elif name == "canary_remeasured":
         text = JUDGE_CONFIG % {"gate": "no-data"}
@@ -142,11 +166,18 @@ async def record(name: str, version: str, layout: Layout, *, bad: bool, strategy
         elif not bad and strategy == "canary" and not name.startswith("canary_judged"):
             while not (await handle.query("status", result_type=ReleaseStatus)).awaiting_approval:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
-            await handle.execute_update("approve", Control(identity="alice", reason="recorded"))
+            for who in ("alice", "bob") if keys else ("alice",):
+                await approve(handle, who, keys)
         result = await handle.result()
         print(name, result.outcome, result.reason)
         history = await handle.fetch_history()
+    store(name, history)
+
+
+def store(name: str, history: WorkflowHistory) -> None:
+    """The history, and its workflow id beside it (a signed approval names the run it approves)."""
     (OUT / f"{name}.json").write_text(history.to_json())
+    (OUT / f"{name}.workflow-id").write_text(history.workflow_id + "\n")
 
 
 async def record_dr(name: str, dr: DrLayout, temporal_address: str) -> None:
@@ -166,7 +197,7 @@ async def record_dr(name: str, dr: DrLayout, temporal_address: str) -> None:
         result = await handle.result()
         print(name, result.outcome, result.reason)
         history = await handle.fetch_history()
-    (OUT / f"{name}.json").write_text(history.to_json())
+    store(name, history)
 
 
 RECORDINGS = {
@@ -179,6 +210,7 @@ RECORDINGS = {
     "canary_judged_promoted": ("v9.2.1", False, "canary"),  # patch canary-baseline: a fresh baseline
     "canary_judged_rolled_back": ("v9.2.2", True, "canary"),
     "canary_remeasured": ("v9.2.3", False, "canary"),  # patch resume-re-measures taken
+    "canary_signed_two_person": ("v9.3.1", False, "canary"),  # two SSH-signed approvals, verified on replay
 }
 DR_RECORDINGS = ("dr_drill", "dr_failover")  # in this order: the drill leaves the stack at home
 

@@ -8,10 +8,10 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
-from engine.contracts import Decision, Evidence, ReleaseStatus
+from engine.contracts import Approval, Decision, Evidence, ReleaseStatus
 from engine.temporal import ConnectionSettingsError
 
 EXIT_OK, EXIT_RELEASE_FAILED, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
@@ -47,6 +47,28 @@ def format_decision(d: Decision) -> str:
     by = "" if d.by == "engine" else f" [{d.by}]"
     reason = f": {d.reason}" if d.reason else ""
     return f"  {d.at:%H:%M:%S} {d.what}{by}{reason}"
+
+
+def format_approvals(
+    approvals: Sequence[Approval], needed: int = 0, approvers: Sequence[str] = ()
+) -> list[str]:
+    """Each approval (who, the key's fingerprint where signed, when), and who is still needed."""
+    if not approvals and not needed:
+        return []
+    head = "APPROVALS"
+    if needed:
+        last = approvals[-1].action if approvals else None
+        given = {a.by for a in approvals if a.action == last}
+        waiting = [a for a in approvers if a not in given]
+        head += f" ({needed} more distinct approver(s) needed now" + (
+            f", from: {', '.join(waiting)})" if waiting else ")"
+        )
+    lines = [head]
+    for a in approvals:
+        key = f" key {a.fingerprint}" if a.fingerprint else " (by name)"
+        reason = f": {a.reason}" if a.reason else ""
+        lines.append(f"  {a.at:%Y-%m-%d %H:%M:%S}Z {a.action} by {a.by}{key}{reason}")
+    return lines
 
 
 def format_status(s: ReleaseStatus) -> str:

@@ -1,7 +1,7 @@
 """Drive the running release of an environment.
 
     python starters/control.py approve|promote|resume|pause|abort|status [--env local]
-                               [--as NAME] [--reason TEXT] [--version V] [--json]
+                               [--as NAME] [--key SSH_KEY] [--reason TEXT] [--version V] [--json]
 
 approve, promote and resume move a release forward and need an approver listed
 for the environment in deploy-code.yaml; pause and abort stop it and anyone may
@@ -10,6 +10,12 @@ accepted. The same controls work from the CLI:
 
     temporal workflow update execute --workflow-id release-sample-api-local \\
         --name approve --input '{"identity": "alice", "reason": "dashboards look fine"}'
+
+Where an environment's approvals are signed (``approvals: signed``), approve, promote and
+resume carry your SSH signature over this very action of this very run: pass ``--key`` (your
+private key, or its .pub with the key in ssh-agent; also DEPLOY_SIGNING_KEY). ``--as`` then
+defaults to the approver whose allowed_signers entry holds the key. For the ``temporal`` CLI,
+``python starters/sign_approval.py approve --env E --key K`` prints the ``--input`` JSON.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import FailureError
 from temporalio.service import RPCError
 
@@ -33,16 +40,53 @@ from starters.common import (
     EXIT_REFUSED,
     default_identity,
     fail,
+    format_approvals,
     format_decision,
     format_evidence,
     format_status,
     run,
 )
 from starters.pipeline import format_report
+from starters.signing import identity_of, sign_for
 
 ACTIONS = ("approve", "promote", "resume", "pause", "abort", "status")
+SIGNED = ("approve", "promote", "resume")
+"""Actions that need the approver's signature where approvals are signed (pause and abort do not)."""
 ANSWER_WITHIN = 30.0
 """Seconds to wait for a worker to run the update."""
+
+
+def print_status(status: ReleaseStatus, *, as_json: bool, approvers: list[str] | None = None) -> None:
+    if as_json:
+        print(json.dumps(status.model_dump(mode="json"), indent=2))
+        return
+    print(f"{status.release} ({status.strategy})")
+    print(format_status(status))
+    for d in status.decisions:
+        print(format_decision(d))
+    for d in status.refused:
+        print("  REFUSED" + format_decision(d))
+    if not status.stages:  # else the report lists them
+        for line in format_approvals(status.approvals, status.approvals_needed, approvers or []):
+            print(line)
+    if status.evidence:
+        print("EVIDENCE (each judge's tests: canary against baseline or SLO)")
+        for e in status.evidence:
+            print(format_evidence(e))
+    if status.stages:
+        print(format_report(status))
+
+
+async def show_status(handle: WorkflowHandle, *, as_json: bool, approvers: list[str]) -> None:
+    """The release's status and, while its strategy runs as a child workflow, the child's."""
+    status = await handle.query("status", result_type=ReleaseStatus)
+    print_status(status, as_json=as_json, approvers=approvers)
+    if status.child_workflow_id and not as_json:
+        child = handle._client.get_workflow_handle(status.child_workflow_id)
+        print(f"\nSTRATEGY ({status.child_workflow_id})")
+        print_status(
+            await child.query("status", result_type=ReleaseStatus), as_json=False, approvers=approvers
+        )
 
 
 async def main(argv: list[str] | None = None) -> int:
@@ -52,7 +96,13 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=ACTIONS)
     parser.add_argument("--env", default=None)
     parser.add_argument("--config", default=None)
-    parser.add_argument("--as", dest="identity", default=default_identity())
+    parser.add_argument("--as", dest="identity", default=None, help="who you are (default: $DEPLOY_IDENTITY)")
+    parser.add_argument(
+        "--key",
+        default=os.environ.get("DEPLOY_SIGNING_KEY"),
+        help="your SSH key (private key, or .pub with the key in ssh-agent), where approvals are signed "
+        "(also DEPLOY_SIGNING_KEY)",
+    )
     parser.add_argument("--reason", default="")
     parser.add_argument("--version", default=None, help="refuse unless this version is the running release")
     parser.add_argument("--json", action="store_true", help="status as JSON")
@@ -60,7 +110,15 @@ async def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         env = resolve_environment(config, args.env)
-        control = Control(identity=args.identity, reason=args.reason, version=args.version)
+        signed = env.policy.approvals == "signed" and args.action in SIGNED
+        if signed and not args.key:
+            msg = (
+                f"approvals in {env.name!r} are signed: {args.action} needs your SSH key "
+                "(--key ~/.ssh/id_ed25519, or DEPLOY_SIGNING_KEY)"
+            )
+            raise InputError(msg)
+        identity = args.identity or (identity_of(args.key, env.policy) if signed else default_identity())
+        control = Control(identity=identity, reason=args.reason, version=args.version)
     except (InputError, ValueError) as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
 
@@ -68,24 +126,12 @@ async def main(argv: list[str] | None = None) -> int:
     handle = client.get_workflow_handle(temporal.release_workflow_id(config.app.name, env.name))
     try:
         if args.action == "status":
-            status = await handle.query("status", result_type=ReleaseStatus)
-            if args.json:
-                print(json.dumps(status.model_dump(mode="json"), indent=2))
-            else:
-                print(f"{status.release} ({status.strategy})")
-                print(format_status(status))
-                for d in status.decisions:
-                    print(format_decision(d))
-                for d in status.refused:
-                    print("  REFUSED" + format_decision(d))
-                if status.evidence:
-                    print("EVIDENCE (each judge's tests: canary against baseline or SLO)")
-                    for e in status.evidence:
-                        print(format_evidence(e))
-                if status.stages:
-                    print(format_report(status))
+            await show_status(handle, as_json=args.json, approvers=env.approvers)
             return EXIT_OK
         target = await asyncio.wait_for(control_target(handle), timeout=ANSWER_WITHIN)
+        if signed:
+            signature = await sign_for(target, args.key, args.action, env.name)
+            control = control.model_copy(update={"signature": signature})
         answer = await asyncio.wait_for(
             target.execute_update(args.action, control, result_type=str), timeout=ANSWER_WITHIN
         )

@@ -24,9 +24,9 @@ import asyncio
 import os
 import sys
 
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from engine import temporal
@@ -35,7 +35,17 @@ from engine.contracts import Control
 from engine.contracts.dr import DrillRequest, DrReport, DrResult, DrSpec, DrStatus, FailoverRequest
 from engine.dr_config import check_region, resolve_dr
 from engine.errors import InputError
-from starters.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_REFUSED, EXIT_RELEASE_FAILED, default_identity, fail
+from starters.common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_RELEASE_FAILED,
+    default_identity,
+    fail,
+    format_approvals,
+    format_decision,
+)
+from starters.signing import identity_of, sign_for
 
 EXIT_BY_OUTCOME = {"succeeded": EXIT_OK, "refused": EXIT_BAD_INPUT}
 
@@ -64,10 +74,7 @@ async def follow(handle: WorkflowHandle, out: object = print) -> DrResult:
         try:
             status: DrStatus = await handle.query("status", result_type=DrStatus)
             for d in status.decisions[seen:]:
-                print(
-                    f"  {d.at:%H:%M:%S} {d.what}{' [' + d.by + ']' if d.by != 'engine' else ''}"
-                    f"{': ' + d.reason if d.reason else ''}"
-                )
+                print(format_decision(d))
             seen = len(status.decisions)
         except RPCError:
             pass
@@ -118,13 +125,24 @@ async def start(args: argparse.Namespace, spec: DrSpec, identity: str) -> int:
         return EXIT_OK
     result = await follow(handle)
     print(format_report(result.report))
+    for line in format_approvals(result.status.approvals):
+        print(f"  {line}")
     return EXIT_BY_OUTCOME.get(result.outcome, EXIT_RELEASE_FAILED)
 
 
-async def approve(spec: DrSpec, identity: str, reason: str) -> int:
+async def approve(spec: DrSpec, identity: str, reason: str, key: str | None) -> int:
     client = await temporal.connect()
     handle = client.get_workflow_handle(temporal.dr_workflow_id(spec.app, spec.environment, "failover"))
-    print(await handle.execute_update("approve", Control(identity=identity, reason=reason), result_type=str))
+    control = Control(identity=identity, reason=reason)
+    if spec.policy.approvals == "signed":
+        assert key is not None  # main() refuses a signed approval without a key
+        signature = await sign_for(handle, key, "approve", spec.environment, failover=True)
+        control = control.model_copy(update={"signature": signature})
+    try:
+        print(await handle.execute_update("approve", control, result_type=str))
+    except WorkflowUpdateFailedError as exc:
+        reason = exc.cause.message if isinstance(exc.cause, FailureError) else str(exc.cause)
+        return fail(f"approve refused: {reason}", EXIT_REFUSED)
     return EXIT_OK
 
 
@@ -140,15 +158,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--yes", action="store_true", help="approve at start (you must be an approver)")
     parser.add_argument("--approve", action="store_true", help="approve the running failover")
     parser.add_argument("--as", dest="identity", default=None, help="who you are (default: $DEPLOY_IDENTITY)")
+    parser.add_argument(
+        "--key",
+        default=os.environ.get("DEPLOY_SIGNING_KEY"),
+        help="your SSH key, where approvals are signed (also DEPLOY_SIGNING_KEY)",
+    )
     parser.add_argument("--reason", default="", help="recorded with an approval")
     parser.add_argument("--wait", action="store_true", help="follow until it ends and print the report")
     parser.add_argument("--config", default=None, help="deploy-code.yaml to use")
     args = parser.parse_args(argv)
-    identity = args.identity or default_identity()
     try:
         spec = resolve_dr(load_config(args.config), args.env)
+        signed = spec.policy.approvals == "signed"
+        if signed and args.yes:
+            msg = (
+                f"approvals in {spec.environment!r} are signed: start without --yes, then --approve --key KEY"
+            )
+            raise InputError(msg)
+        if signed and args.approve and not args.key:
+            raise InputError(
+                f"approvals in {spec.environment!r} are signed: --approve needs --key (your SSH key)"
+            )
+        identity = args.identity or (
+            identity_of(args.key, spec.policy) if signed and args.approve else default_identity()
+        )
         if args.approve:
-            return asyncio.run(approve(spec, identity, args.reason))
+            return asyncio.run(approve(spec, identity, args.reason, args.key))
         if not args.to:
             raise InputError("--to REGION is required")
         check_region(spec, args.to)

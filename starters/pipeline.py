@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.contracts import ReleaseStatus
 from engine.contracts.pipeline import STAGES, ImageSpec, PipelineSpec
+from starters.common import format_approvals
 
 
 def print_pipeline_plan(pipeline: PipelineSpec) -> None:
@@ -64,4 +65,5 @@ def format_report(status: ReleaseStatus) -> str:
         seconds = "-" if s.duration_s is None else f"{s.duration_s:.1f}"
         lines.append(f"  {s.name:<17} {s.verdict:<11} {seconds:>8}  {s.approver or '-':<8}  {s.detail}")
         lines.extend(f"      {k}: {v}" for k, v in s.measurements.items())
+    lines.extend(f"  {line}" for line in format_approvals(status.approvals))
     return "\n".join(lines)

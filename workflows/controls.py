@@ -63,6 +63,8 @@ class ReleaseControls(Operation[ReleaseStatus]):
     async def wait_for_approval(self, what: str) -> None:
         """Hold until an approver approves (or promotes); roll back on timeout."""
         self._awaiting_approval, self._approved = True, False
+        self._wait_started = workflow.now()
+        self.update_status(approvals_needed=self.env.policy.required_approvals)
         self.set_phase(Phase.AWAITING_APPROVAL)
         self.decide(f"waiting for approval: {what}")
         timeout, started = self.env.approval_timeout, workflow.now()
@@ -87,6 +89,7 @@ class ReleaseControls(Operation[ReleaseStatus]):
             self.interrupt(f"approval timed out after {timeout}")
         finally:
             self._awaiting_approval = False
+            self.update_status(approvals_needed=0)
             self._gauge_awaiting(timedelta(0))
         self.check_interrupt()
         self.set_phase(Phase.PROGRESSING)
@@ -148,10 +151,19 @@ class ReleaseControls(Operation[ReleaseStatus]):
         return self._approve(control)
 
     def _approve(self, control: Control) -> str:
-        self.authorize(control, "approve", self.env.approvers, self.env.name)
+        if (more := self._count(control, "approve")) is not None:
+            return more
         self._approved = True
         self.decide("approved", by=control.identity, reason=control.reason)
         return f"approved by {control.identity}"
+
+    def _count(self, control: Control, action: str) -> str | None:
+        """Who may, proof that it is them where approvals are signed, and how many more are needed
+        (the two-person rule): ``workflows/operation.py``."""
+        env = self.env
+        return self.count_approval(
+            control, action, env.approvers, env.name, policy=env.policy, subject=self.spec.version
+        )
 
     @approve.validator
     def _validate_approve(self, control: Control) -> None:
@@ -163,7 +175,8 @@ class ReleaseControls(Operation[ReleaseStatus]):
 
     @workflow.update(name="promote")
     def promote(self, control: Control) -> str:
-        self.authorize(control, "promote", self.env.approvers, self.env.name)
+        if (more := self._count(control, "promote")) is not None:
+            return more
         self._promote_requested, self._paused = True, False
         self.decide("promote: skip the remaining steps", by=control.identity, reason=control.reason)
         return f"promotion requested by {control.identity}"
@@ -178,7 +191,10 @@ class ReleaseControls(Operation[ReleaseStatus]):
 
     @workflow.update(name="resume")
     def resume(self, control: Control) -> str:
-        self.authorize(control, "resume", self.env.approvers, self.env.name)
+        env = self.env
+        self.authorize(
+            control, "resume", env.approvers, env.name, policy=env.policy, subject=self.spec.version
+        )
         self._paused, self._pause_reason = False, ""
         self.decide("resumed", by=control.identity, reason=control.reason)
         return f"resumed by {control.identity}"

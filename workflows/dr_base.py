@@ -107,6 +107,8 @@ class DrWorkflow(Operation[DrStatus]):
 
     async def wait_for_approval(self, what: str) -> None:
         self._awaiting_approval = True
+        self._wait_started = workflow.now()
+        self.update_status(approvals_needed=self.dr.policy.required_approvals)
         self.set_phase(Phase.AWAITING_APPROVAL)
         self.decide(f"waiting for approval: {what}")
         try:
@@ -149,7 +151,13 @@ class DrWorkflow(Operation[DrStatus]):
 
     @workflow.update(name="approve")
     def approve(self, control: Control) -> str:
-        self.authorize(control, "approve", self.dr.approvers, self.dr.environment)
+        # What an approver signs as the subject of a failover: the operation, as the status names it.
+        dr = self.dr
+        more = self.count_approval(
+            control, "approve", dr.approvers, dr.environment, policy=dr.policy, subject=self.status.operation
+        )
+        if more is not None:
+            return more
         self._approved_by = control.identity
         self.decide("approved", by=control.identity, reason=control.reason)
         return f"approved by {control.identity}"

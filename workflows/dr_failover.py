@@ -248,7 +248,10 @@ class DrFailover(DrWorkflow):
             self.decide("drill: no approval needed")
         elif req.trigger == "monitor" and dr.auto_approve:
             self.decide("started by the monitor; auto-approve is configured")
-        elif req.approved_by is not None and req.approved_by in dr.approvers:
+        elif (
+            req.approved_by is not None and req.approved_by in dr.approvers and dr.policy.approvals == "named"
+        ):
+            # Where approvals are signed a name given at start proves nothing: a signed approve is needed.
             self._approved_by = req.approved_by
             self.decide("approved when started", by=req.approved_by)
         else:

@@ -4,14 +4,16 @@ Releases (``workflows/base.py``) and disaster-recovery operations (``workflows/d
 both keep a status that a query answers, a log of decisions (who decided what, and why),
 an interrupt (abort, a failed check) that stops what runs, compensation steps pushed as side
 effects happen and run in reverse on failure, a point of no return after which nothing is
-undone, and approvers checked by name before anything moves forward.
+undone, and approvers checked (by name, or by SSH signature where approvals are signed, with
+the two-person rule where two are required) before anything moves forward.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from datetime import UTC, datetime
+from typing import Generic, NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -19,7 +21,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows.compensation import Compensations
 
 with workflow.unsafe.imports_passed_through():
-    from engine.contracts import Control, Decision, Phase, ReleaseStatus
+    from engine import approvals
+    from engine.contracts import Approval, ApprovalPolicy, Control, Decision, Phase, ReleaseStatus
     from engine.contracts.dr import DrStatus
 
 T = TypeVar("T")
@@ -50,6 +53,9 @@ class Operation(Generic[StatusT]):
         self._interrupt: Interrupted | None = None
         self._point_of_no_return = False
         self._compensations = Compensations()
+        self._nonces: set[str] = set()
+        self._wait_started = datetime.min.replace(tzinfo=UTC)
+        """When the current approval wait began: approvals count from there (two-person rule)."""
 
     # ---- the audit log and status -----------------------------------------------------------
     def details(self) -> str:
@@ -130,14 +136,100 @@ class Operation(Generic[StatusT]):
         return "rolled_back", why
 
     # ---- approvers ----------------------------------------------------------------------------
-    def authorize(self, control: Control, action: str, approvers: list[str], where: str) -> None:
-        """Record and refuse ``action`` from someone not among ``approvers``."""
-        if control.identity in approvers:
-            return
-        entry = Decision(
-            at=workflow.now(), what=f"refused {action}", by=control.identity, reason=control.reason
+    def authorize(
+        self,
+        control: Control,
+        action: str,
+        approvers: list[str],
+        where: str,
+        *,
+        policy: ApprovalPolicy | None = None,
+        subject: str = "",
+    ) -> Approval:
+        """The approval, recorded; or refused (and the refusal recorded with its reason) when the
+        sender is no approver or, where approvals are signed, the signature does not prove that
+        this approver approves this ``action`` of this run (``subject``: its version or target)."""
+        if control.identity not in approvers:
+            allowed = ", ".join(approvers)
+            why = f"{control.identity!r} may not {action} in {where!r} (approvers: {allowed})"
+            self._refuse(control, action, why, "NotAnApprover")
+        fingerprint = None
+        if policy is not None and policy.approvals == "signed":
+            fingerprint = self._check_signature(control, action, where, policy, subject)
+        approval = Approval(
+            action=action,
+            by=control.identity,
+            fingerprint=fingerprint,
+            at=workflow.now(),
+            reason=control.reason,
         )
+        self.status = self.status.model_copy(update={"approvals": [*self.status.approvals, approval]})
+        return approval
+
+    def _check_signature(
+        self, control: Control, action: str, where: str, policy: ApprovalPolicy, subject: str
+    ) -> str:
+        """The key's fingerprint, if the signature proves it; refused otherwise (deterministic)."""
+        signature = control.signature
+        if signature is None:
+            why = f"approvals in {where!r} are signed: {action} needs the approver's SSH signature"
+            self._refuse(control, action, why, "SignatureRefused")
+        info = workflow.info()
+        text = approvals.message(
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            action=action,
+            environment=where,
+            version=subject,
+            issued_at=signature.issued_at,
+            nonce=signature.nonce,
+        )
+        signers = [approvals.Signer(tuple(k.principals), k.key_type, k.key) for k in policy.signers]
+        try:
+            signer = approvals.verify(signature.armored, text, signers)  # deterministic: the payload alone
+            if control.identity not in signer.principals:
+                who = ", ".join(signer.principals)
+                raise approvals.SignatureRefused(f"signed by the key of {who}, not of {control.identity!r}")
+            approvals.check_time(signature.issued_at, workflow.now(), policy.signature_validity)
+            if signature.nonce in self._nonces:
+                raise approvals.SignatureRefused(
+                    "its nonce was used before in this run (a replayed signature)"
+                )
+        except approvals.SignatureRefused as exc:
+            self._refuse(control, action, f"signature refused: {exc}", "SignatureRefused")
+        self._nonces.add(signature.nonce)
+        return signer.fingerprint
+
+    def _refuse(self, control: Control, action: str, why: str, kind: str) -> NoReturn:
+        """Record the refusal with its reason (the status's ``refused``), and refuse."""
+        entry = Decision(at=workflow.now(), what=f"refused {action}", by=control.identity, reason=why)
         self.status = self.status.model_copy(update={"refused": [*self.status.refused, entry]})
-        allowed = ", ".join(approvers)
-        msg = f"{control.identity!r} may not {action} in {where!r} (approvers: {allowed})"
-        raise ApplicationError(msg, type="NotAnApprover", non_retryable=True)
+        raise ApplicationError(why, type=kind, non_retryable=True)
+
+    def count_approval(
+        self,
+        control: Control,
+        action: str,
+        approvers: list[str],
+        where: str,
+        *,
+        policy: ApprovalPolicy,
+        subject: str,
+    ) -> str | None:
+        """Authorize ``control``; None once enough distinct approvers (keys, when signed) have given
+        ``action`` since the wait began, else the answer saying how many more are needed."""
+        self.authorize(control, action, approvers, where, policy=policy, subject=subject)
+        needed = max(0, policy.required_approvals - self.approvals_given(action, self._wait_started))
+        self.update_status(approvals_needed=needed)
+        if not needed:
+            return None
+        given = policy.required_approvals - needed
+        self.decide(
+            f"{action} {given} of {policy.required_approvals}", by=control.identity, reason=control.reason
+        )
+        return f"{action} by {control.identity} counted: {needed} more distinct approver(s) needed"
+
+    def approvals_given(self, action: str, since: datetime) -> int:
+        """Distinct approvers (distinct keys when signed) of ``action`` since ``since``."""
+        given = {a.fingerprint or a.by for a in self.status.approvals if a.action == action and a.at >= since}
+        return len(given)

@@ -301,6 +301,7 @@ class Release(ReleaseWorkflow):
         child = outcome.status
         self.update_status(
             decisions=[*self.status.decisions, *child.decisions],
+            approvals=[*self.status.approvals, *child.approvals],
             last_analysis=child.last_analysis,
             evidence=child.evidence,
             canary_weight=child.canary_weight,
@@ -308,7 +309,9 @@ class Release(ReleaseWorkflow):
             stable_pool=child.stable_pool,
             canary_pool=child.canary_pool,
         )
-        approvers = sorted({d.by for d in child.decisions if d.what == "approved"})
+        approvers = sorted(
+            {a.by for a in child.approvals} | {d.by for d in child.decisions if d.what == "approved"}
+        )
         self.stage(
             "strategy",
             "passed" if outcome.outcome in ("succeeded", "no_change") else "failed",
@@ -319,8 +322,8 @@ class Release(ReleaseWorkflow):
                 "steps": child.step_count,
                 **{m.metric: m.value for m in child.last_analysis},
                 **{
-                    f"{e.template}/{e.metric}": f"{e.verdict}: canary {e.canary}, baseline {e.baseline}, "
-                    f"{e.statistic} {e.value} (fails at {e.bound}), "
+                    f"{e.template}/{e.metric}": f"{e.verdict}: {e.unit} canary {_g(e.canary)}, "
+                    f"baseline {_g(e.baseline)}; {e.statistic} {_g(e.value)} (fails at {_g(e.bound)}); "
                     f"requests {e.canary_requests}/{e.baseline_requests}"
                     for e in child.evidence
                 },
@@ -443,3 +446,8 @@ class Release(ReleaseWorkflow):
         except ActivityError as exc:
             workflow.logger.warning("notification %s not delivered: %s", event, cause(exc))
             self.decide(f"notification {event} not delivered", reason=cause(exc))
+
+
+def _g(value: float | None) -> str:
+    """A measurement for the report: four significant digits, or "-"."""
+    return "-" if value is None else f"{value:.4g}"

@@ -53,12 +53,14 @@ from engine.contracts.analysis import (
     render_query,
 )
 from engine.contracts.environment import (
+    ApprovalPolicy,
     AppSpec,
     AwsSettings,
     EnvironmentSpec,
     KubernetesSettings,
     LocalSettings,
     Providers,
+    SignerKey,
 )
 from engine.contracts.platform import (
     DrainRequest,
@@ -98,12 +100,14 @@ from engine.contracts.scalars import (
     Version,
 )
 from engine.contracts.status import (
+    Approval,
     Control,
     Decision,
     Outcome,
     Phase,
     ReleaseResult,
     ReleaseStatus,
+    Signature,
     StageReport,
 )
 from engine.contracts.steps import (
@@ -133,6 +137,8 @@ __all__ = [
     "AnalysisStepSpec",
     "AnalysisTemplate",
     "AppSpec",
+    "Approval",
+    "ApprovalPolicy",
     "AwsSettings",
     "BlueGreenSpec",
     "CanarySpec",
@@ -182,6 +188,8 @@ __all__ = [
     "RouterState",
     "SetWeightStep",
     "Side",
+    "Signature",
+    "SignerKey",
     "Slo",
     "SmokeRequest",
     "SmokeResult",

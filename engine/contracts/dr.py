@@ -12,9 +12,9 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from engine.contracts.aws_dr import AwsDrSettings
-from engine.contracts.environment import KubernetesSettings
+from engine.contracts.environment import ApprovalPolicy, KubernetesSettings
 from engine.contracts.scalars import Duration, Identity, Pool, Strict
-from engine.contracts.status import Decision, Phase
+from engine.contracts.status import Approval, Decision, Phase
 
 RegionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,31}$")]
 Trigger = Literal["manual", "monitor", "drill", "schedule"]
@@ -137,6 +137,7 @@ class DrSpec(Strict):
     catch_up_timeout: Duration
     approvers: list[Identity] = Field(default_factory=list)
     approval_timeout: Duration = timedelta(hours=1)
+    policy: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     local: DrLocal | None = None
     aws: AwsDrSettings | None = None
     kubernetes: KubernetesDrSettings | None = None
@@ -346,6 +347,8 @@ class DrStatus(Strict):
     awaiting_approval: bool = False
     decisions: list[Decision] = Field(default_factory=list)
     refused: list[Decision] = Field(default_factory=list)
+    approvals: list[Approval] = Field(default_factory=list)
+    approvals_needed: int = 0
     report: DrReport | None = None
 
 

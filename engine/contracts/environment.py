@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
@@ -97,6 +97,30 @@ class KubernetesSettings(Strict):
     progress_deadline_seconds: Annotated[int, Field(ge=10, le=86400)] = 600
 
 
+class SignerKey(Strict):
+    """One line of an environment's allowed_signers: who may sign approvals, with which SSH key."""
+
+    principals: list[str]
+    key_type: str
+    key: str
+    fingerprint: str
+
+
+class ApprovalPolicy(Strict):
+    """Who may move a release (or a failover) forward, and what proves it was them.
+
+    ``named``: the identity sent is trusted (anyone who reaches the namespace can type a name);
+    ``signed``: approve, promote, resume, a Terraform approval and a failover approval carry an SSH
+    signature (engine/approvals.py) by a key of ``signers`` whose principal is the identity.
+    """
+
+    approvals: Literal["named", "signed"] = "named"
+    signers: list[SignerKey] = Field(default_factory=list)
+    required_approvals: Annotated[int, Field(ge=1, le=10)] = 1
+    """Distinct approvers (distinct keys when signed) an approval needs: the two-person rule."""
+    signature_validity: Duration = timedelta(minutes=15)
+
+
 class EnvironmentSpec(Strict):
     """One environment, resolved: providers and their settings."""
 
@@ -105,6 +129,7 @@ class EnvironmentSpec(Strict):
     instances: Annotated[int, Field(ge=1, le=64)]
     approvers: list[Identity] = Field(default_factory=list)
     approval_timeout: Duration = timedelta(hours=24)
+    policy: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     prometheus_url: str | None = None
     local: LocalSettings | None = None
     aws: AwsSettings | None = None

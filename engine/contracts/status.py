@@ -24,12 +24,34 @@ class Phase(StrEnum):
     FAILED = "Failed"
 
 
+class Signature(Strict):
+    """An approver's SSH signature over what they approve (engine/approvals.py: ``message``)."""
+
+    issued_at: datetime
+    nonce: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,128}$")]
+    armored: Annotated[str, StringConstraints(max_length=8192)]
+    """``-----BEGIN SSH SIGNATURE-----`` ... as ``ssh-keygen -Y sign -n deploy-code`` prints it."""
+
+
 class Control(Strict):
     """Payload of approve / promote / resume / pause / abort."""
 
     identity: Identity
     reason: Annotated[str, StringConstraints(max_length=1024)] = ""
     version: Version | None = Field(default=None, description="refuse unless this is the running release")
+    signature: Signature | None = Field(
+        default=None, description="required where approvals are signed (approve, promote, resume)"
+    )
+
+
+class Approval(Strict):
+    """One accepted approval: who, with which key (signed), when, for what."""
+
+    action: str
+    by: str
+    fingerprint: str | None = None
+    at: datetime
+    reason: str = ""
 
 
 class Decision(Strict):
@@ -77,6 +99,10 @@ class ReleaseStatus(Strict):
     baseline_pool: str | None = None
     decisions: list[Decision] = Field(default_factory=list)
     refused: list[Decision] = Field(default_factory=list)
+    approvals: list[Approval] = Field(default_factory=list, description="accepted approvals, in order")
+    approvals_needed: int = Field(
+        default=0, description="distinct approvers still needed by the current wait"
+    )
     stages: list[StageReport] = Field(default_factory=list, description="release pipeline report")
     child_workflow_id: str | None = Field(
         default=None, description="the strategy's workflow while it runs; controls go there"

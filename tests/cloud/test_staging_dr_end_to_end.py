@@ -173,6 +173,9 @@ class Staging:
             k["kubernetes"].update(kubeconfig=str(cluster.kubeconfig), context="kmock")
             if self.plane:
                 k["health_url"] = f"http://{self.alb[r]}/healthz"
+        # This test is about the failover's AWS mechanics; staging's approvals are signed in
+        # deploy-code.yaml, and signed approvals are tested in tests/engine/test_signed_approvals.py.
+        self.doc["environments"]["staging"]["approvals"] = "named"
         self.spec: DrSpec = resolve_dr(parse_config(yaml.safe_dump(self.doc)), "staging")
         for r in self.regions:
             self.upsert(r, "PRIMARY" if r == home else "SECONDARY")

@@ -10,7 +10,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from worker import DR_WORKFLOWS, WORKFLOWS
+from worker import DR_WORKFLOWS, WORKFLOW_RUNNER, WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -25,12 +25,32 @@ def test_histories_are_stored() -> None:
         "rolling_succeeded",
         "dr_drill",
         "dr_failover",
+        "canary_signed_two_person",
     } <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_history_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
-    replayer = Replayer(workflows=[*WORKFLOWS, *DR_WORKFLOWS], data_converter=pydantic_data_converter)
+    # The run's workflow id where it was stored (a signed approval names it), else the file's name.
+    named = path.with_suffix(".workflow-id")
+    workflow_id = (await asyncio.to_thread(named.read_text)).strip() if named.exists() else path.stem
+    history = WorkflowHistory.from_json(workflow_id, await asyncio.to_thread(path.read_text))
+    replayer = Replayer(
+        workflows=[*WORKFLOWS, *DR_WORKFLOWS],
+        data_converter=pydantic_data_converter,
+        workflow_runner=WORKFLOW_RUNNER,
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
+
+
+async def test_a_signed_approval_verifies_on_replay_only_for_the_run_it_names() -> None:
+    """Replay verifies the stored signatures again: under another workflow id they prove nothing,
+    the approvals are refused, and the replay diverges from the history."""
+    path = Path(__file__).parent / "histories" / "canary_signed_two_person.json"
+    history = WorkflowHistory.from_json("release-someone-else", await asyncio.to_thread(path.read_text))
+    replayer = Replayer(
+        workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=WORKFLOW_RUNNER
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is not None and "Nondeterminism" in str(result.replay_failure)
