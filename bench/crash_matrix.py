@@ -52,11 +52,10 @@ from harness.crash_matrix import (
 from harness.crash_worker import KINDS
 from harness.dr_stack import DrStack
 from harness.stack import Stack, new_version
-from infrastructure.local import dr as local_dr
 from infrastructure.local import platform
 from infrastructure.local.layout import Layout
 from infrastructure.local.logs import configure_logging
-from infrastructure.local.regions import DrLayout
+from infrastructure.local.regions import PlatformLayout
 
 SCENARIOS = ("canary", "blue-green", "rolling", "dr-failover")
 
@@ -97,7 +96,7 @@ async def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="crash-matrix-"))
     layout = Layout.for_tests(tmp / "engine")
-    dr = DrLayout.for_tests(tmp / "dr")
+    dr = PlatformLayout.for_tests(tmp / "dr")
     t0 = time.monotonic()
     cases: list[Case] = []
     try:
@@ -126,7 +125,7 @@ async def main(argv: list[str] | None = None) -> int:
             cases += result
     finally:
         with contextlib.suppress(Exception):
-            local_dr.down(dr, purge=True)
+            platform.down(dr, purge=True)
         platform.down(layout, purge=True)
     if args.json:
         args.json.write_text(json.dumps([asdict(c) for c in cases], default=str, indent=1))

@@ -36,8 +36,9 @@ from engine.config import parse_config
 from engine.contracts.dr import DrLocal, DrResult, MonitorRequest
 from engine.dr_config import resolve_dr
 from infrastructure.local import dr as local_dr
+from infrastructure.local import platform
 from infrastructure.local.layout import Layout
-from infrastructure.local.regions import DrLayout
+from infrastructure.local.regions import PlatformLayout
 from infrastructure.local.temporal_server import TemporalServer
 
 CONFIG = """
@@ -99,13 +100,13 @@ class Writers:
 
 
 async def one_run(tmp: Path, synchronous: bool, writers: int) -> dict[str, object]:
-    dr = DrLayout.for_tests(tmp / f"run-{uuid.uuid4().hex[:6]}")
+    dr = PlatformLayout.for_tests(tmp / f"run-{uuid.uuid4().hex[:6]}")
     tserver = TemporalServer(
         Layout(state_dir=dr.state_dir.parent / "temporal", port_base=dr.region("A").port_base)
     )
     try:
         tserver.start()
-        local_dr.up(dr, instances=2, standby_instances=1, synchronous=synchronous)
+        platform.regions_up(dr, instances=2, standby_instances=1, synchronous=synchronous)
         spec = resolve_dr(
             parse_config(CONFIG % str(synchronous).lower()),
             local=DrLocal(state_dir=str(dr.state_dir), port_base=dr.port_base),
@@ -156,7 +157,7 @@ async def one_run(tmp: Path, synchronous: bool, writers: int) -> dict[str, objec
             "steps": {s.step: s.seconds for s in result.report.steps},
         }
     finally:
-        local_dr.down(dr, purge=True)
+        platform.down(dr, purge=True)
         tserver.stop()
 
 

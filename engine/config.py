@@ -336,6 +336,8 @@ def resolve_environment(
             port_base=(env.local and env.local.port_base)
             or int(os.environ.get("DEPLOY_PORT_BASE", DEFAULT_PORT_BASE)),
         )
+        if env.dr is not None and env.dr.providers.regions == "local" and local.regions != env.dr.regions:
+            local = local.model_copy(update={"regions": list(env.dr.regions)})  # its regions are the DR's
         prometheus_url = prometheus_url or f"http://127.0.0.1:{local.port_base + 2}"
     return EnvironmentSpec(
         name=name,

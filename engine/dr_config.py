@@ -6,15 +6,11 @@
 
 from __future__ import annotations
 
-import os
-
 from engine import catalog
-from engine.config import REPO_ROOT, DeployConfig, resolve_environment
+from engine.config import DeployConfig, resolve_environment
 from engine.contracts.dr import DrConfig, DrLocal, DrSpec
 from engine.errors import InputError
 
-DEFAULT_DR_STATE_DIR = REPO_ROOT / ".state" / "dr"
-DEFAULT_DR_PORT_BASE = 19000
 AWS_PROVIDERS = frozenset({"rds", "route53"})
 """DR providers that read ``dr.aws``."""
 
@@ -35,13 +31,14 @@ def resolve_dr(
         catalog.require(capability, provider, f"environments.{env_spec.name}.dr.providers.{capability}")
     _check_settings(env_spec.name, dr)
     if dr.providers.regions == "local" and local is None:
-        local = DrLocal(
-            state_dir=(dr.local and dr.local.state_dir)
-            or os.environ.get("DEPLOY_DR_STATE_DIR")
-            or str(DEFAULT_DR_STATE_DIR),
-            port_base=(dr.local and dr.local.port_base)
-            or int(os.environ.get("DEPLOY_DR_PORT_BASE", DEFAULT_DR_PORT_BASE)),
-        )
+        # The environment's own local platform: its regions are the DR regions.
+        if env_spec.local is None:
+            msg = (
+                f"environments.{env_spec.name}.dr: regions 'local' need the local platform "
+                f"(environments.{env_spec.name}.providers.platform: local)"
+            )
+            raise InputError(msg)
+        local = DrLocal(state_dir=env_spec.local.state_dir, port_base=env_spec.local.port_base)
     return DrSpec(
         app=config.app.name,
         environment=env_spec.name,

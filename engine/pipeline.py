@@ -98,7 +98,7 @@ def resolve_pipeline(config: DeployConfig, spec: ReleaseSpec) -> PipelineSpec:
     if c.database:
         target = c.database
         if target == "local":
-            target = f"postgresql://postgres@127.0.0.1:{_local_port(env, 57, 'database')}/postgres"
+            target = f"postgresql://postgres@127.0.0.1:{_local_port(env, 9, 'database')}/app"
         checks.append(DependencyCheck(kind="database", name="database", target=target))
     if c.redis:
         target = c.redis

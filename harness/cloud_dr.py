@@ -49,9 +49,10 @@ from engine.contracts import AwsSettings
 from harness.cloud import DeploymentController, FaultProxy, KubeCluster
 from infrastructure.local import dr as local_dr
 from infrastructure.local import haproxy as haproxy_mod
+from infrastructure.local import platform
 from infrastructure.local.database import PgNode, pg_bin
 from infrastructure.local.haproxy import HAProxy
-from infrastructure.local.regions import DrLayout
+from infrastructure.local.regions import PlatformLayout
 
 READ_ONLY = "default_transaction_read_only"
 
@@ -65,13 +66,13 @@ READ_ONLY = "default_transaction_read_only"
 class DataPlane:
     """Region A's PostgreSQL primary, region B's asynchronous standby, a router per region."""
 
-    dr: DrLayout
+    dr: PlatformLayout
     regions: tuple[str, str]
     """The DR region names (deploy-code.yaml) of the layout's regions A and B, in that order."""
 
     @classmethod
     def start(cls, tmp: Path, regions: tuple[str, str]) -> DataPlane:
-        plane = cls(DrLayout.for_tests(tmp), regions)
+        plane = cls(PlatformLayout.for_tests(tmp), regions)
         try:
             a, b = plane.node(regions[0]), plane.node(regions[1])
             a.init_primary()
@@ -87,7 +88,7 @@ class DataPlane:
         return plane
 
     def stop(self) -> None:
-        local_dr.down(self.dr, purge=True)
+        platform.down(self.dr, purge=True)
 
     def local(self, region: str) -> str:
         """The layout's name (A/B) of a DR region."""

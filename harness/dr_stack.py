@@ -30,8 +30,9 @@ from engine.contracts.dr import DrSpec
 from engine.dr_config import resolve_dr
 from harness.support import REPO
 from infrastructure.local import dr as local_dr
+from infrastructure.local import platform
 from infrastructure.local.layout import Layout
-from infrastructure.local.regions import DrLayout
+from infrastructure.local.regions import PlatformLayout
 from infrastructure.local.temporal_server import TemporalServer, temporal_binary
 
 CONFIG = """
@@ -42,6 +43,7 @@ environments:
     instances: 2
     approvers: [alice]
     approval_timeout: 2m
+    local: {state_dir: "%(state_dir)s", port_base: %(port_base)s}
     dr:
       regions: [A, B]
       instances: 2
@@ -52,7 +54,6 @@ environments:
       auto_approve: %(auto_approve)s
       synchronous_replication: true
       catch_up_timeout: 20s
-      local: {state_dir: "%(state_dir)s", port_base: %(port_base)s}
 strategies:
   canary:
     steps:
@@ -64,7 +65,7 @@ strategies:
 class DrStack:
     """One running two-region stack (``dr``), its temp dir and the Temporal server it uses."""
 
-    dr: DrLayout
+    dr: PlatformLayout
     tmp: Path
     temporal_address: str
     configs: dict[bool, Path] = field(default_factory=dict)
@@ -146,8 +147,8 @@ class DrStack:
 
     def topology(self) -> dict[str, object]:
         """What a test compares before and after: roles, fences, replication, users, writers."""
-        st = local_dr.status(self.dr)
-        out: dict[str, object] = {"active": st["global_entry"]["active"]}
+        st = platform.status(self.dr)
+        out: dict[str, object] = {"active": st["active_region"]}
         for name, region in st["regions"].items():
             db = region["database"]
             replicas = sorted((r["name"], r["state"], r["sync"]) for r in db.get("replicas", []))
@@ -163,13 +164,13 @@ class DrStack:
 
     def up(self) -> None:
         """Both regions up in the home topology (two instances in A, one in B, synchronous standby)."""
-        local_dr.up(self.dr, instances=2, standby_instances=1, synchronous=True)
+        platform.regions_up(self.dr, instances=2, standby_instances=1, synchronous=True)
 
     def reset(self) -> None:
         """Back to the home topology (a fresh pair if a test left it elsewhere)."""
         if self.is_home():
             return
-        local_dr.down(self.dr, purge=True)
+        platform.down(self.dr, purge=True)
         self.up()
         assert self.is_home(), self.topology()
 
@@ -211,7 +212,7 @@ class Writer:
 @contextlib.contextmanager
 def running_dr_stack(tmp: Path) -> Iterator[DrStack]:
     """The two regions in ``tmp`` in their home topology and a Temporal dev server; torn down on exit."""
-    stack = DrStack(dr=DrLayout.for_tests(tmp), tmp=tmp, temporal_address="")
+    stack = DrStack(dr=PlatformLayout.for_tests(tmp), tmp=tmp, temporal_address="")
     # Its own state dir (reset() purges the stack's), on region A's unused Temporal ports.
     tserver = stack.temporal_server()
     try:
@@ -220,5 +221,5 @@ def running_dr_stack(tmp: Path) -> Iterator[DrStack]:
         stack.up()
         yield stack
     finally:
-        local_dr.down(stack.dr, purge=False)
+        platform.down(stack.dr, purge=False)
         tserver.stop()

@@ -27,10 +27,9 @@ from engine.contracts import Control, LocalSettings, ReleaseStatus
 from engine.contracts.dr import DrillRequest, DrResult, FailoverRequest
 from engine.dr_config import resolve_dr
 from harness.support import allowed_signers
-from infrastructure.local import dr as local_dr
 from infrastructure.local import platform
 from infrastructure.local.layout import Layout
-from infrastructure.local.regions import DrLayout
+from infrastructure.local.regions import PlatformLayout
 from infrastructure.local.sample_service import set_behaviour
 from starters.signing import sign_for
 
@@ -111,11 +110,11 @@ environments:
     providers: {platform: local, router: haproxy, analysis: prometheus}
     instances: 2
     approvers: [alice]
+    local: {state_dir: "%(state_dir)s", port_base: %(port_base)s}
     dr:
       regions: [A, B]
       health_check_interval: 500ms
       catch_up_timeout: 20s
-      local: {state_dir: "%(state_dir)s", port_base: %(port_base)s}
 strategies:
   canary:
     steps:
@@ -180,7 +179,7 @@ def store(name: str, history: WorkflowHistory) -> None:
     (OUT / f"{name}.workflow-id").write_text(history.workflow_id + "\n")
 
 
-async def record_dr(name: str, dr: DrLayout, temporal_address: str) -> None:
+async def record_dr(name: str, dr: PlatformLayout, temporal_address: str) -> None:
     """A drill (fail over to B and back) or a failover to B, on the two-region stack."""
     client = await temporal.connect(target_host=temporal_address)
     spec = resolve_dr(parse_config(DR_CONFIG % {"state_dir": dr.state_dir, "port_base": dr.port_base}))
@@ -228,13 +227,13 @@ async def main(names: list[str]) -> None:
                 version, bad, strategy = RECORDINGS[name]
                 await record(name, version, layout, bad=bad, strategy=strategy)
             if drs:
-                dr = DrLayout.for_tests(Path(tmp) / "dr")
+                dr = PlatformLayout.for_tests(Path(tmp) / "dr")
                 try:
-                    local_dr.up(dr, instances=2, standby_instances=1, synchronous=True)
+                    platform.regions_up(dr, instances=2, standby_instances=1, synchronous=True)
                     for name in drs:
                         await record_dr(name, dr, f"127.0.0.1:{layout.temporal_port}")
                 finally:
-                    local_dr.down(dr, purge=True)
+                    platform.down(dr, purge=True)
         finally:
             platform.down(layout, purge=True)
 

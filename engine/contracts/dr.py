@@ -34,15 +34,11 @@ class DrProviders(Strict):
 
 
 class DrLocal(Strict):
-    """Where the local two-region stack lives."""
+    """Where the local platform lives (the environment's ``local`` settings): its regions are the
+    DR regions."""
 
     state_dir: str
     port_base: Annotated[int, Field(ge=1024, le=65000)]
-
-
-class DrLocalConfig(Strict):
-    state_dir: str | None = None
-    port_base: Annotated[int, Field(ge=1024, le=65000)] | None = None
 
 
 class KubernetesDrRegion(Strict):
@@ -98,7 +94,6 @@ class DrConfig(Strict):
     synchronous_replication: bool = True
     catch_up_timeout: Duration = timedelta(seconds=30)
     drill_cron: str = "0 4 * * 1"
-    local: DrLocalConfig | None = None
     aws: AwsDrSettings | None = None
     """RDS instances and Route53 records per region (providers ``rds`` and ``route53``)."""
     kubernetes: KubernetesDrSettings | None = None

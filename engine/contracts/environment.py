@@ -20,11 +20,15 @@ class Providers(Strict):
 
 
 class LocalSettings(Strict):
-    """Where the local platform of an environment lives."""
+    """Where the local platform of an environment lives, and which of its regions is meant."""
 
     state_dir: str
     port_base: Annotated[int, Field(ge=1024, le=65000)]
     max_slots: Annotated[int, Field(ge=1, le=10)] = 8
+    regions: Annotated[list[str], Field(min_length=1, max_length=4)] = Field(default_factory=lambda: ["A"])
+    """The platform's regions, home first (each its own block of 60 ports after the home's)."""
+    region: str | None = None
+    """The region a release step is aimed at (None: the home region)."""
 
 
 class AwsSettings(Strict):

@@ -27,7 +27,15 @@ from infrastructure.local import processes
 log = structlog.get_logger(__name__)
 
 DATABASE = "app"
-SCHEMA = "CREATE TABLE IF NOT EXISTS orders (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())"
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS orders (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())",
+    # Jobs the API takes (POST /jobs) and the workers process: taken (and by whom), then done with
+    # an outcome, by which worker version, against which region's database (node).
+    "CREATE TABLE IF NOT EXISTS jobs (id bigserial PRIMARY KEY,"
+    " created_at timestamptz NOT NULL DEFAULT now(), taken_at timestamptz, taken_by text,"
+    " done_at timestamptz, outcome text, version text, node text)",
+    "CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (id) WHERE done_at IS NULL",
+)
 
 
 class DatabaseError(RuntimeError):
@@ -122,7 +130,8 @@ class PgNode:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
                 conn.execute(f"CREATE DATABASE {DATABASE}")
         with psycopg.connect(self.conninfo(), autocommit=True, connect_timeout=5) as conn:
-            conn.execute(SCHEMA)
+            for statement in SCHEMA:
+                conn.execute(statement)
 
     def start(self, timeout: float = 30.0) -> None:
         if self.running():

@@ -1,54 +1,44 @@
-"""The two-region local stack for disaster recovery: up, down, status, and killing a region.
+"""The regions of the local platform: their databases, their instances, and killing one.
 
-    python -m infrastructure.local.dr up [--sync|--async] [--instances 2] [--standby-instances 1]
-    python -m infrastructure.local.dr status [--json]
-    python -m infrastructure.local.dr kill-region A     # a regional outage: router, instances, database
-    python -m infrastructure.local.dr down [--purge]
-
-Region A runs the PostgreSQL primary, region B its streaming standby; each region has
-its own router (HAProxy) and sample instances (pool ``blue``) writing to the region's
-database; the global entry point sends users to one region. It is separate from the
-single-region ``python -m infrastructure.local up`` (own state dir ``.state/dr`` and
-port base 19000, or ``DEPLOY_DR_STATE_DIR`` / ``DEPLOY_DR_PORT_BASE``) and does not run
-a Temporal server: use the single-region platform's (or any) Temporal.
-``up`` is idempotent and keeps whatever roles the databases have (after a failover B
-stays primary).
+Region A (the home region) runs the PostgreSQL primary, region B its streaming standby; each
+region has its own router (HAProxy), API instances (pool ``blue`` at first) and workers, all
+writing to (and taking jobs from) the database ``database.json`` names; the global entry
+point sends users to one region. :mod:`infrastructure.local.platform` brings all of it up
+and down (``python -m infrastructure.local up|down|status|kill-region``); this module is what
+it and the DR providers share: which node is where, who writes to which, scaling a region.
+``up`` keeps whatever roles the databases have (after a failover B stays primary).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
-import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import psycopg
 import structlog
 
-from infrastructure.local import haproxy as haproxy_mod
+from engine.contracts import ALL_POOLS, POOLS
 from infrastructure.local.database import DatabaseError, PgNode
-from infrastructure.local.global_entry import GlobalEntry
 from infrastructure.local.haproxy import HAProxy, RouterError
 from infrastructure.local.instances import InstanceManager
-from infrastructure.local.logs import configure_logging
-from infrastructure.local.regions import DrLayout
+from infrastructure.local.layout import WORKER
+from infrastructure.local.regions import PlatformLayout
 
 log = structlog.get_logger(__name__)
 POOL = "blue"
 
 
-def node(dr: DrLayout, region: str) -> PgNode:
+def node(dr: PlatformLayout, region: str) -> PgNode:
     return PgNode(dr.db_application_name(region), dr.pg_data(region), dr.db_port(region), dr.pg_log(region))
 
 
-def slot_name(dr: DrLayout, region: str) -> str:
+def slot_name(dr: PlatformLayout, region: str) -> str:
     """The replication slot a standby in ``region`` uses on its primary."""
     return dr.db_application_name(region)
 
 
-def write_database_file(dr: DrLayout, region: str, db_region: str | None) -> None:
+def write_database_file(dr: PlatformLayout, region: str, db_region: str | None) -> None:
     """Point the region's instances at ``db_region``'s database (None: writes refused)."""
     path = dr.database_file(region)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,35 +48,62 @@ def write_database_file(dr: DrLayout, region: str, db_region: str | None) -> Non
     tmp.replace(path)
 
 
-def read_database_file(dr: DrLayout, region: str) -> str | None:
+def read_database_file(dr: PlatformLayout, region: str) -> str | None:
     try:
         return json.loads(dr.database_file(region).read_text()).get("node")
     except (OSError, ValueError):
         return None
 
 
+def serving_pool(dr: PlatformLayout, region: str) -> str:
+    """The API pool the region's router sends traffic to (``blue`` when it sends none anywhere)."""
+    try:
+        shares = HAProxy(dr.region(region)).pool_shares("app")
+    except RouterError:
+        return POOL
+    serving = [pool for pool, share in shares.items() if share > 0]
+    return serving[0] if len(serving) == 1 else POOL
+
+
 def scale_region(
-    dr: DrLayout, region: str, version: str, count: int, progress: Any = None
+    dr: PlatformLayout, region: str, version: str, count: int, progress: Any = None
 ) -> list[dict[str, Any]]:
-    """Run ``count`` instances in the region and route its router to exactly them (idempotent)."""
+    """Run ``count`` API instances in the region's serving pool and route its router to exactly
+    them (idempotent); the version they run already, else ``version``."""
     layout = dr.region(region)
     im, hap = InstanceManager(layout), HAProxy(layout)
-    running = {i.slot: i for i in im.list(probe=False) if i.pool == POOL}
+    pool = serving_pool(dr, region)
+    running = {i.slot: i for i in im.list(probe=False) if i.pool == pool}
     if running and count:
         version = next(iter(running.values())).version
     if count:
-        im.start(version, POOL, count, on_progress=progress)
-        hap.route_pool("app", POOL, count)
+        im.start(version, pool, count, on_progress=progress)
+        hap.route_pool("app", pool, count)
     extra = [slot for slot in running if slot >= count]
     if extra:
         if not count:
             for s in extra:
-                hap.set_server("app", f"{POOL}{s}", weight=0, state="maint")
-        im.stop(POOL, extra, 5.0)
-    return [i.model_dump() for i in im.list() if i.pool == POOL]
+                hap.set_server("app", f"{pool}{s}", weight=0, state="maint")
+        im.stop(pool, extra, 5.0)
+    return [i.model_dump() for i in im.list() if i.pool == pool]
 
 
-def _roles(dr: DrLayout) -> dict[str, str]:
+def scale_workers(dr: PlatformLayout, region: str, version: str, count: int, progress: Any = None) -> int:
+    """Run ``count`` workers in the region (in the pool that runs any; ``version`` if none runs)."""
+    im = InstanceManager(dr.region(region), WORKER)
+    running = im.list(probe=False)
+    pool = running[0].pool if running else POOL
+    if running and count:
+        version = running[0].version
+    if count:
+        im.start(version, pool, count, on_progress=progress)
+    extra = [i.slot for i in running if i.pool == pool and i.slot >= count]
+    if extra:
+        im.stop(pool, extra, 5.0)
+    return len([i for i in im.list(probe=False) if i.pool == pool])
+
+
+def _roles(dr: PlatformLayout) -> dict[str, str]:
     out = {}
     for region in dr.regions:
         n = node(dr, region)
@@ -99,7 +116,7 @@ def _roles(dr: DrLayout) -> dict[str, str]:
     return out
 
 
-def set_synchronous(dr: DrLayout, primary: str, standby: str | None) -> None:
+def set_synchronous(dr: PlatformLayout, primary: str, standby: str | None) -> None:
     """synchronous_standby_names on the primary: the standby's name, or '' (asynchronous)."""
     names = f'"{dr.db_application_name(standby)}"' if standby else ""
     with node(dr, primary).connect() as conn:
@@ -107,91 +124,43 @@ def set_synchronous(dr: DrLayout, primary: str, standby: str | None) -> None:
         conn.execute("SELECT pg_reload_conf()")
 
 
-def up(
-    dr: DrLayout,
-    *,
-    version: str = "v1.0.0",
-    instances: int = 2,
-    standby_instances: int = 1,
-    synchronous: bool = True,
-) -> dict[str, Any]:
-    """Start whatever of the two-region stack is not running; returns :func:`status`."""
+def databases_up(dr: PlatformLayout, *, synchronous: bool = True) -> str:
+    """Every region's PostgreSQL node running: a fresh platform gets a primary in the home region
+    and a streaming standby of it in each other region; roles already there are kept. Returns
+    the primary's region."""
     home, *others = dr.regions
-    for region in dr.regions:
-        layout = dr.region(region)
-        layout.ensure_dirs()
-        haproxy_mod.write_config(layout)
     roles = _roles(dr)
-    if roles[home] == "absent" and all(roles[o] == "absent" for o in others):
+    if all(role == "absent" for role in roles.values()):
         node(dr, home).init_primary()
         for other in others:
             node(dr, other).rebuild_from(node(dr, home), slot_name(dr, other))
         roles = _roles(dr)
-    with ThreadPoolExecutor(max_workers=4) as ex:
-        futures: list[Future[Any]] = [
-            ex.submit(node(dr, r).start) for r, role in roles.items() if role != "absent"
-        ]
-        futures += [ex.submit(HAProxy(dr.region(r)).start) for r in dr.regions]
-        for f in futures:
+    with ThreadPoolExecutor(max_workers=len(dr.regions)) as ex:
+        for f in [ex.submit(node(dr, r).start) for r, role in roles.items() if role != "absent"]:
             f.result()
     primary = next((r for r, role in roles.items() if role == "primary"), home)
+    node(dr, primary).init_primary()  # the app database and its tables (idempotent)
     standbys = [r for r, role in roles.items() if role == "standby"]
-    if synchronous and standbys:
-        set_synchronous(dr, primary, standbys[0])
-    elif not synchronous:
-        set_synchronous(dr, primary, None)
-    entry = GlobalEntry(dr)
-    entry.start()
-    active = entry.active() or primary
-    for region in dr.regions:
-        if not dr.database_file(region).exists():
-            write_database_file(dr, region, region)
-    with ThreadPoolExecutor(max_workers=2) as ex:
-        scaled: list[Future[Any]] = [
-            ex.submit(scale_region, dr, r, version, instances if r == active else standby_instances)
-            for r in dr.regions
-        ]
-        for f in scaled:
-            f.result()
-    entry.point_to(active)
-    return status(dr)
+    set_synchronous(dr, primary, standbys[0] if synchronous and standbys else None)
+    return primary
 
 
-def kill_region(dr: DrLayout, region: str) -> None:
-    """A regional outage: the database crashes, the router and the instances die."""
+def kill_region(dr: PlatformLayout, region: str) -> None:
+    """A regional outage: the database crashes, the router, the API instances and the workers die."""
     layout = dr.region(region)
     with ThreadPoolExecutor(max_workers=3) as ex:
         futures: list[Future[Any]] = [
             ex.submit(node(dr, region).stop, "immediate"),
             ex.submit(HAProxy(layout).stop, 2.0),
-            ex.submit(InstanceManager(layout).stop, POOL, None, 1.0),
+            *(ex.submit(InstanceManager(layout).stop, pool, None, 1.0) for pool in ALL_POOLS),
+            *(ex.submit(InstanceManager(layout, WORKER).stop, pool, None, 1.0) for pool in POOLS),
         ]
         for f in futures:
             f.result()
     log.warning("region_killed", region=region)
 
 
-def down(dr: DrLayout, *, purge: bool = False) -> None:
-    """Stop everything ``up`` started."""
-    with ThreadPoolExecutor(max_workers=8) as ex:
-        futures: list[Future[Any]] = [ex.submit(GlobalEntry(dr).stop)]
-        for region in dr.regions:
-            layout = dr.region(region)
-            futures += [
-                ex.submit(InstanceManager(layout).stop, POOL, None, 3.0),
-                ex.submit(HAProxy(layout).stop),
-                ex.submit(node(dr, region).stop, "fast"),
-            ]
-        for f in futures:
-            f.result()
-    if purge:
-        for region in dr.regions:
-            HAProxy(dr.region(region)).layout.haproxy_sock.unlink(missing_ok=True)
-        shutil.rmtree(dr.pg_root, ignore_errors=True)
-        shutil.rmtree(dr.state_dir, ignore_errors=True)
-
-
-def database_status(dr: DrLayout, region: str) -> dict[str, Any]:
+def database_status(dr: PlatformLayout, region: str) -> dict[str, Any]:
     n = node(dr, region)
     out: dict[str, Any] = {"port": n.port, "pid": n.pid(), "reachable": False}
     try:
@@ -214,96 +183,3 @@ def database_status(dr: DrLayout, region: str) -> dict[str, Any]:
     except (psycopg.Error, DatabaseError) as exc:
         out["error"] = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return out
-
-
-def status(dr: DrLayout) -> dict[str, Any]:
-    entry = GlobalEntry(dr)
-    active: str | None = None
-    if entry.running():
-        try:
-            active = entry.active()
-        except RouterError as exc:
-            active = f"error: {exc}"
-    regions = {}
-    for region in dr.regions:
-        layout = dr.region(region)
-        regions[region] = {
-            "router": {"pid": HAProxy(layout).pid(), "url": layout.router_url},
-            "instances": [i.model_dump() for i in InstanceManager(layout).list() if i.pool == POOL],
-            "writes_to": read_database_file(dr, region),
-            "database": database_status(dr, region),
-        }
-    return {
-        "state_dir": str(dr.state_dir),
-        "port_base": dr.port_base,
-        "global_entry": {"url": dr.global_url, "pid": entry.haproxy.pid(), "active": active},
-        "regions": regions,
-    }
-
-
-def format_status(st: dict[str, Any]) -> str:
-    g = st["global_entry"]
-    lines = [
-        f"state dir {st['state_dir']}  port base {st['port_base']}",
-        f"global entry {g['url']} (pid {g['pid'] or '-'}) -> region {g['active'] or 'none'}",
-        "",
-        f"{'REGION':<7} {'ROUTER':>7} {'INSTANCES':>9}  {'DATABASE':<28} WRITES TO",
-    ]
-    for name, r in st["regions"].items():
-        db = r["database"]
-        if db["reachable"]:
-            what = f"{db['role']}{' (fenced)' if db.get('fenced') else ''} :{db['port']}"
-            for rep in db.get("replicas", []):
-                what += f" -> {rep['name']} {rep['state']}/{rep['sync']} lag {rep['lag_bytes']}B"
-        else:
-            what = f"DOWN :{db['port']}"
-        healthy = sum(1 for i in r["instances"] if i["healthy"])
-        lines.append(
-            f"{name:<7} {r['router']['pid'] or '-':>7} {healthy:>4}/{len(r['instances']):<4}  {what:<28} "
-            f"{r['writes_to'] or '-'}"
-        )
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--state-dir")
-    parser.add_argument("--port-base", type=int)
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    p_up = sub.add_parser("up", help="start the two-region stack (idempotent)")
-    p_up.add_argument("--version", default="v1.0.0")
-    p_up.add_argument("--instances", type=int, default=2, help="instances in the active region")
-    p_up.add_argument("--standby-instances", type=int, default=1, help="instances in the standby region")
-    mode = p_up.add_mutually_exclusive_group()
-    mode.add_argument("--sync", dest="synchronous", action="store_true", default=True)
-    mode.add_argument("--async", dest="synchronous", action="store_false")
-    p_status = sub.add_parser("status")
-    p_status.add_argument("--json", action="store_true")
-    p_kill = sub.add_parser("kill-region", help="simulate a regional outage")
-    p_kill.add_argument("region")
-    p_down = sub.add_parser("down")
-    p_down.add_argument("--purge", action="store_true", help="also delete the state dir and databases")
-    args = parser.parse_args(argv)
-    configure_logging()
-    dr = DrLayout.from_env(state_dir=args.state_dir, port_base=args.port_base)
-    if args.cmd == "up":
-        st = up(
-            dr,
-            version=args.version,
-            instances=args.instances,
-            standby_instances=args.standby_instances,
-            synchronous=args.synchronous,
-        )
-        print(format_status(st))
-    elif args.cmd == "status":
-        st = status(dr)
-        print(json.dumps(st, indent=1) if args.json else format_status(st))
-    elif args.cmd == "kill-region":
-        kill_region(dr, dr.check_region(args.region))
-    else:
-        down(dr, purge=args.purge)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infrastructure.local.haproxy import HAProxy, RouterError
-from infrastructure.local.regions import DrLayout
+from infrastructure.local.regions import PlatformLayout
 
 BACKEND = "regions"
 
@@ -55,7 +55,7 @@ class _Paths:
         self.haproxy_dir.mkdir(parents=True, exist_ok=True)
 
 
-def render_config(dr: DrLayout, sock: Path) -> str:
+def render_config(dr: PlatformLayout, sock: Path) -> str:
     servers = "\n".join(
         f"    server {name} 127.0.0.1:{dr.region(name).router_port} weight 0 disabled" for name in dr.regions
     )
@@ -90,7 +90,7 @@ backend {BACKEND}
 class GlobalEntry:
     """The global entry's HAProxy process and which region it sends users to."""
 
-    def __init__(self, dr: DrLayout) -> None:
+    def __init__(self, dr: PlatformLayout) -> None:
         self.dr = dr
         self.paths = _Paths(haproxy_dir=dr.global_dir, router_port=dr.global_port)
         self.haproxy = HAProxy(self.paths)  # type: ignore[arg-type]

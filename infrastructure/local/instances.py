@@ -1,15 +1,16 @@
-"""Start, stop and list sample-service instances in the two pools (``blue``, ``green``).
+"""Start, stop and list the instances of one component of the local platform, per pool.
 
-Instances are detached processes on fixed slot ports (see :class:`Layout`); each has a
-record ``instances/{pool}-{slot}.json``.  After every change the Prometheus file_sd
-target list is rewritten from the live records.
+The ``api`` component is the sample service (pools ``blue``, ``green`` and a canary's
+``baseline``), the ``worker`` component the sample worker (``blue``, ``green``). Instances are
+detached processes on fixed slot ports (see :class:`Layout`); each has a record
+``instances/{name}.json`` (``blue-0``, ``worker-green-1``). Prometheus scrapes every slot's
+port as a static target, so nothing is rewritten when instances come and go.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import sys
 import time
@@ -21,13 +22,14 @@ import httpx
 import structlog
 from pydantic import BaseModel
 
-from engine.contracts import ALL_POOLS
 from infrastructure.local import processes
-from infrastructure.local.layout import APP_LABEL, REPO_ROOT, Layout, port_is_free
+from infrastructure.local.layout import API, REPO_ROOT, Layout, instance_name, pools_of, port_is_free
 
 log = structlog.get_logger(__name__)
 
 SERVICE_MODULE = "infrastructure.local.sample_service"
+MODULES = {API: SERVICE_MODULE, "worker": "infrastructure.local.sample_worker"}
+"""What each component runs."""
 
 
 class InstanceError(RuntimeError):
@@ -39,7 +41,7 @@ class VersionConflictError(InstanceError):
 
 
 class InstanceRecord(BaseModel):
-    """What is stored in ``instances/{pool}-{slot}.json``."""
+    """What is stored in ``instances/{name}.json``."""
 
     pid: int
     port: int
@@ -66,9 +68,9 @@ class InstanceInfo(BaseModel):
         return f"http://127.0.0.1:{self.port}"
 
 
-def _markers(layout: Layout, pool: str, slot: int) -> list[str]:
-    port = layout.instance_port(pool, slot)
-    return [SERVICE_MODULE, f"--pool {pool} --slot {slot} --port {port} --state-dir {layout.state_dir}"]
+def _markers(layout: Layout, pool: str, slot: int, component: str = API) -> list[str]:
+    port = layout.instance_port(pool, slot, component)
+    return [MODULES[component], f"--pool {pool} --slot {slot} --port {port} --state-dir {layout.state_dir}"]
 
 
 def probe_health(port: int, timeout: float = 0.3) -> bool:
@@ -81,11 +83,25 @@ def probe_health(port: int, timeout: float = 0.3) -> bool:
 
 
 class InstanceManager:
-    """Instances of the sample service for one :class:`Layout`."""
+    """Instances of one component (the API unless told otherwise) for one :class:`Layout`."""
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, component: str = API) -> None:
         """Bind to ``layout`` (directories are created on demand)."""
+        if component not in MODULES:
+            raise InstanceError(f"unknown component {component!r} (expected one of {tuple(MODULES)})")
         self.layout = layout
+        self.component = component
+        self.pools = pools_of(component)
+        self.slots = layout.slots(component)
+
+    def _name(self, pool: str, slot: int) -> str:
+        return instance_name(pool, slot, self.component)
+
+    def _port(self, pool: str, slot: int) -> int:
+        return self.layout.instance_port(pool, slot, self.component)
+
+    def _markers(self, pool: str, slot: int) -> list[str]:
+        return _markers(self.layout, pool, slot, self.component)
 
     # ---- records ------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -100,51 +116,33 @@ class InstanceManager:
 
     def _read(self, pool: str, slot: int) -> InstanceRecord | None:
         try:
-            return InstanceRecord.model_validate_json(self.layout.instance_record(pool, slot).read_text())
+            path = self.layout.instance_record(pool, slot, self.component)
+            return InstanceRecord.model_validate_json(path.read_text())
         except (OSError, ValueError):
             return None
 
     def _write(self, rec: InstanceRecord) -> None:
-        path = self.layout.instance_record(rec.pool, rec.slot)
+        path = self.layout.instance_record(rec.pool, rec.slot, self.component)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(rec.model_dump_json())
         tmp.replace(path)
 
     def _alive(self, rec: InstanceRecord) -> bool:
-        return processes.is_alive(rec.pid, _markers(self.layout, rec.pool, rec.slot))
+        return processes.is_alive(rec.pid, self._markers(rec.pool, rec.slot))
 
     def _records(self) -> list[InstanceRecord]:
         """Live records (dead ones are pruned)."""
         out: list[InstanceRecord] = []
-        for pool in ALL_POOLS:
-            for slot in range(self.layout.max_slots):
+        for pool in self.pools:
+            for slot in range(self.slots):
                 rec = self._read(pool, slot)
                 if rec is None:
                     continue
                 if self._alive(rec):
                     out.append(rec)
                 else:
-                    self.layout.instance_record(pool, slot).unlink(missing_ok=True)
+                    self.layout.instance_record(pool, slot, self.component).unlink(missing_ok=True)
         return out
-
-    def write_targets(self) -> None:
-        """Rewrite Prometheus' file_sd list from the live instances (atomic replace)."""
-        with self._lock():
-            self._write_targets_locked()
-
-    def _write_targets_locked(self) -> None:
-        groups = [
-            {
-                "targets": [f"127.0.0.1:{r.port}"],
-                "labels": {"version": r.version, "pool": r.pool, "slot": str(r.slot), "app": APP_LABEL},
-            }
-            for r in self._records()
-        ]
-        path = self.layout.prometheus_targets
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(groups, indent=1))
-        tmp.replace(path)
 
     # ---- API ----------------------------------------------------------------------------------
     def start(
@@ -161,10 +159,10 @@ class InstanceManager:
         version raises :class:`VersionConflictError`.  ``on_progress`` is called about every
         0.5 s while waiting (for activity heartbeats).
         """
-        if pool not in ALL_POOLS:
-            raise InstanceError(f"unknown pool {pool!r}")
-        if not 0 <= count <= self.layout.max_slots:
-            raise InstanceError(f"count must be 0..{self.layout.max_slots}, got {count}")
+        if pool not in self.pools:
+            raise InstanceError(f"unknown pool {pool!r} of {self.component}")
+        if not 0 <= count <= self.slots:
+            raise InstanceError(f"count must be 0..{self.slots}, got {count}")
         self.layout.ensure_dirs()
         t0 = time.monotonic()
         recs: list[InstanceRecord] = []
@@ -173,23 +171,24 @@ class InstanceManager:
                 rec = self._read(pool, slot)
                 if rec is not None and self._alive(rec):
                     if rec.version != version:
-                        raise VersionConflictError(
-                            f"{pool}-{slot} runs {rec.version}, not {version}: stop pool {pool} first"
-                        )
+                        name = self._name(pool, slot)
+                        msg = f"{name} runs {rec.version}, not {version}: stop pool {pool} first"
+                        raise VersionConflictError(msg)
                     recs.append(rec)
                     continue
-                port = self.layout.instance_port(pool, slot)
+                port = self._port(pool, slot)
                 orphan = self._adopt_orphan(version, pool, slot)
                 if orphan is not None:
                     recs.append(orphan)
                     continue
                 if not port_is_free(port):
-                    raise InstanceError(f"port {port} for {pool}-{slot} is taken by a process we do not own")
+                    name = self._name(pool, slot)
+                    raise InstanceError(f"port {port} for {name} is taken by a process we do not own")
                 pid = processes.spawn(
                     [
                         sys.executable,
                         "-m",
-                        SERVICE_MODULE,
+                        MODULES[self.component],
                         "--version",
                         version,
                         "--pool",
@@ -201,7 +200,7 @@ class InstanceManager:
                         "--state-dir",
                         str(self.layout.state_dir),
                     ],
-                    log_file=self.layout.log_file(f"{pool}-{slot}"),
+                    log_file=self.layout.log_file(self._name(pool, slot)),
                     cwd=REPO_ROOT,
                     env={"PYTHONPATH": _pythonpath()},
                 )
@@ -215,11 +214,19 @@ class InstanceManager:
                 )
                 self._write(rec)
                 recs.append(rec)
-                log.info("instance_spawned", pool=pool, slot=slot, version=version, pid=pid, port=port)
+                log.info(
+                    "instance_spawned",
+                    component=self.component,
+                    pool=pool,
+                    slot=slot,
+                    version=version,
+                    pid=pid,
+                    port=port,
+                )
         self._wait_healthy(recs, timeout, on_progress)
-        self.write_targets()
         log.info(
             "instances_ready",
+            component=self.component,
             pool=pool,
             version=version,
             count=count,
@@ -237,9 +244,10 @@ class InstanceManager:
             while pending:
                 for key, r in list(pending.items()):
                     if not self._alive(r):
+                        name = self._name(r.pool, r.slot)
                         raise InstanceError(
-                            f"{r.pool}-{r.slot} ({r.version}) exited during start:\n"
-                            + processes.tail(self.layout.log_file(f"{r.pool}-{r.slot}"))
+                            f"{name} ({r.version}) exited during start:\n"
+                            + processes.tail(self.layout.log_file(name))
                         )
                     try:
                         if client.get(f"http://127.0.0.1:{r.port}/healthz").status_code == 200:
@@ -250,7 +258,7 @@ class InstanceManager:
                     break
                 now = time.monotonic()
                 if now >= deadline:
-                    names = ", ".join(f"{p}-{s}" for p, s in pending)
+                    names = ", ".join(self._name(p, s) for p, s in pending)
                     raise InstanceError(f"not healthy after {timeout:.0f}s: {names}")
                 if on_progress is not None and now - last_progress >= 0.5:
                     last_progress = now
@@ -259,22 +267,22 @@ class InstanceManager:
 
     def _adopt_orphan(self, version: str, pool: str, slot: int) -> InstanceRecord | None:
         """Adopt an instance without record (its starter died between spawn and record write)."""
-        for pid in processes.find(_markers(self.layout, pool, slot)):
+        for pid in processes.find(self._markers(pool, slot)):
             line = processes.cmdline(pid)
             if f"--version {version} " not in line:
-                raise VersionConflictError(
-                    f"{pool}-{slot} runs another version (pid {pid}, {line!r}): stop pool {pool} first"
-                )
+                name = self._name(pool, slot)
+                msg = f"{name} runs another version (pid {pid}, {line!r}): stop pool {pool} first"
+                raise VersionConflictError(msg)
             rec = InstanceRecord(
                 pid=pid,
-                port=self.layout.instance_port(pool, slot),
+                port=self._port(pool, slot),
                 version=version,
                 pool=pool,
                 slot=slot,
                 started_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
             )
             self._write(rec)
-            log.warning("instance_adopted", pool=pool, slot=slot, pid=pid)
+            log.warning("instance_adopted", component=self.component, pool=pool, slot=slot, pid=pid)
             return rec
         return None
 
@@ -283,14 +291,14 @@ class InstanceManager:
 
         In-flight requests finish (SIGTERM), SIGKILL after ``timeout``.  Idempotent.
         """
-        if pool not in ALL_POOLS:
-            raise InstanceError(f"unknown pool {pool!r}")
-        wanted = range(self.layout.max_slots) if slots is None else slots
+        if pool not in self.pools:
+            raise InstanceError(f"unknown pool {pool!r} of {self.component}")
+        wanted = range(self.slots) if slots is None else slots
         victims: list[InstanceRecord] = []
         targets: list[tuple[int, processes.Markers]] = []
         for slot in wanted:
             rec = self._read(pool, slot)
-            markers = _markers(self.layout, pool, slot)
+            markers = self._markers(pool, slot)
             if rec is not None:
                 victims.append(rec)
                 targets.append((rec.pid, markers))
@@ -301,15 +309,16 @@ class InstanceManager:
             return [r.slot for r in victims]
         with self._lock():
             for r in victims:
-                self.layout.instance_record(r.pool, r.slot).unlink(missing_ok=True)
-            self._write_targets_locked()
+                self.layout.instance_record(r.pool, r.slot, self.component).unlink(missing_ok=True)
         if victims:
-            log.info("instances_stopped", pool=pool, slots=[r.slot for r in victims])
+            log.info(
+                "instances_stopped", component=self.component, pool=pool, slots=[r.slot for r in victims]
+            )
         return [r.slot for r in victims]
 
     def stop_all(self, timeout: float = 10.0) -> None:
         """Stop every instance of every pool."""
-        for pool in ALL_POOLS:
+        for pool in self.pools:
             self.stop(pool, timeout=timeout)
 
     def list(self, probe: bool = True) -> list[InstanceInfo]:

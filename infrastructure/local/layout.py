@@ -8,11 +8,21 @@ in parallel).  Port map, relative to ``port_base``::
     +1  preview (HAProxy frontend "preview")   +6  worker metrics
     +2  Prometheus                             +7  Temporal HTTP API
     +3  HAProxy prometheus-exporter            +8  Temporal server metrics
-    +4  Temporal gRPC frontend
-    +10 .. +10+max_slots-1   pool "blue" instances
-    +30 .. +30+max_slots-1   pool "green" instances
-    +40 .. +40+max_slots-1   pool "baseline" instances (a canary's baseline: the stable version)
-    +55 registry  +56 Redis  +57 PostgreSQL  +58 external HTTP dependency (release pipeline)
+    +4  Temporal gRPC frontend                 +9  PostgreSQL (the region's database)
+    +10 .. +10+max_slots-1   api pool "blue" instances
+    +20 .. +24               worker pool "blue" instances
+    +25 .. +29               worker pool "green" instances
+    +30 .. +30+max_slots-1   api pool "green" instances
+    +40 .. +40+max_slots-1   api pool "baseline" instances (a canary's baseline: the stable version)
+    +55 registry  +56 Redis  +58 external HTTP dependency (release pipeline)
+
+A two-region platform (:class:`~infrastructure.local.regions.PlatformLayout`) is one such
+block per region: the home region's is this layout itself (Temporal, Prometheus and the
+release services live there), the others follow it, 60 ports each.
+
+Two components run on it: ``api`` (the sample service, behind the router) and ``worker``
+(the sample worker, taking jobs from the region's database); their records, logs and
+behaviour files are named ``{pool}-{slot}`` and ``worker-{pool}-{slot}``.
 """
 
 from __future__ import annotations
@@ -22,17 +32,27 @@ import os
 import random
 import socket
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.contracts import ALL_POOLS, EnvironmentSpec
+from engine.contracts import ALL_POOLS, POOLS, EnvironmentSpec
 from engine.errors import BadRequest
 
 APP_LABEL = "sample-api"
 """The `app` label of every instance's series."""
-_POOL_OFFSET: dict[str, int] = {"blue": 10, "green": 30, "baseline": 40}
+API, WORKER = "api", "worker"
+COMPONENTS = (API, WORKER)
+"""What runs on the local platform: the API (takes traffic) and the worker (takes jobs)."""
+_POOL_OFFSET: dict[str, dict[str, int]] = {
+    API: {"blue": 10, "green": 30, "baseline": 40},
+    WORKER: {"blue": 20, "green": 25},
+}
 MAX_SLOTS = 10
-"""Slots per pool: the offsets above leave room for 10 (and +55.. for the release services)."""
+"""Slots per API pool: the offsets above leave room for 10 (and +55.. for the release services)."""
+WORKER_SLOTS = 5
+"""Slots per worker pool."""
+_DB_OFFSET = 9
 PORT_BLOCK = 60
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORT_BASE = 18000
@@ -138,21 +158,29 @@ class Layout:
 
     @property
     def postgres_port(self) -> int:
-        """PostgreSQL the pre-deployment checks connect to."""
-        return self.port_base + 57
+        """The region's PostgreSQL (a primary or a streaming standby; the pre-deployment checks
+        connect to the home region's)."""
+        return self.port_base + _DB_OFFSET
 
     @property
     def dependency_port(self) -> int:
         """The local stand-in for an external HTTP dependency."""
         return self.port_base + 58
 
-    def instance_port(self, pool: str, slot: int) -> int:
-        """Fixed port of ``slot`` in ``pool``."""
-        if pool not in _POOL_OFFSET:
-            raise ValueError(f"unknown pool {pool!r} (expected one of {ALL_POOLS})")
-        if not 0 <= slot < self.max_slots:
-            raise ValueError(f"slot {slot} out of range 0..{self.max_slots - 1}")
-        return self.port_base + _POOL_OFFSET[pool] + slot
+    def slots(self, component: str = API) -> int:
+        """Slots per pool of ``component``."""
+        return self.max_slots if component == API else min(self.max_slots, WORKER_SLOTS)
+
+    def instance_port(self, pool: str, slot: int, component: str = API) -> int:
+        """Fixed port of ``slot`` in ``pool`` of ``component``."""
+        offsets = _POOL_OFFSET.get(component)
+        if offsets is None:
+            raise ValueError(f"unknown component {component!r} (expected one of {COMPONENTS})")
+        if pool not in offsets:
+            raise ValueError(f"unknown pool {pool!r} of {component} (expected one of {tuple(offsets)})")
+        if not 0 <= slot < self.slots(component):
+            raise ValueError(f"slot {slot} out of range 0..{self.slots(component) - 1}")
+        return self.port_base + offsets[pool] + slot
 
     @property
     def router_url(self) -> str:
@@ -210,11 +238,6 @@ class Layout:
         return self.prometheus_dir / "prometheus.yml"
 
     @property
-    def prometheus_targets(self) -> Path:
-        """file_sd target list of the app instances."""
-        return self.prometheus_dir / "targets.json"
-
-    @property
     def prometheus_data(self) -> Path:
         """Prometheus TSDB directory."""
         return self.prometheus_dir / "data"
@@ -224,18 +247,23 @@ class Layout:
         """Directory of instance records."""
         return self.state_dir / "instances"
 
-    def instance_record(self, pool: str, slot: int) -> Path:
-        """Record of one instance: ``instances/{pool}-{slot}.json``."""
-        return self.instances_dir / f"{pool}-{slot}.json"
+    def instance_record(self, pool: str, slot: int, component: str = API) -> Path:
+        """Record of one instance: ``instances/{name}.json`` (:func:`instance_name`)."""
+        return self.instances_dir / f"{instance_name(pool, slot, component)}.json"
 
     @property
     def behaviour_dir(self) -> Path:
         """Directory of behaviour files."""
         return self.state_dir / "behaviour"
 
-    def behaviour_file(self, version: str) -> Path:
-        """Behaviour of every instance of ``version``."""
-        return self.behaviour_dir / f"{version}.json"
+    def behaviour_file(self, version: str, component: str = API) -> Path:
+        """Behaviour of every instance of ``version`` (of ``component``)."""
+        return self.behaviour_dir / f"{component_prefix(component)}{version}.json"
+
+    @property
+    def database_file(self) -> Path:
+        """Which database the region's instances write to (``{"conninfo", "node"}``; read by them)."""
+        return self.state_dir / "database.json"
 
     @property
     def logs_dir(self) -> Path:
@@ -284,6 +312,21 @@ class Layout:
         return {"DEPLOY_STATE_DIR": str(self.state_dir), "DEPLOY_PORT_BASE": str(self.port_base)}
 
 
+def component_prefix(component: str) -> str:
+    """What names of ``component``'s files start with: nothing for the API (as ever), else ``NAME-``."""
+    return "" if component == API else f"{component}-"
+
+
+def instance_name(pool: str, slot: int, component: str = API) -> str:
+    """``blue-0`` (the API), ``worker-blue-0`` (the worker): records, logs, pins."""
+    return f"{component_prefix(component)}{pool}-{slot}"
+
+
+def pools_of(component: str) -> tuple[str, ...]:
+    """The pools ``component`` runs in: the API has a canary's baseline pool too."""
+    return ALL_POOLS if component == API else POOLS
+
+
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     """True if ``host:port`` can be bound right now (TCP), as our servers bind it.
 
@@ -299,11 +342,30 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def region_layout(
+    state_dir: Path | str, port_base: int, regions: Sequence[str], name: str, max_slots: int = 8
+) -> Layout:
+    """The layout of region ``name`` of a platform: the home region (the first) is the platform's
+    own block and state dir, the ``i``-th region the ``i``-th block after it, under ``regions/NAME``."""
+    index = list(regions).index(name)
+    if index == 0:
+        return Layout(state_dir=Path(state_dir), port_base=port_base, max_slots=max_slots)
+    return Layout(
+        state_dir=Path(state_dir) / "regions" / name,
+        port_base=port_base + PORT_BLOCK * index,
+        max_slots=max_slots,
+    )
+
+
 def layout_for(env: EnvironmentSpec) -> Layout:
-    """The local platform of an environment (its ``local`` settings), for the local providers."""
+    """The local platform of an environment (its ``local`` settings), for the local providers: the
+    region the environment is aimed at (``local.region``; the home region when None)."""
     if env.local is None:
         msg = f"environment {env.name!r} has no local platform settings"
         raise BadRequest(msg)
-    return Layout(
-        state_dir=Path(env.local.state_dir), port_base=env.local.port_base, max_slots=env.local.max_slots
-    )
+    local = env.local
+    region = local.region or local.regions[0]
+    if region not in local.regions:
+        msg = f"unknown region {region!r} of the local platform (regions: {', '.join(local.regions)})"
+        raise BadRequest(msg)
+    return region_layout(local.state_dir, local.port_base, local.regions, region, local.max_slots)

@@ -1,7 +1,8 @@
-"""Prometheus scraping every instance (file_sd) and HAProxy at 1 s.
+"""One Prometheus scraping every instance of every region (API and workers) and every router, at 1 s.
 
-Note: Prometheus' discovery manager batches target updates (about every 5 s), so a new
-instance shows up in ``up`` a few seconds after ``targets.json`` changes.
+Every slot's port is fixed, so every slot is a static target labelled with its ``region``,
+``component``, ``pool`` and ``slot`` (an empty slot is just ``up == 0``): a new canary is
+scraped from its first second, where file_sd would pass changes on only every 5 s.
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 import structlog
 
-from engine.contracts import ALL_POOLS
 from infrastructure.local import processes
-from infrastructure.local.layout import APP_LABEL, Layout
+from infrastructure.local.layout import APP_LABEL, COMPONENTS, Layout, pools_of
 
 log = structlog.get_logger(__name__)
 
@@ -27,8 +28,10 @@ class PrometheusError(RuntimeError):
     """Prometheus could not be started or queried."""
 
 
-def render_config(layout: Layout) -> str:
-    """prometheus.yml for ``layout`` (JSON is valid YAML, so no YAML writer is needed)."""
+def render_config(layout: Layout, regions: Mapping[str, Layout] | None = None) -> str:
+    """prometheus.yml for the platform whose home region is ``layout`` (``regions``: every region's
+    layout, home first; one region named ``A`` when not given). JSON is valid YAML."""
+    regions = regions or {"A": layout}
     cfg: dict[str, Any] = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
         "scrape_configs": [
@@ -36,33 +39,39 @@ def render_config(layout: Layout) -> str:
                 "job_name": "app",
                 # Instances label their own series with version/pool: keep them as they are.
                 "honor_labels": True,
-                # Every slot's port is fixed, so every slot is a static target (an empty slot is just
-                # up == 0). Prometheus 2.42 passes file_sd changes on only every 5 s: a new canary
-                # would be invisible to the health gate for that long.
                 "static_configs": [
                     {
-                        "targets": [f"127.0.0.1:{layout.instance_port(pool, slot)}"],
-                        "labels": {"pool": pool, "slot": str(slot), "app": APP_LABEL},
+                        "targets": [f"127.0.0.1:{region.instance_port(pool, slot, component)}"],
+                        "labels": {
+                            "region": name,
+                            "component": component,
+                            "pool": pool,
+                            "slot": str(slot),
+                            "app": APP_LABEL,
+                        },
                     }
-                    for pool in ALL_POOLS
-                    for slot in range(layout.max_slots)
+                    for name, region in regions.items()
+                    for component in COMPONENTS
+                    for pool in pools_of(component)
+                    for slot in range(region.slots(component))
                 ],
             },
             {
                 "job_name": "haproxy",
-                "static_configs": [{"targets": [f"127.0.0.1:{layout.haproxy_metrics_port}"]}],
+                "static_configs": [
+                    {"targets": [f"127.0.0.1:{region.haproxy_metrics_port}"], "labels": {"region": name}}
+                    for name, region in regions.items()
+                ],
             },
         ],
     }
     return json.dumps(cfg, indent=2) + "\n"
 
 
-def write_config(layout: Layout) -> bool:
-    """Write prometheus.yml (and an empty targets.json if none); True if the config changed."""
+def write_config(layout: Layout, regions: Mapping[str, Layout] | None = None) -> bool:
+    """Write prometheus.yml; True if the config changed."""
     layout.ensure_dirs()
-    if not layout.prometheus_targets.exists():
-        layout.prometheus_targets.write_text("[]\n")
-    text = render_config(layout)
+    text = render_config(layout, regions)
     if layout.prometheus_yml.exists() and layout.prometheus_yml.read_text() == text:
         return False
     tmp = layout.prometheus_yml.with_suffix(".yml.tmp")
@@ -98,7 +107,8 @@ class Prometheus:
         if pid is not None:
             return pid
         binary = shutil.which("prometheus") or PROMETHEUS_BIN
-        write_config(self.layout)
+        if not self.layout.prometheus_yml.exists():  # the platform writes it with every region's targets
+            write_config(self.layout)
         pid = processes.spawn(
             [
                 binary,

@@ -1,13 +1,14 @@
-"""Where every file and port of the two-region (disaster recovery) local stack lives.
+"""Where every file and port of the local platform's regions lives.
 
-A :class:`DrLayout` is computed from a state directory and a port base only, like
-:class:`~infrastructure.local.layout.Layout`. Each region is a full ``Layout`` of
-its own (router, sample instances in pool ``blue``) on its own block of 60 ports,
-plus a PostgreSQL node on the region block's +9; the global entry point (standing
-for DNS) listens after the region blocks::
+A :class:`PlatformLayout` is computed from a state directory and a port base only, like
+:class:`~infrastructure.local.layout.Layout`. Each region is a full ``Layout`` of its own
+(router, API and worker instances, its PostgreSQL node on +9) on its own block of 60
+ports; the home region's block and state dir are the platform's own (Temporal, Prometheus
+and the release services live there), so a one-region platform is exactly the single
+``Layout``. The global entry point (standing for DNS) listens after the region blocks::
 
-    port_base + 0   .. +59     region A (router +0, PostgreSQL +9, instances +10..)
-    port_base + 60  .. +119    region B (same map)
+    port_base + 0   .. +59     region A, the home region (router +0, PostgreSQL +9, instances +10..)
+    port_base + 60  .. +119    region B (same map, state under regions/B)
     port_base + 120            global entry (HAProxy frontend, backend = a region's router)
 
 PostgreSQL refuses to run as root, so its data directories must be reachable by
@@ -27,12 +28,9 @@ from pathlib import Path
 
 from engine.contracts.dr import DrSpec
 from engine.errors import BadRequest
-from infrastructure.local.layout import PORT_BLOCK, REPO_ROOT, Layout, port_is_free
+from infrastructure.local.layout import PORT_BLOCK, Layout, port_is_free, region_layout
 
 REGIONS = ("A", "B")
-DEFAULT_DR_PORT_BASE = 19000
-REGION_SLOTS = 4
-_DB_OFFSET = 9
 
 
 def _world_traversable(path: Path) -> bool:
@@ -43,15 +41,19 @@ def _world_traversable(path: Path) -> bool:
 
 
 @dataclass(frozen=True)
-class DrLayout:
-    """Every path and port of one two-region stack."""
+class PlatformLayout:
+    """Every path and port of one local platform: its regions (home first) and the global entry."""
 
     state_dir: Path
     port_base: int
     regions: tuple[str, ...] = REGIONS
+    max_slots: int = 8
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir).resolve())
+        object.__setattr__(self, "regions", tuple(self.regions))
+        if not self.regions or len(set(self.regions)) != len(self.regions):
+            raise ValueError(f"regions must be distinct and at least one, got {self.regions}")
         if not 1024 <= self.port_base <= 65535 - self.span:
             raise ValueError(f"port_base out of range: {self.port_base}")
 
@@ -61,24 +63,43 @@ class DrLayout:
         return PORT_BLOCK * len(self.regions) + 10
 
     @classmethod
-    def from_env(cls, *, state_dir: Path | str | None = None, port_base: int | None = None) -> DrLayout:
-        """From ``DEPLOY_DR_STATE_DIR`` / ``DEPLOY_DR_PORT_BASE`` (explicit arguments win)."""
-        sd = state_dir or os.environ.get("DEPLOY_DR_STATE_DIR") or REPO_ROOT / ".state" / "dr"
-        pb = port_base or int(os.environ.get("DEPLOY_DR_PORT_BASE", DEFAULT_DR_PORT_BASE))
-        return cls(state_dir=Path(sd), port_base=pb)
+    def from_env(
+        cls,
+        *,
+        state_dir: Path | str | None = None,
+        port_base: int | None = None,
+        regions: tuple[str, ...] = REGIONS,
+    ) -> PlatformLayout:
+        """From ``DEPLOY_STATE_DIR`` / ``DEPLOY_PORT_BASE`` (explicit arguments win), like ``Layout``."""
+        home = Layout.from_env(state_dir=state_dir, port_base=port_base)
+        return cls(state_dir=home.state_dir, port_base=home.port_base, regions=regions)
 
     @classmethod
-    def for_tests(cls, tmp_path: Path) -> DrLayout:
+    def of(cls, layout: Layout, regions: tuple[str, ...] = ("A",)) -> PlatformLayout:
+        """The platform whose home region is ``layout`` (one region unless told otherwise)."""
+        return cls(layout.state_dir, layout.port_base, regions=regions, max_slots=layout.max_slots)
+
+    @classmethod
+    def for_tests(cls, tmp_path: Path, regions: tuple[str, ...] = REGIONS) -> PlatformLayout:
         """A layout in ``tmp_path`` on a free run of ports (each bind-tested)."""
         rng = random.Random(os.getpid() ^ hash(str(tmp_path)))  # noqa: S311 - not crypto
-        span = PORT_BLOCK * len(REGIONS) + 10
+        span = PORT_BLOCK * len(regions) + 10
         for _ in range(200):
-            base = rng.randrange(32000 - 12000, 32000 - span, PORT_BLOCK)
+            base = rng.randrange(20000, 32000 - span, PORT_BLOCK)
             if all(port_is_free(p) for p in range(base, base + span)):
-                return cls(state_dir=tmp_path / "dr", port_base=base)
+                return cls(state_dir=tmp_path / "state", port_base=base, regions=regions)
         raise RuntimeError("no free run of ports found")
 
     # ---- regions -----------------------------------------------------------------------------
+    @property
+    def home(self) -> str:
+        """The home region (normally the primary): its block holds Temporal and Prometheus too."""
+        return self.regions[0]
+
+    @property
+    def home_layout(self) -> Layout:
+        return self.region(self.home)
+
     def check_region(self, name: str) -> str:
         if name not in self.regions:
             raise ValueError(f"unknown region {name!r} (regions: {', '.join(self.regions)})")
@@ -86,15 +107,16 @@ class DrLayout:
 
     def region(self, name: str) -> Layout:
         """The region's own layout: router, instances, logs."""
-        index = self.regions.index(self.check_region(name))
-        return Layout(
-            state_dir=self.state_dir / "regions" / name,
-            port_base=self.port_base + PORT_BLOCK * index,
-            max_slots=REGION_SLOTS,
+        return region_layout(
+            self.state_dir, self.port_base, self.regions, self.check_region(name), self.max_slots
         )
 
+    def layouts(self) -> dict[str, Layout]:
+        """Every region's layout, home first."""
+        return {name: self.region(name) for name in self.regions}
+
     def db_port(self, name: str) -> int:
-        return self.region(name).port_base + _DB_OFFSET
+        return self.region(name).postgres_port
 
     def db_application_name(self, name: str) -> str:
         """The node's ``cluster_name``: its name in ``pg_stat_replication`` and synchronous_standby_names."""
@@ -102,7 +124,7 @@ class DrLayout:
 
     def database_file(self, name: str) -> Path:
         """Which database the region's instances write to (read by the sample service per request)."""
-        return self.region(name).state_dir / "database.json"
+        return self.region(name).database_file
 
     @property
     def pg_root(self) -> Path:
@@ -131,14 +153,15 @@ class DrLayout:
         return self.state_dir / "global"
 
     def env(self) -> dict[str, str]:
-        return {"DEPLOY_DR_STATE_DIR": str(self.state_dir), "DEPLOY_DR_PORT_BASE": str(self.port_base)}
+        """Environment variables that make a child process find this same platform."""
+        return self.home_layout.env()
 
 
-def layout_for(spec: DrSpec) -> DrLayout:
-    """The local two-region stack of a DR spec (its ``local`` settings), for the local DR providers."""
+def layout_for(spec: DrSpec) -> PlatformLayout:
+    """The local platform of a DR spec (its ``local`` settings), for the local DR providers."""
     if spec.local is None:
-        msg = f"environment {spec.environment!r} has no local DR settings"
+        msg = f"environment {spec.environment!r} has no local platform settings"
         raise BadRequest(msg)
-    return DrLayout(
+    return PlatformLayout(
         state_dir=Path(spec.local.state_dir), port_base=spec.local.port_base, regions=tuple(spec.regions)
     )

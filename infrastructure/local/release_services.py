@@ -1,4 +1,4 @@
-"""What a release pipeline needs around the service: registry, Redis, PostgreSQL, a dependency.
+"""What a release pipeline needs around the service: registry, Redis, a dependency.
 
 Each runs detached with a pidfile on its own loopback port of the layout, with its
 data under the state dir, exactly like HAProxy and Prometheus:
@@ -6,20 +6,14 @@ data under the state dir, exactly like HAProxy and Prometheus:
 - ``registry``: Debian's ``docker-registry`` (distribution 2.8) with our own config
   (filesystem storage, no auth), holding the CI and production repositories;
 - ``redis``: Debian's ``redis-server``, no persistence;
-- ``postgres``: one PostgreSQL 15 run as the ``postgres`` user (it refuses root) for the
-  "database accepts a connection" check;
 - ``dependency``: a tiny HTTP endpoint standing in for an external API (``/healthz``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,73 +183,6 @@ class Redis(Service):
         return f"redis://127.0.0.1:{self.port}"
 
 
-class Postgres(Service):
-    """A single PostgreSQL 15, as the ``postgres`` user, TCP on loopback only."""
-
-    def __init__(self, layout: Layout) -> None:
-        super().__init__(layout, "postgres", layout.postgres_port)
-
-    @property
-    def data(self) -> Path:
-        # The state dir may sit below a root-only directory (pytest's tmp): keep the cluster
-        # where the postgres user can reach it, named after the state dir.
-        digest = hashlib.sha1(str(self.layout.state_dir).encode(), usedforsecurity=False).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / f"deploy-postgres-{digest}"
-
-    def _as_postgres(self, argv: list[str]) -> list[str]:
-        if os.geteuid() == 0:
-            return ["runuser", "-u", "postgres", "--", *argv]
-        return argv
-
-    def prepare(self) -> None:
-        if (self.data / "PG_VERSION").exists():
-            return
-        self.data.mkdir(mode=0o700, exist_ok=True)
-        if os.geteuid() == 0:
-            shutil.chown(self.data, "postgres", "postgres")
-        initdb = _binary("initdb", "/usr/lib/postgresql/15/bin/initdb")
-        out = subprocess.run(
-            self._as_postgres([initdb, "-D", str(self.data), "-A", "trust", "--no-sync", "-U", "postgres"]),
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-        if out.returncode != 0:
-            raise ServiceError(f"initdb failed: {out.stderr[-2000:]}")
-
-    def marker(self) -> list[str]:
-        return ["postgres", f"-D {self.data}"]
-
-    def argv(self) -> list[str]:
-        postgres = _binary("postgres", "/usr/lib/postgresql/15/bin/postgres")
-        return self._as_postgres(
-            [
-                postgres,
-                "-D",
-                str(self.data),
-                "-p",
-                str(self.port),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "unix_socket_directories=",
-                "-c",
-                "fsync=off",
-            ]
-        )
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def stop(self, timeout: float = 10.0) -> None:
-        super().stop(timeout)
-
-    def purge(self) -> None:
-        shutil.rmtree(self.data, ignore_errors=True)
-
-
 class Dependency(Service):
     """The external HTTP dependency the pre-checks call (``/healthz``)."""
 
@@ -269,18 +196,10 @@ class Dependency(Service):
         return [sys.executable, "-m", "infrastructure.local.dependency", "--port", str(self.port)]
 
 
-def database_service(layout: Layout) -> Postgres:
-    """Our single PostgreSQL. The DR stack (infrastructure/local/database.py, regions.py) runs
-    its own pair per region on +9 of each region's port block; a single-region ``up`` has
-    none, so the pre-check gets this one (+57, no clash with the DR map)."""
-    return Postgres(layout)
-
-
 def services(layout: Layout) -> dict[str, Any]:
     return {
         "registry": Registry(layout),
         "redis": Redis(layout),
-        "postgres": database_service(layout),
         "dependency": Dependency(layout),
     }
 
@@ -290,11 +209,9 @@ def start_all(layout: Layout) -> None:
         svc.start()
 
 
-def stop_all(layout: Layout, *, purge: bool = False) -> None:
+def stop_all(layout: Layout) -> None:
     for svc in services(layout).values():
         svc.stop()
-        if purge and isinstance(svc, Postgres):
-            svc.purge()
 
 
 def status_all(layout: Layout) -> dict[str, dict[str, Any]]:

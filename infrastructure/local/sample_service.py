@@ -13,9 +13,11 @@ Run as::
   ``http_request_duration_seconds{version,pool}``.
 * ``GET|POST /admin/behaviour`` -> read / change this instance's behaviour at runtime.
 * ``GET /admin/inflight`` -> ``{"inflight": N}``, requests being served right now.
-* ``POST /orders {"id": N}`` -> inserts row N into the region's database (two-region stack only:
-  ``{state_dir}/database.json`` names it, re-read when it changes); 201 once committed,
-  503 when the database refuses or is unreachable, 404 without that file.
+* ``POST /orders {"id": N}`` -> inserts row N into the region's database (``{state_dir}/database.json``
+  names it, re-read when it changes); 201 once committed, 503 when the database refuses or is
+  unreachable, 404 without that file.
+* ``POST /jobs`` -> adds a job for the workers (``infrastructure.local.sample_worker``) the same way:
+  201 ``{"job": ID, "node": REGION}``.
 
 Behaviour is read from ``behaviour/{version}.json`` at start and whenever that file changes
 (polled every 200 ms), and so is the background behaviour of every version,
@@ -93,13 +95,14 @@ BACKGROUND = "_background"
 """The behaviour file every version reads besides its own (``set_behaviour(layout, BACKGROUND, ...)``)."""
 
 
-def set_behaviour(layout: Layout, version: str, **behaviour: Any) -> Behaviour:
-    """Write ``behaviour/{version}.json`` atomically; running instances pick it up within ~0.2 s.
+def set_behaviour(layout: Layout, version: str, *, component: str = "api", **behaviour: Any) -> Behaviour:
+    """Write the behaviour file of ``version`` of ``component`` atomically (``behaviour/{version}.json``,
+    ``behaviour/worker-{version}.json``); running instances pick it up within ~0.2 s.
 
     ``version`` may be :data:`BACKGROUND`: noise for every version (random errors and latency).
     """
     b = Behaviour(**behaviour)
-    path = layout.behaviour_file(version)
+    path = layout.behaviour_file(version, component)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(b.model_dump_json())
@@ -107,9 +110,9 @@ def set_behaviour(layout: Layout, version: str, **behaviour: Any) -> Behaviour:
     return b
 
 
-def clear_behaviour(layout: Layout, version: str) -> None:
+def clear_behaviour(layout: Layout, version: str, component: str = "api") -> None:
     """Remove the behaviour file of ``version`` (instances keep their current behaviour)."""
-    layout.behaviour_file(version).unlink(missing_ok=True)
+    layout.behaviour_file(version, component).unlink(missing_ok=True)
 
 
 class _State:
@@ -151,8 +154,8 @@ class _State:
             self.requests.labels(code=code, version=version, pool=pool)
         self.duration.labels(version=version, pool=pool)
         self.reload_file()
-        orders_file = behaviour_file.parent.parent / "database.json"
-        self.orders = _Orders(orders_file) if orders_file.exists() else None
+        database_file = behaviour_file.parent.parent / "database.json"
+        self.database = RegionDatabase(database_file) if database_file.exists() else None
 
     def set(self, behaviour: Behaviour) -> None:
         with self.lock:
@@ -162,10 +165,10 @@ class _State:
         log.info("behaviour", **behaviour.model_dump())
 
     def reload_file(self) -> None:
-        b, self._file_mtime = _read_changed(self.behaviour_file, self._file_mtime)
+        b, self._file_mtime = read_changed(self.behaviour_file, self._file_mtime)
         if b is not None:
             self.set(b)
-        background, self._background_mtime = _read_changed(self.background_file, self._background_mtime)
+        background, self._background_mtime = read_changed(self.background_file, self._background_mtime)
         if background is not None:
             with self.lock:
                 self.background = background
@@ -191,7 +194,7 @@ class _State:
             self.reload_file()
 
 
-def _read_changed(path: Path, seen: int | None) -> tuple[Behaviour | None, int | None]:
+def read_changed(path: Path, seen: int | None) -> tuple[Behaviour | None, int | None]:
     """The behaviour in ``path`` if the file changed since mtime ``seen`` (None if not, or invalid)."""
     try:
         mtime = path.stat().st_mtime_ns
@@ -206,8 +209,9 @@ def _read_changed(path: Path, seen: int | None) -> tuple[Behaviour | None, int |
         return None, seen
 
 
-class _Orders:
-    """Writes to the database named by ``database.json`` (``{"conninfo", "node"}``); pooled connections."""
+class RegionDatabase:
+    """The database named by ``database.json`` (``{"conninfo", "node"}``, re-read when it changes);
+    pooled connections. Shared with the sample worker."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -216,7 +220,8 @@ class _Orders:
         self._target: dict[str, Any] = {}
         self._idle: list[Any] = []
 
-    def _current(self) -> dict[str, Any]:
+    def current(self) -> dict[str, Any]:
+        """``{"conninfo", "node"}`` as the file says now (conninfo None: writes refused, fenced)."""
         with self.lock:
             try:
                 mtime = self.path.stat().st_mtime_ns
@@ -229,33 +234,50 @@ class _Orders:
                 pass
             return self._target
 
-    def insert(self, raw: bytes) -> tuple[int, dict[str, Any]]:
-        import psycopg  # noqa: PLC0415 - only the two-region stack needs the driver
+    def run(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[int, Any, str | None]:
+        """``(201, first row, node)`` once committed; ``(503, error, node)`` when the database refuses,
+        is unreachable or none is configured."""
+        import psycopg  # noqa: PLC0415 - only instances with a database need the driver
 
-        try:
-            order = int(json.loads(raw or b"{}")["id"])
-        except (ValueError, KeyError, TypeError):
-            return 400, {"error": 'expected {"id": N}'}
-        target = self._current()
+        target = self.current()
         if not target.get("conninfo"):
-            return 503, {"error": "no database configured (fenced)"}
+            return 503, "no database configured (fenced)", None
         with self.lock:
             conn = self._idle.pop() if self._idle else None
         try:
             if conn is None:
                 conn = psycopg.connect(target["conninfo"], autocommit=True, connect_timeout=2)
             conn.execute("SET statement_timeout = '5s'")
-            conn.execute("INSERT INTO orders (id) VALUES (%s) ON CONFLICT (id) DO NOTHING", (order,))
+            cursor = conn.execute(sql, params)
+            row = cursor.fetchone() if cursor.description else None
         except psycopg.Error as exc:
             if conn is not None:
                 conn.close()
-            return 503, {"error": str(exc).strip()[:300], "node": target.get("node")}
+            return 503, str(exc).strip()[:300], target.get("node")
         with self.lock:
             if self._target is target:
                 self._idle.append(conn)
             else:
                 conn.close()
-        return 201, {"id": order, "node": target.get("node")}
+        return 201, row, target.get("node")
+
+    def insert_order(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+        try:
+            order = int(json.loads(raw or b"{}")["id"])
+        except (ValueError, KeyError, TypeError):
+            return 400, {"error": 'expected {"id": N}'}
+        code, out, node = self.run(
+            "INSERT INTO orders (id) VALUES (%s) ON CONFLICT (id) DO NOTHING", (order,)
+        )
+        if code != 201:
+            return code, {"error": out, "node": node}
+        return 201, {"id": order, "node": node}
+
+    def add_job(self) -> tuple[int, dict[str, Any]]:
+        code, out, node = self.run("INSERT INTO jobs DEFAULT VALUES RETURNING id")
+        if code != 201:
+            return code, {"error": out, "node": node}
+        return 201, {"job": out[0], "node": node}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -344,8 +366,9 @@ class _Handler(BaseHTTPRequestHandler):
         st = self.server.state
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b"{}"
-        if self.path.split("?", 1)[0] == "/orders" and st.orders is not None:
-            code, body = st.orders.insert(raw)
+        path = self.path.split("?", 1)[0]
+        if path in ("/orders", "/jobs") and st.database is not None:
+            code, body = st.database.insert_order(raw) if path == "/orders" else st.database.add_job()
             self._json(code, body)
             return
         if self.path.split("?", 1)[0] != "/admin/behaviour":

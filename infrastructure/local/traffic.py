@@ -3,7 +3,7 @@
 Library: :func:`run_load`.  CLI::
 
     python -m infrastructure.local.traffic --url URL --rps R [--duration S] [--max-requests N]
-        [--threads T] [--summary FILE]
+        [--threads T] [--summary FILE] [--method POST]
 
 Requests are paced on a global schedule (request i at ``t0 + i/rps``) by a few threads,
 each with its own keep-alive httpx client.  With ``--summary`` the JSON summary is
@@ -129,8 +129,10 @@ def run_load(
     timeout: float = 5.0,
     stop_event: threading.Event | None = None,
     on_tick: Callable[[LoadSummary], None] | None = None,
+    method: str = "GET",
 ) -> LoadSummary:
-    """Send GETs to ``url`` at ``rps`` until ``duration`` s, ``max_requests`` or ``stop_event``.
+    """Send GETs (or ``method`` with an empty JSON body) to ``url`` at ``rps`` until ``duration`` s,
+    ``max_requests`` or ``stop_event``.
 
     A request that gets an HTTP status >= 400 or a transport error counts as failed.
     ``on_tick`` (if given) receives an interim summary about every second.
@@ -167,7 +169,7 @@ def run_load(
                     return
                 start = time.perf_counter()
                 try:
-                    r = client.get(url)
+                    r = client.get(url) if method == "GET" else client.request(method, url, json={})
                     rec.record(r.status_code, r.headers.get("x-version"), None, time.perf_counter() - start)
                 except httpx.HTTPError as exc:
                     rec.record(None, None, type(exc).__name__, time.perf_counter() - start)
@@ -199,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-requests", type=int, default=None)
     p.add_argument("--threads", type=int, default=4)
     p.add_argument("--summary", type=Path, default=None, help="write the JSON summary here")
+    p.add_argument("--method", default="GET", choices=("GET", "POST"), help="POST: an empty JSON body")
     a = p.parse_args(argv)
     configure_logging()
     try:
@@ -229,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=a.threads,
         stop_event=stop,
         on_tick=tick,
+        method=a.method,
     )
     if a.summary is not None:
         _write_summary(a.summary, summary)

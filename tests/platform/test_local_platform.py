@@ -16,7 +16,8 @@ from infrastructure.local.traffic import check_loopback
 
 
 def _pids(st: dict) -> dict[str, int | None]:
-    pids = {name: c["pid"] for name, c in st["components"].items()}
+    """Every process ``up`` was asked for (no job generator: no workers here)."""
+    pids = {name: c["pid"] for name, c in st["components"].items() if name != "jobs"}
     pids.update({f"{i['pool']}-{i['slot']}": i["pid"] for i in st["instances"]})
     return pids
 
@@ -65,6 +66,8 @@ def test_up_is_idempotent_and_down_leaves_nothing(layout: Layout) -> None:
             str(layout.state_dir),
             "--port-base",
             str(layout.port_base),
+            "--regions",
+            "A",
             "status",
             "--json",
         ],
@@ -95,6 +98,8 @@ def test_cli_behave_and_purge(layout: Layout) -> None:
         str(layout.state_dir),
         "--port-base",
         str(layout.port_base),
+        "--regions",
+        "A",
     ]
     up = subprocess.run(
         [*base, "up", "--no-temporal", "--instances", "1", "--traffic-rps", "0", "--stable-version", "v3"],
