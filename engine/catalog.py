@@ -48,6 +48,7 @@ CATALOG: dict[str, dict[str, Provider]] = {
     },
     "router": {
         "haproxy": _p("activities.router.haproxy:HAProxyRouter", "preview", "drain", "baseline"),
+        "dispatch-local": _p("activities.router.dispatch_local:LocalDispatchRouter", "drain"),
         "alb": _p("activities.router.alb:AlbRouter", "preview"),
         "kubernetes": _p("activities.router.kubernetes:KubernetesRouter", "preview"),
         "simulated": _p(

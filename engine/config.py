@@ -21,6 +21,7 @@ import yaml
 from pydantic import Discriminator, Field, StringConstraints, Tag, ValidationError, model_validator
 
 from engine import approvals, catalog
+from engine.components import ComponentConfig, ComponentName, check_components, default_components
 from engine.contracts import (
     POOLS,
     STRATEGIES,
@@ -89,6 +90,15 @@ class AppConfig(Strict):
     health_path: Annotated[str, StringConstraints(pattern=r"^/[\w./-]*$")] = "/healthz"
     metrics_path: Annotated[str, StringConstraints(pattern=r"^/[\w./-]*$")] = "/metrics"
     initial_version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN)] = "v1.0.0"
+    components: dict[ComponentName, ComponentConfig] = Field(
+        default_factory=default_components,
+        description="what the app is made of (engine/components.py); default: the api alone",
+    )
+
+    @model_validator(mode="after")
+    def _check_components(self) -> AppConfig:
+        check_components(self.components)
+        return self
 
 
 class LocalConfig(Strict):
@@ -208,6 +218,9 @@ class EnvironmentConfig(Strict):
     release: PipelineConfig | None = Field(
         default=None, description="the release pipeline around the strategy (engine/pipeline.py)"
     )
+    components: list[ComponentName] | None = Field(
+        default=None, description="the components this environment releases (default: all of app.components)"
+    )
 
 
 class DeployConfig(Strict):
@@ -235,7 +248,26 @@ class DeployConfig(Strict):
                         f"{where}.{strategy} names analysis template {name!r}, which is not defined ({known})"
                     )
                     raise ValueError(msg)
+        for name, env in self.environments.items():
+            unknown = [c for c in env.components or [] if c not in self.app.components]
+            if unknown:
+                known = ", ".join(self.app.components)
+                msg = f"environments.{name}.components names {unknown}, not components of the app ({known})"
+                raise ValueError(msg)
+        for name, component in self.app.components.items():
+            if component.gate is not None:
+                for template in component.gate.templates:
+                    if template not in self.analysis_templates:
+                        msg = f"app.components.{name}.gate names analysis template {template!r}, not defined"
+                        raise ValueError(msg)
         return self
+
+    def template_ref(self, name: str) -> AnalysisRef:
+        """A template by name: its threshold metrics, or its comparing judge."""
+        template = self.analysis_templates[name]
+        if template.kind == "threshold":
+            return AnalysisRef(name=name, metrics=template.metrics)
+        return AnalysisRef(name=name, judge=template.judge_spec())
 
 
 # --------------------------------------------------------------------------- #
@@ -426,11 +458,7 @@ _AWS = frozenset({"alb", "cloudwatch"})
 
 
 def _resolve_ref(config: DeployConfig, name: str) -> AnalysisRef:
-    """A template by name: its threshold metrics, or its comparing judge."""
-    template = config.analysis_templates[name]
-    if template.kind == "threshold":
-        return AnalysisRef(name=name, metrics=template.metrics)
-    return AnalysisRef(name=name, judge=template.judge_spec())
+    return config.template_ref(name)
 
 
 def _queries(ref: AnalysisRef) -> list[tuple[str, str]]:

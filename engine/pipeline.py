@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import Field, StringConstraints
 
 from engine import catalog
+from engine.components import resolve_targets
 from engine.contracts import EnvironmentSpec, ReleaseSpec, Strict
 from engine.contracts.pipeline import DependencyCheck, ImageSpec, PipelineSpec, TerraformSpec, TfValue
 from engine.errors import InputError
@@ -91,8 +92,9 @@ def resolve_pipeline(config: DeployConfig, spec: ReleaseSpec) -> PipelineSpec:
     env = spec.environment
     section: PipelineConfig | None = config.environments[env.name].release
     webhook = os.environ.get("DEPLOY_WEBHOOK_URL") or (section.webhook_url if section else None)
+    targets = resolve_targets(config, spec)
     if section is None:
-        return PipelineSpec(release=spec, webhook_url=webhook)
+        return PipelineSpec(release=spec, targets=targets, webhook_url=webhook)
     checks: list[DependencyCheck] = []
     c = section.checks
     if c.database:
@@ -123,7 +125,9 @@ def resolve_pipeline(config: DeployConfig, spec: ReleaseSpec) -> PipelineSpec:
             state_dir=str(Path(state_base).resolve() / "terraform"),
             vars=section.terraform.vars,
         )
-    return PipelineSpec(release=spec, checks=checks, image=image, terraform=terraform, webhook_url=webhook)
+    return PipelineSpec(
+        release=spec, targets=targets, checks=checks, image=image, terraform=terraform, webhook_url=webhook
+    )
 
 
 def _image(images: ImagesConfig, spec: ReleaseSpec) -> ImageSpec | None:

@@ -26,6 +26,7 @@ from engine.config import parse_config, resolve_release
 from engine.contracts import Control, LocalSettings, ReleaseStatus
 from engine.contracts.dr import DrillRequest, DrResult, FailoverRequest
 from engine.dr_config import resolve_dr
+from engine.pipeline import resolve_pipeline
 from harness.support import allowed_signers
 from infrastructure.local import platform
 from infrastructure.local.layout import Layout
@@ -173,6 +174,53 @@ async def record(name: str, version: str, layout: Layout, *, bad: bool, strategy
     store(name, history)
 
 
+async def record_release(name: str, version: str, layout: Layout) -> None:
+    """The release pipeline around a canary, the api alone in one region (as before components)."""
+    client = await temporal.connect(target_host=f"127.0.0.1:{layout.temporal_port}")
+    local = LocalSettings(state_dir=str(layout.state_dir), port_base=layout.port_base)
+    config = parse_config(CONFIG)
+    spec = resolve_release(config, version, "canary", "local", requested_by="recorder", local=local)
+    async with worker_module.running(client, "record"):
+        handle, _ = await start_or_attach(client, resolve_pipeline(config, spec), task_queue="record")
+        while not (await handle.query("status", result_type=ReleaseStatus)).child_workflow_id:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        child = client.get_workflow_handle(
+            (await handle.query("status", result_type=ReleaseStatus)).child_workflow_id or ""
+        )
+        while not (await child.query("status", result_type=ReleaseStatus)).awaiting_approval:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        await child.execute_update("approve", Control(identity="alice", reason="recorded"))
+        result = await handle.result()
+        print(name, result.outcome, result.reason)
+        history = await handle.fetch_history()
+    store(name, history)
+
+
+async def record_whole_app(name: str, tmp: Path) -> None:
+    """A whole-app release (api and worker, regions A and B) on the two-region platform; the
+    rolled-back one ships a worker whose jobs fail, so the api in A is restored after it."""
+    from harness import whole_app  # noqa: PLC0415 - only this recording needs it
+
+    site = PlatformLayout.for_tests(tmp / name)
+    try:
+        whole_app.site_up(site)
+        client = await temporal.connect(target_host=f"127.0.0.1:{site.home_layout.temporal_port}")
+        version = "v9.4.1"
+        if name.endswith("rolled_back"):
+            version = "v9.4.2"
+            platform.behave(site.home_layout, version, component="worker", error_probability=0.5)
+        async with worker_module.running(client, "record"):
+            handle, _ = await start_or_attach(
+                client, whole_app.pipeline(site, version, requested_by="recorder"), task_queue="record"
+            )
+            result = await handle.result()
+            print(name, result.outcome, result.reason)
+            history = await handle.fetch_history()
+        store(name, history)
+    finally:
+        platform.down(site, purge=True)
+
+
 def store(name: str, history: WorkflowHistory) -> None:
     """The history, and its workflow id beside it (a signed approval names the run it approves)."""
     (OUT / f"{name}.json").write_text(history.to_json())
@@ -212,12 +260,16 @@ RECORDINGS = {
     "canary_signed_two_person": ("v9.3.1", False, "canary"),  # two SSH-signed approvals, verified on replay
 }
 DR_RECORDINGS = ("dr_drill", "dr_failover")  # in this order: the drill leaves the stack at home
+PIPELINE_RECORDINGS = {"release_pipeline_single": "v9.4.0"}  # recorded before components (patch whole-app)
+WHOLE_APP_RECORDINGS = ("release_whole_app", "release_whole_app_rolled_back")  # patch whole-app taken
 
 
 async def main(names: list[str]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    names = names or [n for n in (*RECORDINGS, *DR_RECORDINGS) if not (OUT / f"{n}.json").exists()]
+    every = (*RECORDINGS, *PIPELINE_RECORDINGS, *DR_RECORDINGS, *WHOLE_APP_RECORDINGS)
+    names = names or [n for n in every if not (OUT / f"{n}.json").exists()]
     releases = [n for n in names if n in RECORDINGS]
+    pipelines = [n for n in names if n in PIPELINE_RECORDINGS]
     drs = [n for n in DR_RECORDINGS if n in names]
     with tempfile.TemporaryDirectory() as tmp:
         layout = Layout.for_tests(Path(tmp) / "release")
@@ -226,6 +278,8 @@ async def main(names: list[str]) -> None:
             for name in releases:
                 version, bad, strategy = RECORDINGS[name]
                 await record(name, version, layout, bad=bad, strategy=strategy)
+            for name in pipelines:
+                await record_release(name, PIPELINE_RECORDINGS[name], layout)
             if drs:
                 dr = PlatformLayout.for_tests(Path(tmp) / "dr")
                 try:
@@ -236,6 +290,8 @@ async def main(names: list[str]) -> None:
                     platform.down(dr, purge=True)
         finally:
             platform.down(layout, purge=True)
+        for name in (n for n in WHOLE_APP_RECORDINGS if n in names):
+            await record_whole_app(name, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -145,6 +145,7 @@ class ProgressPrinter:
         self._last = ""
         self._verdicts: list[tuple[str, str, str]] = []
         self._evidence_at = 0.0
+        self._evidence: list[Evidence] = []
         self._out = out
 
     def show(self, status: ReleaseStatus) -> None:
@@ -155,10 +156,12 @@ class ProgressPrinter:
         if line != self._last:
             self._out(line)
             self._last = line
-        # The judges' evidence: when a verdict changes, and otherwise every EVIDENCE_EVERY seconds.
+        # The judges' evidence: when a verdict changes, and otherwise every EVIDENCE_EVERY seconds
+        # while it moves (a judge that finished, or waits paused, is not printed again).
         verdicts: list[tuple[str, str, str]] = [(e.template, e.metric, e.verdict) for e in status.evidence]
         now = time.monotonic()
-        if status.evidence and (verdicts != self._verdicts or now - self._evidence_at >= EVIDENCE_EVERY):
+        moved = status.evidence != self._evidence and now - self._evidence_at >= EVIDENCE_EVERY
+        if status.evidence and (verdicts != self._verdicts or moved):
             for line in summarize_evidence(status.evidence):
                 self._out(line)
-            self._verdicts, self._evidence_at = verdicts, now
+            self._verdicts, self._evidence_at, self._evidence = verdicts, now, list(status.evidence)

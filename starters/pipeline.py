@@ -65,5 +65,10 @@ def format_report(status: ReleaseStatus) -> str:
         seconds = "-" if s.duration_s is None else f"{s.duration_s:.1f}"
         lines.append(f"  {s.name:<17} {s.verdict:<11} {seconds:>8}  {s.approver or '-':<8}  {s.detail}")
         lines.extend(f"      {k}: {v}" for k, v in s.measurements.items())
+    if status.targets:
+        lines.append(f"  {'COMPONENT':<10} {'REGION':<7} {'ROLE':<8} {'BEFORE':<10} {'VERDICT':<15} DETAIL")
+        for t in status.targets:
+            row = f"  {t.component:<10} {t.region:<7} {t.role:<8} {t.previous or '-':<10} {t.verdict:<15}"
+            lines.append(f"{row} {t.detail}")
     lines.extend(f"  {line}" for line in format_approvals(status.approvals))
     return "\n".join(lines)

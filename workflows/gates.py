@@ -59,7 +59,15 @@ class AnalysisGates(ReleaseSteps):
             "stable_version": self.status.stable_version or "",
             "canary_pool": self.canary_pool,
             "stable_pool": self.stable_pool,
+            "region": self._region(),
+            "component": self.env.component,
         }
+
+    def _region(self) -> str:
+        """The region the release is aimed at: a local platform's region, else the AWS region."""
+        if self.env.local is not None:
+            return self.env.local.region or self.env.local.regions[0]
+        return self.env.aws.region if self.env.aws is not None else ""
 
     async def check_queries(self) -> None:
         """Before any side effect: the metrics provider parses every analysis query.

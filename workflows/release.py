@@ -11,7 +11,9 @@ The runbook this replaces (the seed's deploy script and CI job):
    that production now holds the digest CI built.
 4. The strategy (canary, blue-green or rolling) as a child workflow; while it runs,
    controls go to it (``starters/control.py`` follows ``child_workflow_id``) and an abort
-   sent here is forwarded to it.
+   sent here is forwarded to it. A whole-app release (``app.components``, more than one
+   region) runs it for the api in the primary region among its other targets: every
+   component in every region, one undo stack (``workflows/whole_app.py``).
 5. Post-deployment: smoke tests on the live instances, the live image is the promoted
    digest; then the report (every stage: duration, verdict, approver, measurements).
 
@@ -30,9 +32,9 @@ from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ChildWorkflowError
 
-from workflows.base import ReleaseWorkflow
 from workflows.operation import Interrupted, cause
 from workflows.options import APPLY, CHECK, DELIVER, PLAN, QUICK, call
+from workflows.whole_app import WholeApp
 
 with workflow.unsafe.imports_passed_through():
     from engine import temporal as names
@@ -73,7 +75,7 @@ with workflow.unsafe.imports_passed_through():
 
 
 @workflow.defn(name="Release")
-class Release(ReleaseWorkflow):
+class Release(WholeApp):
     """One release of one version into one environment: checks, infra, image, strategy, checks."""
 
     @workflow.init
@@ -83,6 +85,7 @@ class Release(ReleaseWorkflow):
         self.digest: str | None = None
         self._stage_started: dict[str, datetime] = {}
         self.update_status(stages=[StageReport(name=name) for name in STAGES])
+        self.init_targets(pipeline.targets)
 
     @workflow.run
     async def run(self, pipeline: PipelineSpec) -> ReleaseResult:
@@ -103,7 +106,10 @@ class Release(ReleaseWorkflow):
         await self.pre_validation()
         await self.infrastructure()
         await self.promote_image()
-        outcome = await self.run_strategy()
+        if self.targets and workflow.patched("whole-app"):
+            outcome = await self.release_targets()
+        else:
+            outcome = await self.run_strategy()
         if outcome.outcome not in ("succeeded", "no_change"):
             return await self.undo_after_strategy(outcome)
         await self.post_deployment()
@@ -280,20 +286,9 @@ class Release(ReleaseWorkflow):
                 ]
             ),
         )
-        self.update_status(child_workflow_id=child_id)
         self.decide(f"{self.spec.strategy} runs as child workflow {child_id}")
-        task = asyncio.ensure_future(self._child_result(handle))
-        forwarded = False
-        while not task.done():
-            await workflow.wait_condition(lambda: task.done() or self._interrupt is not None)
-            if self._interrupt is not None and not forwarded and not task.done():
-                forwarded = True  # the strategy undoes its own changes; wait until it has
-                control = Control(identity=self._interrupt.by, reason=self._interrupt.reason)
-                await handle.signal("abort-signal", control)
-                await workflow.wait_condition(task.done)
-        self.update_status(child_workflow_id=None)
         try:
-            outcome = task.result()
+            outcome = await self.follow_child(handle, child_id)
         except ChildWorkflowError as exc:
             why = f"the {self.spec.strategy} workflow failed: {cause(exc)}"
             self.stage("strategy", "failed", detail=why)
@@ -331,6 +326,23 @@ class Release(ReleaseWorkflow):
         )
         return outcome
 
+    async def follow_child(
+        self, handle: workflow.ChildWorkflowHandle, child_id: str, *, forward_abort: bool = True
+    ) -> ReleaseResult:
+        """The child's result; controls go to it meanwhile, and an abort sent here is forwarded
+        (not to a child that undoes: an abort is what started it)."""
+        self.update_status(child_workflow_id=child_id)
+        task = asyncio.ensure_future(self._child_result(handle))
+        if forward_abort:
+            await workflow.wait_condition(lambda: task.done() or self._interrupt is not None)
+            if self._interrupt is not None and not task.done():
+                # The child undoes its own changes; wait until it has.
+                control = Control(identity=self._interrupt.by, reason=self._interrupt.reason)
+                await handle.signal("abort-signal", control)
+        await workflow.wait_condition(task.done)
+        self.update_status(child_workflow_id=None)
+        return task.result()
+
     @staticmethod
     async def _child_result(handle: workflow.ChildWorkflowHandle) -> ReleaseResult:
         return await handle
@@ -338,7 +350,8 @@ class Release(ReleaseWorkflow):
     async def undo_after_strategy(self, outcome: ReleaseResult) -> ReleaseResult:
         """The strategy rolled back (or failed) by itself; undo what this pipeline did before it."""
         self.set_phase(Phase.ROLLING_BACK)
-        self.decide(f"the {self.spec.strategy} ended {outcome.outcome}", reason=outcome.reason)
+        ended = self.spec.strategy if not self.targets else "release"
+        self.decide(f"the {ended} ended {outcome.outcome}", reason=outcome.reason)
         await self._compensations.run(lambda what: self.decide(f"undo: {what}"))
         self.stage("report", "failed", detail=f"{outcome.outcome}: {outcome.reason}")
         self.set_phase(Phase.ROLLED_BACK if outcome.outcome == "rolled_back" else Phase.FAILED)

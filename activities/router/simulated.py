@@ -12,10 +12,10 @@ providers), per environment name and per worker process. Never use it for a real
 
 from __future__ import annotations
 
+from activities.splits import check_split
 from clients import simulated
 from clients.simulated import LOCK
 from engine.contracts import ALL_POOLS, EnvironmentSpec, Instance, RouterState, without_idle_baseline
-from engine.errors import BadRequest
 
 
 class SimulatedRouter:
@@ -25,16 +25,7 @@ class SimulatedRouter:
         self._env = env
 
     def set_traffic(self, *, weights: dict[str, int], members: dict[str, list[Instance]]) -> dict[str, float]:
-        unknown = set(weights) - set(ALL_POOLS)
-        if unknown:
-            msg = f"unknown pool(s) {sorted(unknown)} (simulated pools: {', '.join(ALL_POOLS)})"
-            raise BadRequest(msg)
-        if not any(w > 0 for w in weights.values()):
-            raise BadRequest("a split must send traffic somewhere")
-        for pool, weight in weights.items():
-            if weight > 0 and not members.get(pool):
-                msg = f"pool {pool!r} is asked {weight}% but has no instances behind it"
-                raise BadRequest(msg)
+        check_split(weights, members, ALL_POOLS, kind="instances")
         total = sum(weights.values())
         servers = {
             i.address: (pool, 100.0 * weights.get(pool, 0) / total / len(instances))

@@ -109,6 +109,7 @@ from engine.contracts.status import (
     ReleaseStatus,
     Signature,
     StageReport,
+    TargetReport,
 )
 from engine.contracts.steps import (
     AnalysisStep,
@@ -196,6 +197,7 @@ __all__ = [
     "StageReport",
     "StopRequest",
     "Strict",
+    "TargetReport",
     "TrafficRequest",
     "Verdict",
     "Version",

@@ -24,7 +24,16 @@ from engine.analysis.conditions import Condition
 from engine.contracts.environment import EnvironmentSpec
 from engine.contracts.scalars import Duration, Strict
 
-TEMPLATE_ARGS = ("app", "environment", "canary_version", "stable_version", "canary_pool", "stable_pool")
+TEMPLATE_ARGS = (
+    "app",
+    "environment",
+    "canary_version",
+    "stable_version",
+    "canary_pool",
+    "stable_pool",
+    "region",
+    "component",
+)
 SIDE_ARGS = ("pool", "version")
 """Placeholders of a comparing judge's queries, rendered once per side (canary, baseline)."""
 _TEMPLATE_REF = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")

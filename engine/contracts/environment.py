@@ -131,6 +131,9 @@ class EnvironmentSpec(Strict):
     name: str
     providers: Providers
     instances: Annotated[int, Field(ge=1, le=64)]
+    component: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}$")] = "api"
+    """The component of the app a release step is aimed at (``app.components``): ``api`` takes
+    the traffic; a ``worker`` takes jobs (its router says which of its instances may)."""
     approvers: list[Identity] = Field(default_factory=list)
     approval_timeout: Duration = timedelta(hours=24)
     policy: ApprovalPolicy = Field(default_factory=ApprovalPolicy)

@@ -48,10 +48,34 @@ class TerraformSpec(Strict):
     vars: dict[str, TfValue] = Field(default_factory=dict)
 
 
+class ReleaseTarget(Strict):
+    """One component in one region of a whole-app release, in the order the release goes.
+
+    The ``main`` target is the api in the primary region, released by the chosen strategy
+    (``PipelineSpec.release``); every other one is a rolling replacement (``release``) aimed at
+    its component and region: a worker's batches pass its health gate, a standby region's
+    instances are replaced at its standby size after their smoke test.
+    """
+
+    component: str
+    region: str
+    role: Literal["primary", "standby"]
+    main: bool = False
+    release: ReleaseSpec | None = None
+    """The targeted rolling release (None for the main target)."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.component} in {self.region}"
+
+
 class PipelineSpec(Strict):
     """Everything the Release workflow runs, fixed at start."""
 
     release: ReleaseSpec
+    targets: list[ReleaseTarget] = Field(default_factory=list)
+    """A whole-app release: every component in every region, in order (empty: the api alone, in
+    the environment's one region, as releases before components were)."""
     checks: list[DependencyCheck] = Field(default_factory=list)
     image: ImageSpec | None = None
     terraform: TerraformSpec | None = None

@@ -74,6 +74,22 @@ class StageReport(Strict):
     measurements: dict[str, str | float | int | bool | None] = Field(default_factory=dict)
 
 
+TargetVerdict = Literal["pending", "running", "released", "no_change", "failed", "restored", "restore failed"]
+
+
+class TargetReport(Strict):
+    """One component in one region of a whole-app release: what ran before, and how it went."""
+
+    component: str
+    region: str
+    role: Literal["primary", "standby"]
+    previous: str | None = None
+    """The version it ran before this release (None: not observed yet)."""
+    verdict: TargetVerdict = "pending"
+    detail: str = ""
+    workflow_id: str | None = None
+
+
 class ReleaseStatus(Strict):
     """What the status query answers."""
 
@@ -104,6 +120,9 @@ class ReleaseStatus(Strict):
         default=0, description="distinct approvers still needed by the current wait"
     )
     stages: list[StageReport] = Field(default_factory=list, description="release pipeline report")
+    targets: list[TargetReport] = Field(
+        default_factory=list, description="whole-app release: each component in each region, in order"
+    )
     child_workflow_id: str | None = Field(
         default=None, description="the strategy's workflow while it runs; controls go there"
     )

@@ -33,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--workers", type=int, default=2, help="workers where users are")
     u.add_argument("--standby-instances", type=int, default=1, help="API instances in each standby region")
     u.add_argument("--standby-workers", type=int, default=1, help="workers in each standby region")
-    u.add_argument("--jobs-rps", type=float, default=5.0, help="jobs posted through the entry (POST /jobs)")
+    u.add_argument("--jobs-rps", type=float, default=20.0, help="jobs posted through the entry (POST /jobs)")
     u.add_argument("--async", dest="synchronous", action="store_false", help="asynchronous replication")
     u.add_argument(
         "--traffic-rps",

@@ -19,6 +19,7 @@ import psycopg
 import structlog
 
 from engine.contracts import ALL_POOLS, POOLS
+from infrastructure.local import dispatch
 from infrastructure.local.database import DatabaseError, PgNode
 from infrastructure.local.haproxy import HAProxy, RouterError
 from infrastructure.local.instances import InstanceManager
@@ -97,6 +98,7 @@ def scale_workers(dr: PlatformLayout, region: str, version: str, count: int, pro
         version = running[0].version
     if count:
         im.start(version, pool, count, on_progress=progress)
+        dispatch.admit(dr.region(region), pool, list(range(count)))
     extra = [i.slot for i in running if i.pool == pool and i.slot >= count]
     if extra:
         im.stop(pool, extra, 5.0)

@@ -17,6 +17,10 @@ warm, and take jobs the moment their database is promoted.
   compares, new version against old.
 * ``GET /admin/inflight`` -> ``{"inflight": N}``, jobs being worked on right now.
 
+Whether it takes jobs at all is the region's dispatch (:mod:`infrastructure.local.dispatch`,
+written by the release's worker router): a worker that is not a member of its pool, or is
+draining, takes no new job.
+
 Behaviour is the API's (:class:`~infrastructure.local.sample_service.Behaviour`), read from
 ``behaviour/worker-{version}.json`` and ``behaviour/worker-_background.json``: a job fails by the
 version's pattern or probability, and takes the version's latency. SIGTERM: no new job is
@@ -39,6 +43,7 @@ from typing import Any
 
 import structlog
 
+from infrastructure.local import dispatch
 from infrastructure.local.logs import configure_logging
 from infrastructure.local.sample_service import BACKGROUND, Behaviour, read_changed
 
@@ -70,6 +75,9 @@ class _Worker:
         self.behaviour_file = state_dir / "behaviour" / f"{COMPONENT}-{version}.json"
         self.background_file = state_dir / "behaviour" / f"{COMPONENT}-{BACKGROUND}.json"
         self.database_file = state_dir / "database.json"
+        self.dispatch_file = state_dir / dispatch.FILE
+        self._dispatch_mtime: int | None = None
+        self.dispatched = True
         self.behaviour, self.background = Behaviour(), Behaviour()
         self._mtimes: dict[Path, int | None] = {}
         self.lock = threading.Lock()
@@ -123,6 +131,27 @@ class _Worker:
                 fail = fail or (p > 0 and rng.random() < p)
             return fail, b.draw_latency_ms(rng) + background.draw_latency_ms(rng)
 
+    def reload_dispatch(self) -> None:
+        """Whether this worker may take jobs (the dispatch file; none: every worker may)."""
+        try:
+            mtime: int | None = self.dispatch_file.stat().st_mtime_ns
+        except FileNotFoundError:
+            mtime = None
+        if mtime == self._dispatch_mtime:
+            return
+        self._dispatch_mtime = mtime
+        if mtime is None:
+            allowed = True
+        else:
+            try:
+                allowed = dispatch.parse(self.dispatch_file.read_text()).takes_jobs(self.pool, self.slot)
+            except (OSError, ValueError):
+                self._dispatch_mtime = None  # half a file cannot be: read again next time
+                return
+        if allowed != self.dispatched:
+            log.info("dispatch", takes_jobs=allowed)
+        self.dispatched = allowed
+
     # ---- the database ----------------------------------------------------------------------------
     def _target(self) -> tuple[str | None, str | None]:
         try:
@@ -147,10 +176,13 @@ class _Worker:
             self._conn.close()
         self._conn = None
 
-    def step(self) -> bool:
+    def step(self) -> bool:  # noqa: PLR0911 - each way out says why there was no job
         """Take and process one job; False when there was nothing to do (or no database to do it in)."""
         import psycopg  # noqa: PLC0415
 
+        self.reload_dispatch()
+        if not self.dispatched:
+            return False
         conninfo, node = self._target()
         if conninfo is None:
             self._close()

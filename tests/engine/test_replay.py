@@ -26,6 +26,9 @@ def test_histories_are_stored() -> None:
         "dr_drill",
         "dr_failover",
         "canary_signed_two_person",
+        "release_pipeline_single",  # the pipeline before components: no whole-app patch taken
+        "release_whole_app",
+        "release_whole_app_rolled_back",
     } <= names
 
 

@@ -1,0 +1,197 @@
+"""A whole-app release: every component in every region, with one undo stack.
+
+The runbook this replaces (an operator shipping an API and its workers to a primary and a
+standby region):
+
+1. Region by region, the primary first; in each, the components in dependency order.
+2. Before touching a component in a region, note the version it runs (what "back" means).
+3. The api in the primary region: the chosen strategy (canary, blue-green, rolling), as ever.
+   Any other component or region: a rolling replacement aimed at it (workers: batches behind
+   their gate; a standby region: its standby size, smoke-tested), as a child workflow.
+4. Something fails or is aborted: the component that failed undoes itself (its strategy
+   does); then everything released before it goes back to the version noted, latest first,
+   each as a fast rolling replacement (one batch, no analysis).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from temporalio import workflow
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
+
+from workflows.base import ReleaseWorkflow
+from workflows.operation import cause
+from workflows.options import QUICK, call
+
+with workflow.unsafe.imports_passed_through():
+    from engine import temporal as names
+    from engine.contracts import (
+        EnvironmentRef,
+        Observed,
+        Phase,
+        ReleaseResult,
+        ReleaseSpec,
+        RollingSpec,
+        TargetReport,
+    )
+    from engine.contracts.activities import OBSERVE
+    from engine.contracts.pipeline import ReleaseTarget
+
+OK = ("succeeded", "no_change")
+
+
+def serving_version(live: Observed) -> str | None:
+    """The one version the serving pools run (None when nothing serves or versions are mixed)."""
+    serving = {pool for pool, weight in live.router.weights.items() if weight > 0}
+    versions = {i.version for i in live.instances if i.pool in serving}
+    return versions.pop() if len(versions) == 1 else None
+
+
+class WholeApp(ReleaseWorkflow):
+    """The targets of a whole-app release, run in order; the Release workflow mixes this in."""
+
+    targets: list[ReleaseTarget]
+
+    async def run_strategy(self) -> ReleaseResult:
+        raise NotImplementedError
+
+    async def follow_child(
+        self, handle: workflow.ChildWorkflowHandle, child_id: str, *, forward_abort: bool = True
+    ) -> ReleaseResult:
+        raise NotImplementedError
+
+    def init_targets(self, targets: list[ReleaseTarget]) -> None:
+        self.targets = targets
+        if targets:
+            self.update_status(
+                targets=[TargetReport(component=t.component, region=t.region, role=t.role) for t in targets]
+            )
+
+    def report_target(self, index: int, **changes: object) -> None:
+        reports = list(self.status.targets)
+        reports[index] = reports[index].model_copy(update=changes)
+        self.update_status(targets=reports)
+
+    async def release_targets(self) -> ReleaseResult:
+        """Every target in order; the first that does not succeed ends the release (its undo follows)."""
+        outcome: ReleaseResult | None = None
+        for index, target in enumerate(self.targets):
+            self.check_interrupt()
+            spec = self.spec if target.main else target.release
+            assert spec is not None  # ReleaseTarget: only the main target has no release of its own
+            live = await call(
+                OBSERVE,
+                EnvironmentRef(environment=spec.environment),
+                summary=f"observe {target.name} before the release",
+                **QUICK,
+            )
+            previous = serving_version(live)
+            self.report_target(index, previous=previous, verdict="running")
+            runs = previous or "nothing"
+            self.decide(f"{target.name} ({target.role}) runs {runs}; releasing {spec.version}")
+            if target.main:
+                outcome = await self.run_strategy()
+            else:
+                outcome = await self._run_target(index, target, spec)
+            if outcome.outcome not in OK:
+                self.report_target(index, verdict="failed", detail=f"{outcome.outcome}: {outcome.reason}")
+                ended = outcome.outcome
+                if ended == "failed" and self._compensations and not _undo_failed(outcome):
+                    ended = "rolled_back"  # it changed nothing (or undid itself); the rest goes back now
+                return outcome.model_copy(
+                    update={
+                        "outcome": ended,
+                        "reason": f"{target.name}: {outcome.reason}",
+                        "live_version": previous,
+                    }
+                )
+            verdict = "released" if outcome.outcome == "succeeded" else "no_change"
+            self.report_target(index, verdict=verdict, detail=outcome.reason)
+            if outcome.outcome == "succeeded" and previous is not None and previous != spec.version:
+                self.on_failure_undo(
+                    f"restore {target.name} to {previous}", self._restorer(index, target, spec, previous)
+                )
+        assert outcome is not None  # resolve_targets never returns an empty list here
+        released = ", ".join(f"{t.name}" for t in self.targets)
+        self.decide(f"{self.spec.version} released to {released}")
+        main = next(t for t in self.targets if t.main)
+        more = len(self.targets) - 1
+        return self.result("succeeded", f"{self.spec.version} is live ({main.name} and {more} more)")
+
+    async def _run_target(self, index: int, target: ReleaseTarget, spec: ReleaseSpec) -> ReleaseResult:
+        child_id = f"{workflow.info().workflow_id}-{target.component}-{target.region}"
+        self.report_target(index, workflow_id=child_id)
+        try:
+            return await self._child(child_id, spec, f"{target.name}: {spec.version} ({target.role})")
+        except ChildWorkflowError as exc:
+            return self.result("failed", f"the rolling release of {target.name} failed: {cause(exc)}")
+
+    def _restorer(
+        self, index: int, target: ReleaseTarget, spec: ReleaseSpec, previous: str
+    ) -> Callable[[], Awaitable[None]]:
+        return lambda: self._restore(index, target, spec, previous)
+
+    async def _restore(self, index: int, target: ReleaseTarget, spec: ReleaseSpec, previous: str) -> None:
+        """Back to ``previous``: start it beside the release's version, move traffic (or jobs), stop
+        the release's instances; one batch, no analysis (it ran before)."""
+        plan = spec.rolling or RollingSpec()
+        back = spec.model_copy(
+            update={
+                "strategy": "rolling",
+                "version": previous,
+                "canary": None,
+                "blue_green": None,
+                "rolling": RollingSpec(
+                    max_surge=spec.environment.instances, max_unavailable=0, drain_timeout=plan.drain_timeout
+                ),
+            }
+        )
+        child_id = f"{workflow.info().workflow_id}-restore-{target.component}-{target.region}"
+        try:
+            outcome = await self._child(child_id, back, f"restore {target.name} to {previous}", undoing=True)
+        except ChildWorkflowError as exc:
+            self.report_target(index, verdict="restore failed", detail=cause(exc))
+            raise ApplicationError(f"restoring {target.name} to {previous} failed: {cause(exc)}") from exc
+        if outcome.outcome not in OK:
+            self.report_target(index, verdict="restore failed", detail=outcome.reason)
+            msg = f"restoring {target.name} to {previous}: {outcome.outcome}: {outcome.reason}"
+            raise ApplicationError(msg)
+        self.report_target(index, verdict="restored", detail=f"back on {previous}")
+
+    async def _child(
+        self, child_id: str, spec: ReleaseSpec, summary: str, *, undoing: bool = False
+    ) -> ReleaseResult:
+        handle = await workflow.start_child_workflow(
+            "RollingRelease",
+            spec,
+            id=child_id,
+            result_type=ReleaseResult,
+            static_summary=summary,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(names.ENVIRONMENT, self.env.name),
+                    SearchAttributePair(names.VERSION, spec.version),
+                    SearchAttributePair(names.STRATEGY, "rolling"),
+                    SearchAttributePair(names.PHASE, Phase.PENDING.value),
+                ]
+            ),
+        )
+        self.decide(f"{summary} runs as child workflow {child_id}")
+        result = await self.follow_child(handle, child_id, forward_abort=not undoing)
+        child = result.status
+        where = f"[{spec.environment.component} {_region(spec)}]"
+        tagged = [d.model_copy(update={"what": f"{where} {d.what}"}) for d in child.decisions]
+        self.update_status(decisions=[*self.status.decisions, *tagged])
+        return result
+
+
+def _undo_failed(outcome: ReleaseResult) -> bool:
+    """Whether the child's own undo failed (``Operation.undo_all`` records "rollback failed")."""
+    return any(d.what == "rollback failed" for d in outcome.status.decisions)
+
+
+def _region(spec: ReleaseSpec) -> str:
+    local = spec.environment.local
+    return (local.region or local.regions[0]) if local is not None else spec.environment.name
