@@ -21,6 +21,7 @@ from activities.common import heartbeat, implements, implements_async
 from engine import temporal
 from engine.contracts.activities import (
     DR_CATCH_UP,
+    DR_CONVERGE,
     DR_FENCE,
     DR_OBSERVE,
     DR_PROBE,
@@ -38,6 +39,7 @@ from engine.contracts.dr import (
     BusyRequest,
     CatchUp,
     CatchUpRequest,
+    ConvergeRequest,
     DrRef,
     Fenced,
     Health,
@@ -65,12 +67,25 @@ def _now() -> datetime:
 def observe(req: DrRef) -> Topology:
     spec = req.dr
     db, entry, regions = registry.database(spec), registry.global_entry(spec), registry.regions(spec)
+    versions: dict[str, dict[str, str]] = {}
+    for r in spec.regions:
+        try:
+            versions[r] = regions.versions(r)
+        except Exception as exc:  # a lost region must not stop the observation
+            log.warning("versions_unknown", region=r, error=str(exc)[:200])
     return Topology(
         databases={r: db.node(r) for r in spec.regions},
         active_region=entry.active(),
         writes_to={r: regions.writes_to(r) for r in spec.regions},
         at=_now(),
+        versions=versions,
     )
+
+
+@implements(DR_CONVERGE)
+def converge(req: ConvergeRequest) -> dict[str, str]:
+    """The region serves these versions (started, healthy, then taking over); idempotent."""
+    return registry.regions(req.dr).converge(req.region, dict(req.versions), progress=heartbeat)
 
 
 @implements(DR_REGION_HEALTH)
@@ -188,6 +203,7 @@ ALL: list[Callable[..., object]] = [
     set_replication,
     use_database,
     scale_region,
+    converge,
     switch_entry,
     probe,
     running_workflows,

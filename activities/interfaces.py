@@ -187,6 +187,15 @@ class Regions(Protocol):
 
     def writes_to(self, region: str) -> str | None: ...
 
+    def versions(self, region: str) -> dict[str, str]:
+        """Component -> the version it serves in ``region``; raises when the region does not answer."""
+        ...
+
+    def converge(self, region: str, versions: dict[str, str], *, progress: Progress) -> dict[str, str]:
+        """Make each component serve its version in ``region`` at its current size (healthy before it
+        takes over); idempotent; returns :meth:`versions` after."""
+        ...
+
     def health(self, region: str) -> list[str]:
         """Failures of the region's health check (router and database), one line each."""
         ...

@@ -47,6 +47,7 @@ def resolve_dr(
         providers=dr.providers,
         instances=dr.instances,
         standby_instances=dr.standby_instances,
+        version_drift=dr.version_drift,
         rpo_budget=dr.rpo_budget,
         health_check_interval=dr.health_check_interval,
         health_check_failures=dr.health_check_failures,

@@ -28,6 +28,7 @@ from engine.contracts.dr import DrillRequest, DrResult, FailoverRequest
 from engine.dr_config import resolve_dr
 from engine.pipeline import resolve_pipeline
 from harness.support import allowed_signers
+from infrastructure.local import dr as local_dr
 from infrastructure.local import platform
 from infrastructure.local.layout import Layout
 from infrastructure.local.regions import PlatformLayout
@@ -232,6 +233,8 @@ async def record_dr(name: str, dr: PlatformLayout, temporal_address: str) -> Non
     client = await temporal.connect(target_host=temporal_address)
     spec = resolve_dr(parse_config(DR_CONFIG % {"state_dir": dr.state_dir, "port_base": dr.port_base}))
     request: DrillRequest | FailoverRequest
+    if name == "dr_failover_converged":  # B's api drifted to another version: converged first
+        local_dr.converge(dr, "B", {"api": "v0.9.0"})
     if name == "dr_drill":
         workflow, request = "DrDrill", DrillRequest(dr=spec, requested_by="recorder")
     else:
@@ -260,13 +263,14 @@ RECORDINGS = {
     "canary_signed_two_person": ("v9.3.1", False, "canary"),  # two SSH-signed approvals, verified on replay
 }
 DR_RECORDINGS = ("dr_drill", "dr_failover")  # in this order: the drill leaves the stack at home
+CONVERGED = "dr_failover_converged"  # patch version-check taken (its own two-region stack)
 PIPELINE_RECORDINGS = {"release_pipeline_single": "v9.4.0"}  # recorded before components (patch whole-app)
 WHOLE_APP_RECORDINGS = ("release_whole_app", "release_whole_app_rolled_back")  # patch whole-app taken
 
 
 async def main(names: list[str]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    every = (*RECORDINGS, *PIPELINE_RECORDINGS, *DR_RECORDINGS, *WHOLE_APP_RECORDINGS)
+    every = (*RECORDINGS, *PIPELINE_RECORDINGS, *DR_RECORDINGS, CONVERGED, *WHOLE_APP_RECORDINGS)
     names = names or [n for n in every if not (OUT / f"{n}.json").exists()]
     releases = [n for n in names if n in RECORDINGS]
     pipelines = [n for n in names if n in PIPELINE_RECORDINGS]
@@ -286,6 +290,13 @@ async def main(names: list[str]) -> None:
                     platform.regions_up(dr, instances=2, standby_instances=1, synchronous=True)
                     for name in drs:
                         await record_dr(name, dr, f"127.0.0.1:{layout.temporal_port}")
+                finally:
+                    platform.down(dr, purge=True)
+            if CONVERGED in names:
+                dr = PlatformLayout.for_tests(Path(tmp) / "converged")
+                try:
+                    platform.regions_up(dr, instances=2, standby_instances=1, synchronous=True)
+                    await record_dr(CONVERGED, dr, f"127.0.0.1:{layout.temporal_port}")
                 finally:
                     platform.down(dr, purge=True)
         finally:

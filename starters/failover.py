@@ -61,6 +61,9 @@ def format_report(report: DrReport, indent: str = "") -> str:
         f"RPO {num(report.rpo_bytes, ' bytes')} not replayed (lag before: {num(report.rpo_seconds)})",
     ]
     lines += [f"{indent}  {s.seconds:>8.3f}s  {s.step}" for s in report.steps]
+    for region, versions in sorted(report.versions.items()):
+        served = ", ".join(f"{c} {v}" for c, v in sorted(versions.items())) or "nothing"
+        lines.append(f"{indent}  versions in {region}: {served}")
     for part in report.parts:
         lines.append(format_report(part, indent + "    "))
     return "\n".join(lines)

@@ -5,7 +5,9 @@ The runbook this replaces (docs/runbooks/disaster-recovery.md, "Failover" and "F
 0. Failback only: rebuild the target region's database as a standby of the current
    primary and wait until it streams.
 1. Preconditions: the target is not already where users are; its database is a healthy
-   standby; replication lag is within the RPO budget (else refuse unless forced).
+   standby; replication lag is within the RPO budget (else refuse unless forced). The
+   target serves the versions the source serves, every component: if not, start them
+   there first (``version_drift: converge``) or refuse naming the drift unless forced.
 2. Approval, unless the monitor started the run and auto-approve is configured, the run
    is a drill, or an approver approved when starting it.
 3. Fence the primary: its region's instances stop writing, its database turns read-only.
@@ -32,6 +34,7 @@ from workflows.options import DR_QUICK, DR_SLOW, DR_UNDO
 with workflow.unsafe.imports_passed_through():
     from engine.contracts.activities import (
         DR_CATCH_UP,
+        DR_CONVERGE,
         DR_FENCE,
         DR_OBSERVE,
         DR_PROBE,
@@ -46,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.contracts.dr import (
         CatchUp,
         CatchUpRequest,
+        ConvergeRequest,
         DrRef,
         DrResult,
         FailoverRequest,
@@ -97,8 +101,9 @@ class DrFailover(DrWorkflow):
             await self.step("replication", lambda: self.replication(source, target))
             topology = await self.step("observe", self.observe)
 
-        # 1. Preconditions.
+        # 1. Preconditions: the database, then the versions the target would serve.
         self._check_preconditions(topology)
+        await self._same_versions(topology)
 
         # 2. Approval.
         await self._approval()
@@ -242,6 +247,37 @@ class DrFailover(DrWorkflow):
         else:
             self.decide(f"{source}'s database is unreachable, asynchronous replication: lag unknown, forced")
 
+    async def _same_versions(self, topology: Topology) -> None:
+        """Users must find in the target what they had in the source: each component's version."""
+        req, dr, source, target = self.req, self.dr, self.source, self.target
+        self.measure(versions=topology.versions)
+        if source not in topology.versions:
+            there = _versions(topology.versions.get(target))
+            self.decide(f"versions not compared: {source} does not answer; {target} serves {there}")
+            return
+        drift = topology.drift(source, target)
+        if not drift:
+            self.decide(f"{target} serves what {source} serves: {_versions(topology.versions[source])}")
+            return
+        what = "; ".join(f"{c} {s} in {source}, {t or 'nothing'} in {target}" for c, (s, t) in drift.items())
+        if not workflow.patched("version-check"):
+            return
+        if dr.version_drift == "refuse":
+            if not req.force:
+                raise Refused(
+                    f"{target} does not serve what users get now ({what}): release there, or --force"
+                )
+            self.decide(f"version drift ({what}): forced")
+            return
+        self.decide(f"version drift ({what}): converging {target} first (it stays converged on failure)")
+        wanted = {c: s for c, (s, _) in drift.items()}
+        after = await self.step(
+            f"converge {target}",
+            lambda: self.call(DR_CONVERGE, ConvergeRequest(dr=dr, region=target, versions=wanted), DR_SLOW),
+        )
+        self.measure(versions={**topology.versions, target: after})
+        self.decide(f"{target} serves {_versions(after)}")
+
     async def _approval(self) -> None:
         req, dr = self.req, self.dr
         if req.drill:
@@ -295,3 +331,8 @@ class DrFailover(DrWorkflow):
     async def _restore_standby(self, primary: str, standby: str) -> None:
         await self.rebuild(standby, primary, undo=True)
         await self.replication(primary, standby, undo=True)
+
+
+def _versions(versions: dict[str, str] | None) -> str:
+    """``api v1.2.3, worker v1.2.3`` (or ``nothing known``)."""
+    return ", ".join(f"{c} {v}" for c, v in sorted((versions or {}).items())) or "nothing known"

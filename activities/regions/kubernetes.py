@@ -158,6 +158,24 @@ class KubernetesRegions:
                 return e.value or None
         return None
 
+    def versions(self, region: str) -> dict[str, str]:
+        """The ``version`` label of the region's Deployment (the api; workers are not released on
+        Kubernetes yet)."""
+        d = self._deployment(region)
+        version = (d.metadata.labels or {}).get("version")
+        return {"api": version} if version and (d.spec.replicas or 0) > 0 else {}
+
+    def converge(self, region: str, versions: dict[str, str], *, progress: Progress) -> dict[str, str]:
+        current = self.versions(region)
+        drift = {c: v for c, v in versions.items() if current.get(c) != v}
+        if drift:
+            msg = (
+                f"region {region}'s cluster serves {current}, not {drift}: converging a Kubernetes standby "
+                "is not built yet; release to it, or set dr.version_drift: refuse"
+            )
+            raise BadRequest(msg)
+        return current
+
     def health(self, region: str) -> list[str]:
         conf, cluster = self._conf(region), self._cluster(region)
         failures = []

@@ -40,6 +40,14 @@ class LocalRegions:
         self._check(region)
         return local_dr.read_database_file(self.dr, region)
 
+    def versions(self, region: str) -> dict[str, str]:
+        self._check(region)
+        return local_dr.versions(self.dr, region)
+
+    def converge(self, region: str, versions: dict[str, str], *, progress: Progress) -> dict[str, str]:
+        self._check(region)
+        return local_dr.converge(self.dr, region, versions, progress)
+
     def health(self, region: str) -> list[str]:
         self._check(region)
         failures = []

@@ -23,6 +23,7 @@ from engine.contracts.dr import (
     BusyRequest,
     CatchUp,
     CatchUpRequest,
+    ConvergeRequest,
     DrRef,
     Fenced,
     Health,
@@ -105,6 +106,7 @@ DR_REBUILD_STANDBY = Activity("dr.rebuild_standby", RebuildRequest, NONE)
 DR_SET_REPLICATION = Activity("dr.set_replication", ReplicationRequest, NONE)
 DR_USE_DATABASE = Activity("dr.use_database", PointRequest, NONE)
 DR_SCALE_REGION = Activity("dr.scale_region", ScaleRequest, int)
+DR_CONVERGE = Activity("dr.converge", ConvergeRequest, dict[str, str])
 DR_SWITCH_ENTRY = Activity("dr.switch_entry", SwitchRequest, str)
 DR_PROBE = Activity("dr.probe", SwitchRequest, Probe)
 DR_RUNNING_WORKFLOWS = Activity("dr.running_workflows", BusyRequest, list[str])

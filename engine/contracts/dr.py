@@ -94,6 +94,9 @@ class DrConfig(Strict):
     synchronous_replication: bool = True
     catch_up_timeout: Duration = timedelta(seconds=30)
     drill_cron: str = "0 4 * * 1"
+    version_drift: Literal["converge", "refuse"] = "converge"
+    """When the target region serves other versions than the source: start the source's versions
+    there first (converge), or refuse naming the drift unless forced."""
     aws: AwsDrSettings | None = None
     """RDS instances and Route53 records per region (providers ``rds`` and ``route53``)."""
     kubernetes: KubernetesDrSettings | None = None
@@ -130,6 +133,7 @@ class DrSpec(Strict):
     monitor_force: bool = False
     synchronous_replication: bool
     catch_up_timeout: Duration
+    version_drift: Literal["converge", "refuse"] = "converge"
     approvers: list[Identity] = Field(default_factory=list)
     approval_timeout: Duration = timedelta(hours=1)
     policy: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
@@ -217,6 +221,13 @@ class ScaleRequest(Strict):
     count: Annotated[int, Field(ge=0, le=4)]
 
 
+class ConvergeRequest(Strict):
+    dr: DrSpec
+    region: RegionName
+    versions: dict[str, str]
+    """Component -> the version it must serve in ``region``."""
+
+
 class PointRequest(Strict):
     dr: DrSpec
     region: RegionName
@@ -257,6 +268,15 @@ class Topology(Strict):
     active_region: str | None
     writes_to: dict[str, str | None]
     at: datetime
+    versions: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """Region -> component -> the version it serves there (a region that does not answer is absent)."""
+
+    def drift(self, source: str, target: str) -> dict[str, tuple[str, str | None]]:
+        """Component -> (source's version, target's) where they differ; empty when either is unknown."""
+        if source not in self.versions or target not in self.versions:
+            return {}
+        there = self.versions[target]
+        return {c: (v, there.get(c)) for c, v in sorted(self.versions[source].items()) if there.get(c) != v}
 
     def primaries(self) -> list[str]:
         return [r for r, n in self.databases.items() if n.reachable and n.role == "primary" and not n.fenced]
@@ -333,6 +353,8 @@ class DrReport(Strict):
     """Replication lag last observed before the fence."""
     steps: list[StepTiming] = Field(default_factory=list)
     parts: list[DrReport] = Field(default_factory=list)
+    versions: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """Region -> component -> version, as observed before (and, converged, after) the failover."""
 
 
 class DrStatus(Strict):

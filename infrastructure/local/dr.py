@@ -23,7 +23,7 @@ from infrastructure.local import dispatch
 from infrastructure.local.database import DatabaseError, PgNode
 from infrastructure.local.haproxy import HAProxy, RouterError
 from infrastructure.local.instances import InstanceManager
-from infrastructure.local.layout import WORKER
+from infrastructure.local.layout import API, WORKER
 from infrastructure.local.regions import PlatformLayout
 
 log = structlog.get_logger(__name__)
@@ -103,6 +103,50 @@ def scale_workers(dr: PlatformLayout, region: str, version: str, count: int, pro
     if extra:
         im.stop(pool, extra, 5.0)
     return len([i for i in im.list(probe=False) if i.pool == pool])
+
+
+def versions(dr: PlatformLayout, region: str) -> dict[str, str]:
+    """Component -> the version it serves in ``region`` (the API: what its router sends traffic to;
+    the workers: those that take jobs). Several versions: ``mixed: A, B``; nothing running (or a
+    dead router): the component is absent."""
+    layout = dr.region(region)
+    found: dict[str, set[str]] = {}
+    try:
+        serving = [pool for pool, share in HAProxy(layout).pool_shares("app").items() if share > 0]
+    except RouterError:
+        serving = []
+    found[API] = {i.version for i in InstanceManager(layout).list(probe=False) if i.pool in serving}
+    taking = dispatch.read(layout)
+    found[WORKER] = {
+        i.version
+        for i in InstanceManager(layout, WORKER).list(probe=False)
+        if taking is None or taking.takes_jobs(i.pool, i.slot)
+    }
+    return {c: (v.pop() if len(v) == 1 else "mixed: " + ", ".join(sorted(v))) for c, v in found.items() if v}
+
+
+def converge(dr: PlatformLayout, region: str, wanted: dict[str, str], progress: Any = None) -> dict[str, str]:
+    """Make each component of ``wanted`` serve its version in ``region``, at the size it runs now:
+    the version started in the idle pool (healthy), traffic or jobs moved to it, the old pool
+    stopped. Idempotent: a component that serves its version already is left alone."""
+    layout = dr.region(region)
+    for component, version in sorted(wanted.items()):
+        if versions(dr, region).get(component) == version:
+            continue
+        im = InstanceManager(layout, component)
+        running = im.list(probe=False)
+        pool = serving_pool(dr, region) if component == API else (running[0].pool if running else POOL)
+        idle = next(p for p in POOLS if p != pool)
+        count = max(1, len([i for i in running if i.pool == pool]))
+        im.stop(idle, None, 5.0)  # a leftover of an interrupted convergence, or of an old release
+        im.start(version, idle, count, on_progress=progress)
+        if component == API:
+            HAProxy(layout).route_pool("app", idle, count)
+        else:
+            dispatch.write(layout, dispatch.Dispatch(members={idle: list(range(count))}))
+        im.stop(pool, None, 5.0)
+        log.info("converged", region=region, component=component, version=version, pool=idle, count=count)
+    return versions(dr, region)
 
 
 def _roles(dr: PlatformLayout) -> dict[str, str]:

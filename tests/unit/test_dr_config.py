@@ -3,12 +3,14 @@ resolve to the RDS, Route53 and Kubernetes providers, and missing settings are c
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import yaml
 
 from engine.config import REPO_ROOT, ConfigError, InputError, parse_config
+from engine.contracts.dr import Topology
 from engine.dr_config import resolve_dr
 
 
@@ -63,3 +65,30 @@ def test_settings_must_name_the_dr_regions() -> None:
     regions["eu-west-1"] = regions.pop(doc["environments"]["staging"]["dr"]["regions"][1])
     with pytest.raises(ConfigError, match=r"aws\.regions names"):
         parse_config(yaml.safe_dump(doc))
+
+
+def test_version_drift_is_converge_unless_configured_and_a_typo_is_refused() -> None:
+    assert _resolve(_doc(), "local").version_drift == "converge"
+    doc = _doc()
+    doc["environments"]["local"]["dr"]["version_drift"] = "refuse"
+    assert _resolve(doc, "local").version_drift == "refuse"
+    doc["environments"]["local"]["dr"]["version_drift"] = "ignore"
+    with pytest.raises(ConfigError, match=r"environments\.local\.dr\.version_drift"):
+        _resolve(doc, "local")
+
+
+def test_drift_names_each_component_whose_version_differs() -> None:
+    at = datetime.now(UTC)
+    seen = Topology(
+        databases={},
+        active_region="A",
+        writes_to={},
+        at=at,
+        versions={"A": {"api": "v2", "worker": "v2"}, "B": {"api": "v1", "worker": "v2"}},
+    )
+    assert seen.drift("A", "B") == {"api": ("v2", "v1")}
+    assert seen.drift("B", "A") == {"api": ("v1", "v2")}
+    lost = seen.model_copy(update={"versions": {"B": {"api": "v1"}}})
+    assert lost.drift("A", "B") == {}  # A does not answer: nothing to compare
+    empty_b = seen.model_copy(update={"versions": {"A": {"api": "v2"}, "B": {}}})
+    assert empty_b.drift("A", "B") == {"api": ("v2", None)}

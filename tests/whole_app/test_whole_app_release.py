@@ -22,7 +22,7 @@ import worker as worker_module
 from engine import temporal
 from engine.client import start_or_attach
 from engine.contracts import Control, ReleaseResult
-from engine.contracts.dr import DrResult, FailoverRequest
+from engine.contracts.dr import DrResult, DrSpec, FailoverRequest
 from engine.dr_config import resolve_dr
 from harness import whole_app
 from harness.stack import Users, wait_for
@@ -150,18 +150,36 @@ async def test_an_abort_in_the_standby_region_takes_every_region_back(
     assert users.failed == [], Counter(a.version for a in users.failed)
 
 
+async def failover(client: Client, task_queue: str, spec: DrSpec, name: str) -> DrResult:
+    request = FailoverRequest(dr=spec, to_region="B", requested_by="pytest", approved_by="alice")
+    handle = await client.start_workflow(
+        "DrFailover", request, id=f"{name}-{task_queue}", task_queue=task_queue, result_type=DrResult
+    )
+    return await handle.result()
+
+
 async def test_a_failover_right_after_a_release_serves_the_new_version_and_jobs_go_on_in_b(
     site: PlatformLayout, client: Client, task_queue: str
 ) -> None:
     result = await release(client, site, task_queue, "v5.0.0")
     assert result.outcome == "succeeded", result.reason
+    # B drifts (someone put its api back on v2.0.0 by hand): a failover set to refuse says so.
+    assert await asyncio.to_thread(regions.converge, site, "B", {"api": "v2.0.0"}) == {
+        "api": "v2.0.0",
+        "worker": "v5.0.0",
+    }
     spec = resolve_dr(whole_app.config(site))
-    request = FailoverRequest(dr=spec, to_region="B", requested_by="pytest", approved_by="alice")
-    failover = await client.start_workflow(
-        "DrFailover", request, id=f"failover-{task_queue}", task_queue=task_queue, result_type=DrResult
+    refused = await failover(
+        client, task_queue, spec.model_copy(update={"version_drift": "refuse"}), "refuse"
     )
-    outcome = await failover.result()
+    assert refused.outcome == "refused", refused.reason
+    assert "api v5.0.0 in A, v2.0.0 in B" in refused.reason
+    # Converging (the default): B serves v5.0.0 again before users are sent there.
+    outcome = await failover(client, task_queue, spec, "converge")
     assert outcome.outcome == "succeeded", outcome.reason
+    assert outcome.report.versions["A"] == {"api": "v5.0.0", "worker": "v5.0.0"}
+    assert outcome.report.versions["B"] == {"api": "v5.0.0", "worker": "v5.0.0"}
+    assert "converge B" in [s.step for s in outcome.report.steps]
     async with httpx.AsyncClient(timeout=5) as http:
         answers = Counter([(await http.get(site.global_url)).headers.get("x-version") for _ in range(20)])
     assert answers == {"v5.0.0": 20}
