@@ -85,6 +85,14 @@ class ComponentConfig(Strict):
         return self
 
 
+class WaveConfig(Strict):
+    """``environments.NAME.waves[i]``: regions released together, and how long to bake after."""
+
+    regions: Annotated[list[str], Field(min_length=1)]
+    bake: Duration = timedelta(0)
+    """Wait this long after the wave before the next one (promote ends the wait, abort the release)."""
+
+
 def default_components() -> dict[str, ComponentConfig]:
     return {"api": ComponentConfig(kind="service")}
 
@@ -151,12 +159,17 @@ def resolve_targets(config: DeployConfig, spec: ReleaseSpec) -> list[ReleaseTarg
     if len(names) == 1 and len(regions) == 1:
         return []
     targets: list[ReleaseTarget] = []
-    for index, region in enumerate(regions):
+    waves = _waves(config, env.name, regions)
+    for index, region in enumerate(r for wave in waves for r in wave.regions):
         role: Literal["primary", "standby"] = "primary" if index == 0 else "standby"
-        for name in names:
+        wave_index = next(i for i, w in enumerate(waves) if region in w.regions)
+        first_of_wave = waves[wave_index].regions[0] == region
+        bake = waves[wave_index - 1].bake if wave_index > 0 and first_of_wave else timedelta(0)
+        for position, name in enumerate(names):
+            placed = {"wave": wave_index, "bake_before": bake if position == 0 else timedelta(0)}
             component = components[name]
             if role == "primary" and component.kind == "service":
-                targets.append(ReleaseTarget(component=name, region=region, role=role, main=True))
+                targets.append(ReleaseTarget(component=name, region=region, role=role, main=True, **placed))
                 continue
             size = _size(config, env, name, component, role)
             surge = component.max_surge if role == "primary" else size
@@ -172,10 +185,37 @@ def resolve_targets(config: DeployConfig, spec: ReleaseSpec) -> list[ReleaseTarg
                     component=name,
                     region=region,
                     role=role,
+                    **placed,
                     release=aimed(spec, name, component.kind, region=region, instances=size, rolling=rolling),
                 )
             )
     return targets
+
+
+def _waves(config: DeployConfig, env: str, regions: list[str]) -> list[WaveConfig]:
+    """The environment's waves (default: the primary region, then each standby region alone);
+    every region in exactly one wave, the primary in the first (the strategy runs there)."""
+    where = f"environments.{env}.waves"
+    waves = config.environments[env].waves or [WaveConfig(regions=[r]) for r in regions]
+    named = [r for w in waves for r in w.regions]
+    unknown = [r for r in named if r not in regions]
+    if unknown:
+        msg = f"{where} names region(s) {unknown}, not regions of {env} ({', '.join(regions)})"
+        raise InputError(msg)
+    twice = sorted({r for r in named if named.count(r) > 1})
+    missing = [r for r in regions if r not in named]
+    if twice or missing:
+        msg = (
+            f"{where}: every region in exactly one wave "
+            f"(twice: {twice or 'none'}, in none: {missing or 'none'})"
+        )
+        raise InputError(msg)
+    if regions[0] not in waves[0].regions:
+        msg = f"{where}: the first wave must hold the primary region {regions[0]!r} (the strategy runs there)"
+        raise InputError(msg)
+    # The primary first within its wave: what the other regions get is what passed there.
+    first = [regions[0], *(r for r in waves[0].regions if r != regions[0])]
+    return [waves[0].model_copy(update={"regions": first}), *waves[1:]]
 
 
 def aimed(

@@ -21,7 +21,7 @@ import yaml
 from pydantic import Discriminator, Field, StringConstraints, Tag, ValidationError, model_validator
 
 from engine import approvals, catalog
-from engine.components import ComponentConfig, ComponentName, check_components, default_components
+from engine.components import ComponentConfig, ComponentName, WaveConfig, check_components, default_components
 from engine.contracts import (
     POOLS,
     STRATEGIES,
@@ -220,6 +220,11 @@ class EnvironmentConfig(Strict):
     )
     components: list[ComponentName] | None = Field(
         default=None, description="the components this environment releases (default: all of app.components)"
+    )
+    waves: list[WaveConfig] | None = Field(
+        default=None,
+        description="regions released together, in order, with a bake time after each "
+        "(default: the primary region, then each standby region)",
     )
 
 

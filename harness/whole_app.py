@@ -66,13 +66,19 @@ def site_up(site: PlatformLayout, *, version: str = "v1.0.0", jobs_rps: float = 
     )  # fmt: skip
 
 
-def config(site: PlatformLayout) -> DeployConfig:
-    """:data:`CONFIG` aimed at ``site``."""
-    return parse_config(CONFIG % {"state_dir": site.state_dir, "port_base": site.port_base})
+def config(site: PlatformLayout, *, bake: str | None = None) -> DeployConfig:
+    """:data:`CONFIG` aimed at ``site``; ``bake``: in two waves (A, then B) with this bake between."""
+    text = CONFIG % {"state_dir": site.state_dir, "port_base": site.port_base}
+    if bake is not None:
+        waves = f"    waves: [{{regions: [A], bake: {bake}}}, {{regions: [B]}}]\n"
+        text = text.replace("    approvers: [alice]\n", "    approvers: [alice]\n" + waves, 1)
+    return parse_config(text)
 
 
-def pipeline(site: PlatformLayout, version: str, *, requested_by: str = "pytest") -> PipelineSpec:
-    parsed = config(site)
+def pipeline(
+    site: PlatformLayout, version: str, *, requested_by: str = "pytest", bake: str | None = None
+) -> PipelineSpec:
+    parsed = config(site, bake=bake)
     spec = resolve_release(parsed, version, "canary", "local", requested_by=requested_by)
     return resolve_pipeline(parsed, spec)
 

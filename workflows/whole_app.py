@@ -3,7 +3,8 @@
 The runbook this replaces (an operator shipping an API and its workers to a primary and a
 standby region):
 
-1. Region by region, the primary first; in each, the components in dependency order.
+1. Region by region, the primary first (in waves: a bake time after a wave, before the next);
+   in each, the components in dependency order.
 2. Before touching a component in a region, note the version it runs (what "back" means).
 3. The api in the primary region: the chosen strategy (canary, blue-green, rolling), as ever.
    Any other component or region: a rolling replacement aimed at it (workers: batches behind
@@ -79,6 +80,8 @@ class WholeApp(ReleaseWorkflow):
         outcome: ReleaseResult | None = None
         for index, target in enumerate(self.targets):
             self.check_interrupt()
+            if target.bake_before:
+                await self._bake(target)
             spec = self.spec if target.main else target.release
             assert spec is not None  # ReleaseTarget: only the main target has no release of its own
             live = await call(
@@ -119,6 +122,15 @@ class WholeApp(ReleaseWorkflow):
         main = next(t for t in self.targets if t.main)
         more = len(self.targets) - 1
         return self.result("succeeded", f"{self.spec.version} is live ({main.name} and {more} more)")
+
+    async def _bake(self, target: ReleaseTarget) -> None:
+        """The previous wave bakes: a wait in which an alert or an operator can still abort the whole
+        release (promote ends the wait early)."""
+        what = f"bake {target.bake_before} before wave {target.wave + 1} ({target.region})"
+        self.decide(f"wave {target.wave} released; {what}: promote skips the rest, abort rolls back")
+        self.update_status(step=what)
+        await self.hold(target.bake_before)
+        self.decide(f"baked: wave {target.wave + 1} goes on")
 
     async def _run_target(self, index: int, target: ReleaseTarget, spec: ReleaseSpec) -> ReleaseResult:
         child_id = f"{workflow.info().workflow_id}-{target.component}-{target.region}"

@@ -222,17 +222,17 @@ def verdict(
 
 
 def _not_enough(state: JudgeState, spec: JudgeSpec, found: list[Evidence], *, baseline: bool) -> str | None:
-    """Why a gate cannot pass yet: too few requests, or a metric without data."""
+    """Why a gate cannot pass yet: too few requests, and every metric without data (named even
+    with little traffic: more traffic will not fix a query that selects nothing)."""
+    problems = []
     n_c, n_b = state.requests.get(CANARY, 0.0), state.requests.get(BASELINE, 0.0)
     if n_c < spec.min_requests or (baseline and n_b < spec.min_requests):
         sides = f"canary {n_c:.0f}" + (f", baseline {n_b:.0f}" if baseline else "")
-        return (
+        problems.append(
             f"too little traffic to judge: {sides} requests; at least {spec.min_requests} per version needed"
         )
-    missing = [e for e in found if e.verdict == "inconclusive"]
-    if missing:
-        return "; ".join(f"{e.metric}: {e.rule}" for e in missing)
-    return None
+    problems += [f"{e.metric}: {e.rule}" for e in found if e.verdict == "inconclusive"]
+    return "; ".join(problems) or None
 
 
 def describe(state: JudgeState, spec: JudgeSpec, *, baseline: bool) -> list[Evidence]:

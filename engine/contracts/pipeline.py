@@ -3,13 +3,14 @@ and results of its activities (checks, image promotion, Terraform, notifications
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
 from engine.contracts.environment import AwsSettings, EnvironmentSpec
 from engine.contracts.release import ReleaseSpec
-from engine.contracts.scalars import Strict
+from engine.contracts.scalars import Duration, Strict
 
 STRATEGY_WORKFLOWS: dict[str, str] = {
     "canary": "CanaryRelease",
@@ -60,6 +61,11 @@ class ReleaseTarget(Strict):
     component: str
     region: str
     role: Literal["primary", "standby"]
+    wave: int = 0
+    """Which wave of the release (``environments.NAME.waves``) the region is in; 0: the first."""
+    bake_before: Duration = timedelta(0)
+    """Wait this long before this target (the previous wave's bake; abort ends the release, promote
+    ends the wait)."""
     main: bool = False
     release: ReleaseSpec | None = None
     """The targeted rolling release (None for the main target)."""

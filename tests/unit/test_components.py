@@ -93,6 +93,23 @@ def test_a_release_goes_to_the_primary_region_first_and_the_api_before_its_worke
     assert worker_b.environment.instances == 1
 
 
+def test_waves_put_a_bake_time_before_the_next_region() -> None:
+    waves = [{"regions": ["A"], "bake": "30s"}, {"regions": ["B"]}]
+    targets = pipeline(edit({"environments.local.waves": waves})).targets
+    assert [(t.name, t.wave, t.bake_before.total_seconds()) for t in targets] == [
+        ("api in A", 0, 0.0),
+        ("worker in A", 0, 0.0),
+        ("api in B", 1, 30.0),
+        ("worker in B", 1, 0.0),
+    ]
+    together = pipeline(edit({"environments.local.waves": [{"regions": ["B", "A"]}]})).targets
+    assert [(t.name, t.role, t.wave) for t in together][:3] == [
+        ("api in A", "primary", 0),
+        ("worker in A", "primary", 0),
+        ("api in B", "standby", 0),
+    ]
+
+
 def test_the_api_alone_in_one_region_is_the_release_it_always_was() -> None:
     one_region = edit({"environments.local.dr": None, "environments.local.components": ["api"]})
     assert pipeline(one_region).targets == []
@@ -131,6 +148,18 @@ def test_dependency_order_follows_depends_on() -> None:
         ({"app.components.api": {"kind": "worker", "instances": 1}}, "exactly one component is a service"),
         ({"environments.staging.components": None}, "environments.staging.components: ['worker'] run on the"),
         ({"environments.local.components": ["worker"]}, "the service component 'api' must be released"),
+        (
+            {"environments.local.waves": [{"regions": ["A"]}, {"regions": ["C"]}]},
+            "environments.local.waves names region(s) ['C'], not regions of local (A, B)",
+        ),
+        (
+            {"environments.local.waves": [{"regions": ["A", "B"]}, {"regions": ["B"]}]},
+            "every region in exactly one wave (twice: ['B'], in none: none)",
+        ),
+        (
+            {"environments.local.waves": [{"regions": ["B"]}, {"regions": ["A"]}]},
+            "the first wave must hold the primary region 'A'",
+        ),
     ],
 )
 def test_bad_components_are_refused_naming_the_field(change: dict[str, object], error: str) -> None:

@@ -150,6 +150,22 @@ async def test_an_abort_in_the_standby_region_takes_every_region_back(
     assert users.failed == [], Counter(a.version for a in users.failed)
 
 
+async def test_an_abort_while_the_primary_wave_bakes_takes_it_back_and_never_reaches_b(
+    site: PlatformLayout, client: Client, task_queue: str
+) -> None:
+    assert whole_app.running(site) == all_on("v2.0.0")
+    pipeline = whole_app.pipeline(site, "v4.1.0", bake="10m")
+    assert [t.bake_before.total_seconds() for t in pipeline.targets] == [0, 0, 600, 0]
+    handle, _ = await start_or_attach(client, pipeline, task_queue=task_queue)
+    baking = await wait_for(handle, lambda s: s.step.startswith("bake 0:10:00 before wave 2"), 240)
+    assert [t.verdict for t in baking.targets] == ["released", "released", "pending", "pending"]
+    await handle.execute_update("abort", Control(identity="alice", reason="an alert fired during the bake"))
+    result: ReleaseResult = await handle.result()
+    assert result.outcome == "rolled_back", (result.reason, result.status.decisions[-8:])
+    assert [t.verdict for t in result.status.targets] == ["restored", "restored", "pending", "pending"]
+    assert whole_app.running(site) == all_on("v2.0.0")
+
+
 async def failover(client: Client, task_queue: str, spec: DrSpec, name: str) -> DrResult:
     request = FailoverRequest(dr=spec, to_region="B", requested_by="pytest", approved_by="alice")
     handle = await client.start_workflow(
