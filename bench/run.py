@@ -17,6 +17,9 @@ target | verdict), then the raw samples. Exit code 2 if any target is missed.
     P8  starters/deploy.py start -> workflow running   (bench/resilience.py)
     J   the canary judge: false rollbacks, bad canaries caught, time to verdict, healthy
         release duration; against today's threshold templates   (bench/judge.py)
+    W   the whole app (2 components x 2 regions): engine time per step against the api
+        alone in one region (W1), what the standby region adds beyond its own work (W2)
+                                                                 (bench/whole_app.py)
 
 Each module's docstring defines its rows. Three phases, each on its own throw-away
 stack and torn down before the next (also on failure and Ctrl-C):
@@ -28,7 +31,8 @@ stack and torn down before the next (also on failure and Ctrl-C):
 2. P7: a Temporal dev server of its own and one worker process, with the
    simulated providers (no I/O);
 3. P5: a fresh two-region stack per replication mode (bench/dr.py);
-4. J: simulated releases (seconds), then real ones on a platform of their own (bench/judge.py).
+4. J: simulated releases (seconds), then real ones on a platform of their own (bench/judge.py);
+5. W: the two-region platform with workers and jobs (bench/whole_app.py).
 
 ``--only`` picks metrics (e.g. ``--only P1,P2``); the ``--*-only`` flags are
 shorthands (zero downtime = P4, resilience = P3, P6, P8, scale = P7, dr = P5).
@@ -59,7 +63,7 @@ from typing import Any
 
 import worker
 from activities.router.haproxy import HAProxyRouter
-from bench import dr, resilience, scale, zero_downtime
+from bench import dr, resilience, scale, whole_app, zero_downtime
 from bench import judge as judging
 from bench.bad_canary import P2_CONFIG, RollbackSample, run_p2_once
 from bench.common import CONFIG_HEAD, INSTANCES, STABLE_VERSION, make_spec
@@ -81,10 +85,12 @@ SCALE_BUDGET_S = 420.0
 """Hard limit on P7 (bench/scale.py)."""
 DR_BUDGET_S = 300.0
 """Hard limit on P5 (bench/dr.py: two fresh two-region stacks)."""
+WHOLE_APP_BUDGET_S = 900.0
+"""Hard limit on W (bench/whole_app.py: 3 single and 3 whole-app releases, ~1 min each)."""
 JUDGE_BUDGET_S = 3000.0
 """Hard limit on J's real releases (15 of them, the 0.5 % ones for minutes each)."""
 
-METRICS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "J")
+METRICS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "J", "W")
 PLATFORM_METRICS = frozenset({"P1", "P2", "P3", "P4", "P6", "P8"})
 SHORTHANDS = {
     "zero_downtime_only": frozenset({"P4"}),
@@ -262,6 +268,14 @@ def judge_phase(args: argparse.Namespace, report: dict[str, Any], tmp: Path) -> 
     return [Row(*r) for r in judging.rows(res)], judging.raw(res)
 
 
+def whole_app_phase(args: argparse.Namespace, report: dict[str, Any], tmp: Path) -> tuple[list[Row], str]:
+    print("W: the api alone in A, then the whole app in A and B, alternately", flush=True)
+    runs = 1 if args.quick else 3
+    results = asyncio.run(asyncio.wait_for(whole_app.run(tmp / "whole", runs), timeout=WHOLE_APP_BUDGET_S))
+    report["whole_app"] = [asdict(r) for r in results]
+    return [Row(*r) for r in whole_app.rows(results)], whole_app.raw(results)
+
+
 def _raise_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -269,7 +283,7 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
 def _metric(row: Row) -> int:
     """Position of a row's metric (P1..P8) in the table; rows keep their order within a metric."""
     head = row.metric.split()[0]
-    head = "J" if head.startswith("J") else head
+    head = head[0] if head[0] in "JW" else head
     return METRICS.index(head) if head in METRICS else len(METRICS)
 
 
@@ -322,15 +336,14 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     raws: list[str] = []
     errors: list[str] = []
-    phases = []
-    if selected & PLATFORM_METRICS:
-        phases.append(("platform", lambda: platform_phase(args, report, selected, tmp)))
-    if "P7" in selected:
-        phases.append(("P7", lambda: scale_phase(args, report, tmp)))
-    if "P5" in selected:
-        phases.append(("P5", lambda: dr_phase(args, report, tmp)))
-    if "J" in selected:
-        phases.append(("J", lambda: judge_phase(args, report, tmp)))
+    every_phase = [
+        ("platform", bool(selected & PLATFORM_METRICS), lambda: platform_phase(args, report, selected, tmp)),
+        ("P7", "P7" in selected, lambda: scale_phase(args, report, tmp)),
+        ("P5", "P5" in selected, lambda: dr_phase(args, report, tmp)),
+        ("J", "J" in selected, lambda: judge_phase(args, report, tmp)),
+        ("W", "W" in selected, lambda: whole_app_phase(args, report, tmp)),
+    ]
+    phases = [(name, phase) for name, wanted, phase in every_phase if wanted]
     code = 0
     t_all = time.monotonic()
     try:
