@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 from temporalio.client import Client, WorkflowHandle
 
@@ -52,6 +53,7 @@ from activities.router.haproxy import HAProxyRouter
 from engine.client import start_or_attach
 from engine.contracts import ALL_POOLS, BASELINE_POOL, POOLS, Instance, ReleaseResult, ReleaseSpec
 from engine.contracts.dr import DrResult, FailoverRequest
+from harness import whole_app
 from harness.crash_worker import KINDS, Point
 from harness.dr_stack import DrStack
 from harness.stack import Stack
@@ -60,7 +62,8 @@ from infrastructure.local import dr as local_dr
 from infrastructure.local.global_entry import GlobalEntry
 from infrastructure.local.haproxy import HAProxy
 from infrastructure.local.instances import InstanceManager
-from infrastructure.local.layout import Layout
+from infrastructure.local.layout import API, WORKER, Layout, pools_of
+from infrastructure.local.regions import PlatformLayout
 
 SIDE_EFFECTS = ("router_changes", "instance_starts", "promotions")
 """Counts that must equal the undisturbed run's (the others are shown, not judged)."""
@@ -190,10 +193,12 @@ class LogLines:
         return out
 
 
-def instance_starts(layouts: Iterable[Layout]) -> LogLines:
-    """Sample-service processes that started (each logs ``listening ... pid=N`` once)."""
+def instance_starts(layouts: Iterable[Layout], *, workers: bool = False) -> LogLines:
+    """Sample-service processes that started (each logs ``listening ... pid=N`` once); ``workers``:
+    the sample workers too (``worker-POOL-SLOT.log``)."""
+    prefixes = ("", "worker-") if workers else ("",)
     return LogLines(
-        [(layout.logs_dir, f"{pool}-*.log") for layout in layouts for pool in ALL_POOLS],
+        [(layout.logs_dir, f"{p}{pool}-*.log") for layout in layouts for p in prefixes for pool in ALL_POOLS],
         r"\blistening\b.*\bpid=\d+",
     )
 
@@ -433,6 +438,99 @@ class FailoverScenario(Scenario):
         }
 
 
+class WholeAppScenario(Scenario):
+    """A whole-app release (api and worker, regions A then B) on the two-region platform
+    (:mod:`harness.whole_app`), the worker without its gate: the activities' order is then the
+    same in every run, so a kill point names the same activity in the reference and the case."""
+
+    name = "whole-app"
+
+    def __init__(self, site: PlatformLayout, tmp: Path, new_version: Callable[[], str]) -> None:
+        self.site, self.tmp, self.new_version = site, tmp, new_version
+
+    def env(self, task_queue: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "TEMPORAL_ADDRESS": f"127.0.0.1:{self.site.home_layout.temporal_port}",
+            "DEPLOY_TASK_QUEUE": task_queue,
+        }
+
+    async def reset(self) -> None:
+        await asyncio.to_thread(self._reset)
+
+    def _reset(self) -> None:
+        """Every component in every region on one version in one pool (a leftover idle pool stopped)."""
+        for name in self.site.regions:
+            layout = self.site.region(name)
+            for component in (API, WORKER):
+                manager = InstanceManager(layout, component)
+                serving = {i.pool for i in manager.list(probe=False)}
+                assert len(serving) == 1, f"{component} in {name} runs in {serving}"
+                for pool in pools_of(component):
+                    if pool not in serving:
+                        manager.stop(pool)
+
+    def taps(self) -> list[RouterTap]:
+        return [
+            RouterTap(self.site.region(r).haproxy_sock, ("app", "preview"), f"router {r}")
+            for r in self.site.regions
+        ]
+
+    def logs(self) -> dict[str, LogLines]:
+        return {
+            "instance_starts": instance_starts([self.site.region(r) for r in self.site.regions], workers=True)
+        }
+
+    async def start(self, client: Client, task_queue: str) -> Started:
+        before = await asyncio.to_thread(self._running)
+        version = self.new_version()
+        pipeline = whole_app.pipeline(self.site, version, requested_by="crash-matrix", gate=False)
+        handle, attached = await start_or_attach(client, pipeline, task_queue=task_queue)
+        assert not attached
+        old = {v for _, _, _, v in before}
+        assert len(old) == 1, before
+        pools = {(r, c): p for r, c, p, _ in before}
+        return Started(handle, {"version": version, "old_version": old.pop(), "old_pools": pools})
+
+    def _running(self) -> list[tuple[str, str, str, str]]:
+        return sorted(
+            (r, c, i.pool, i.version)
+            for r in self.site.regions
+            for c in (API, WORKER)
+            for i in InstanceManager(self.site.region(r), c).list(probe=False)
+        )
+
+    async def final_state(self, started: Started, result: ReleaseResult) -> dict[str, Any]:
+        return await asyncio.to_thread(self._final_state, started.context, result)
+
+    def _final_state(self, ctx: dict[str, Any], result: ReleaseResult) -> dict[str, Any]:
+        role = {ctx["version"]: "new", ctx["old_version"]: "old"}
+        instances = {}
+        for r in self.site.regions:
+            for c in (API, WORKER):
+                old_pool = ctx["old_pools"][(r, c)]
+                instances[f"{c} {r}"] = sorted(
+                    (
+                        "old pool" if i.pool == old_pool else "new pool",
+                        role.get(i.version, i.version),
+                        i.healthy,
+                    )
+                    for i in InstanceManager(self.site.region(r), c).list()
+                )
+        with httpx.Client(timeout=5) as http:
+            served = {http.get(self.site.global_url).headers.get("x-version", "none") for _ in range(20)}
+        return {
+            "outcome": result.outcome,
+            "targets": [(f"{t.component} in {t.region}", t.verdict) for t in result.status.targets],
+            "instances": instances,
+            "versions": {
+                r: {c: role.get(v, v) for c, v in local_dr.versions(self.site, r).items()}
+                for r in self.site.regions
+            },
+            "served": sorted(role.get(v, v) for v in served),
+        }
+
+
 def _timeline(dr: Any, region: str) -> int | None:
     """The PostgreSQL timeline a node is on (a promotion starts a new one)."""
     try:
@@ -453,11 +551,13 @@ def _timeline(dr: Any, region: str) -> int | None:
 
 @dataclass
 class Step:
-    """One activity of the undisturbed run."""
+    """One activity of the undisturbed run (#``number`` of its workflow)."""
 
     number: int
     name: str
     heartbeats: int
+    workflow: str = ""
+    """The id of the workflow that ran it (activities are numbered per workflow)."""
 
 
 @dataclass
@@ -557,11 +657,15 @@ async def run_case(scenario: Scenario, client: Client, points: list[Point], *, w
 
 
 def _steps(events: list[dict[str, Any]]) -> list[Step]:
-    """Activities in scheduling order, from the journal of an undisturbed run."""
-    steps: dict[int, Step] = {}
+    """Activities in scheduling order, from the journal of an undisturbed run: workflow by workflow
+    (in the order they first ran an activity), each in its own numbering."""
+    steps: dict[tuple[int, int], Step] = {}
+    order: dict[str, int] = {}
     for e in events:
         if e["event"] == "end" and isinstance(e.get("activity"), int):
-            steps[e["activity"]] = Step(e["activity"], e["name"], e.get("heartbeats", 0))
+            workflow = e.get("workflow", "")
+            rank = order.setdefault(workflow, len(order))
+            steps[(rank, e["activity"])] = Step(e["activity"], e["name"], e.get("heartbeats", 0), workflow)
     return [steps[k] for k in sorted(steps)]
 
 
@@ -637,7 +741,10 @@ def render(reference: Case, cases: list[Case]) -> str:
 
 
 def _name(reference: Case, point: Point) -> str:
-    return next((s.name for s in reference.steps if s.number == point.activity), "?")
+    found = (
+        s.name for s in reference.steps if s.number == point.activity and s.workflow.endswith(point.workflow)
+    )
+    return next(found, "?")
 
 
 LEGEND = (

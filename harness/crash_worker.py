@@ -16,6 +16,10 @@ runs to the end. A point is one of:
 - ``mid:K``: the worker dies 0.2 s after the body's first heartbeat, while it still
   runs (if the body returns first, it dies right then, before reporting).
 
+A release of several workflows (the pipeline and its children) numbers each workflow's
+activities from 1: ``after:3@-worker-A`` is activity #3 of the workflow whose id ends in
+``-worker-A`` (no ``@``: any workflow).
+
 Every start, end, first heartbeat and kill is appended to ``CRASH_JOURNAL`` (JSON lines),
 so the harness knows which kills really happened. The worker caches no workflow
 (``max_cached_workflows=0``): every workflow task replays the history from the start,
@@ -55,21 +59,31 @@ MID_DELAY = 0.2
 
 @dataclass(frozen=True)
 class Point:
-    """Where to die: ``kind`` (before / after / mid) of activity #``activity``."""
+    """Where to die: ``kind`` (before / after / mid) of activity #``activity`` of the workflow
+    whose id ends in ``workflow`` (empty: any)."""
 
     kind: str
     activity: int
+    workflow: str = ""
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.activity}"
+        return f"{self.kind}:{self.activity}" + (f"@{self.workflow}" if self.workflow else "")
 
     @classmethod
     def parse(cls, text: str) -> Point:
-        kind, _, number = text.strip().partition(":")
+        where, _, workflow = text.strip().partition("@")
+        kind, _, number = where.partition(":")
         if kind not in KINDS or not number.isdigit():
-            msg = f"bad crash point {text!r}: expected before:K, after:K or mid:K"
+            msg = f"bad crash point {text!r}: expected before:K, after:K or mid:K (then @WORKFLOW-SUFFIX)"
             raise ValueError(msg)
-        return cls(kind, int(number))
+        return cls(kind, int(number), workflow)
+
+    def matches(self, kind: str, info: activity.Info) -> bool:
+        return (
+            kind == self.kind
+            and info.activity_id == str(self.activity)
+            and info.workflow_id.endswith(self.workflow)
+        )
 
 
 def parse_points(text: str) -> list[Point]:
@@ -109,13 +123,13 @@ class CrashInterceptor(Interceptor):
     """Kills the worker at the configured points (first attempts only)."""
 
     def __init__(self, points: list[Point], journal: Journal) -> None:
-        self.points = {(p.kind, p.activity): p for p in points}
+        self.points = points
         self.journal = journal
 
     def point(self, kind: str, info: activity.Info) -> Point | None:
         if info.attempt != 1 or not info.activity_id.isdigit():
             return None
-        return self.points.get((kind, int(info.activity_id)))
+        return next((p for p in self.points if p.matches(kind, info)), None)
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         return _Inbound(next, self)

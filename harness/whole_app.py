@@ -66,9 +66,12 @@ def site_up(site: PlatformLayout, *, version: str = "v1.0.0", jobs_rps: float = 
     )  # fmt: skip
 
 
-def config(site: PlatformLayout, *, bake: str | None = None) -> DeployConfig:
-    """:data:`CONFIG` aimed at ``site``; ``bake``: in two waves (A, then B) with this bake between."""
+def config(site: PlatformLayout, *, bake: str | None = None, gate: bool = True) -> DeployConfig:
+    """:data:`CONFIG` aimed at ``site``; ``bake``: in two waves (A, then B) with this bake between;
+    ``gate=False``: the worker's batches without their gate."""
     text = CONFIG % {"state_dir": site.state_dir, "port_base": site.port_base}
+    if not gate:
+        text = text.replace("      gate: {templates: [worker-jobs]}\n", "", 1)
     if bake is not None:
         waves = f"    waves: [{{regions: [A], bake: {bake}}}, {{regions: [B]}}]\n"
         text = text.replace("    approvers: [alice]\n", "    approvers: [alice]\n" + waves, 1)
@@ -76,9 +79,14 @@ def config(site: PlatformLayout, *, bake: str | None = None) -> DeployConfig:
 
 
 def pipeline(
-    site: PlatformLayout, version: str, *, requested_by: str = "pytest", bake: str | None = None
+    site: PlatformLayout,
+    version: str,
+    *,
+    requested_by: str = "pytest",
+    bake: str | None = None,
+    gate: bool = True,
 ) -> PipelineSpec:
-    parsed = config(site, bake=bake)
+    parsed = config(site, bake=bake, gate=gate)
     spec = resolve_release(parsed, version, "canary", "local", requested_by=requested_by)
     return resolve_pipeline(parsed, spec)
 

@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 from temporalio.client import Client
 
-import worker as worker_module
-from engine import temporal
 from engine.client import start_or_attach
 from engine.contracts import Control, ReleaseResult
 from engine.contracts.dr import DrResult, DrSpec, FailoverRequest
@@ -31,28 +27,6 @@ from infrastructure.local import platform
 from infrastructure.local.regions import PlatformLayout
 
 pytestmark = pytest.mark.timeout(420)
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformLayout]:
-    lay = PlatformLayout.for_tests(tmp_path_factory.mktemp("whole"))
-    try:
-        whole_app.site_up(lay)
-        yield lay
-    finally:
-        platform.down(lay, purge=True)
-
-
-@pytest.fixture
-async def client(site: PlatformLayout) -> Client:
-    return await temporal.connect(target_host=f"127.0.0.1:{site.home_layout.temporal_port}")
-
-
-@pytest.fixture
-async def task_queue(client: Client) -> AsyncIterator[str]:
-    queue = f"whole-{uuid.uuid4().hex[:8]}"
-    async with worker_module.running(client, queue):
-        yield queue
 
 
 async def release(client: Client, site: PlatformLayout, queue: str, version: str) -> ReleaseResult:
