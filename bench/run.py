@@ -76,7 +76,10 @@ from engine.contracts import POOLS
 from infrastructure.local import platform
 from infrastructure.local.layout import Layout
 from infrastructure.local.prometheus import Prometheus
+from infrastructure.local.regions import PlatformLayout
 
+STANDBY_INSTANCES = 1
+"""API instances in region B, where users are not (the platform phase measures in A)."""
 MEASURE_BUDGET_S = 170.0
 """Hard limit on P1, P2 and P4 after the platform is up (the platform's own start is ~10 s)."""
 RESILIENCE_BUDGET_S = 260.0
@@ -105,18 +108,19 @@ SHORTHANDS = {
 
 
 async def measure(
-    layout: Layout,
+    site: PlatformLayout,
     args: argparse.Namespace,
     watch: RouterWatch,
     report: dict[str, Any],
     selected: frozenset[str],
 ) -> tuple[list[Row], str]:
     """The platform phase: the rows and raw samples of P1, P2, P3, P4, P6, P8 (those selected)."""
+    layout = site.home_layout
     tag = f"{os.getpid()}-{int(time.time())}"
     task_queue = f"deploy-bench-{tag}"
     client = await temporal.connect(target_host=f"127.0.0.1:{layout.temporal_port}")
     # Every instance scraped before anything is measured.
-    await asyncio.to_thread(Prometheus(layout).wait_targets_up, INSTANCES, 30)
+    await asyncio.to_thread(Prometheus(layout).wait_targets_up, INSTANCES + STANDBY_INSTANCES, 30)
     env = make_spec(P2_CONFIG, "v0.0.1", layout).environment
     reference, mine = HAProxyRouter(env).read().weights, watch.read()
     if any(abs(reference[p] - mine[p]) > 1e-9 for p in POOLS):
@@ -156,7 +160,9 @@ async def measure(
                         flush=True,
                     )
             if "P4" in selected:
-                zd = await zero_downtime.run(client, task_queue, layout, CONFIG_HEAD, tag)
+                zd = await zero_downtime.run(
+                    client, task_queue, layout, CONFIG_HEAD, tag, url=site.global_url
+                )
                 report["zero_downtime"] = zero_downtime.report(zd)
             which = selected & {"P3", "P6", "P8"}
             if which:
@@ -186,29 +192,37 @@ async def measure(
 def platform_phase(
     args: argparse.Namespace, report: dict[str, Any], selected: frozenset[str], tmp: Path
 ) -> tuple[list[Row], str]:
-    """Bring the local platform up, measure, tear it down (also on failure)."""
-    layout = Layout.for_tests(tmp / "platform")
+    """Bring the local platform up (regions A and B, the global entry in front), measure in A, tear
+    it down (also on failure)."""
+    site = PlatformLayout.for_tests(tmp / "platform")
+    layout = site.home_layout
     report.update(port_base=layout.port_base, state_dir=str(layout.state_dir))
     watch = RouterWatch(layout, interval=args.poll_ms / 1000)
     try:
         print(
             f"bringing up the platform in {layout.state_dir} "
-            f"(ports {layout.port_base}..{layout.port_base + 59})",
+            f"(regions {', '.join(site.regions)}, ports from {site.port_base})",
             flush=True,
         )
         t = time.monotonic()
-        up = platform.up(layout, stable_version=STABLE_VERSION, instances=INSTANCES, traffic_rps=args.rps)
+        up = platform.up(
+            site,
+            stable_version=STABLE_VERSION,
+            instances=INSTANCES,
+            standby_instances=STANDBY_INSTANCES,
+            traffic_rps=args.rps,
+        )
         report["platform_up_s"] = round(time.monotonic() - t, 2)
         report["platform_timings"] = up.get("timings", {})
         print(f"platform up in {report['platform_up_s']}s", flush=True)
         watch.start()
         budget = MEASURE_BUDGET_S + (RESILIENCE_BUDGET_S if selected & {"P3", "P6", "P8"} else 0.0)
-        return asyncio.run(asyncio.wait_for(measure(layout, args, watch, report, selected), timeout=budget))
+        return asyncio.run(asyncio.wait_for(measure(site, args, watch, report, selected), timeout=budget))
     finally:
         watch.stop()
         with contextlib.suppress(KeyboardInterrupt):
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the teardown
-            platform.down(layout, purge=not args.keep)
+            platform.down(site, purge=not args.keep)
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
 

@@ -2,7 +2,8 @@
 
 Called from ``bench/run.py`` (its table gets one row per case). A load client
 (:func:`infrastructure.local.traffic.run_load`: loopback only, paced, bounded in
-requests and in time) sends GETs through the public router while the engine runs:
+requests and in time) sends GETs through the public entry (the two-region platform's
+global entry, in front of region A's router) while the engine runs:
 
 Z1  a blue-green switch (green at full size, preview checked, all users moved at once);
 Z2  a blue-green rollback flip (an abort inside the scale-down delay: back to blue);
@@ -129,8 +130,11 @@ async def _wait(
         await asyncio.sleep(0.05)
 
 
-async def run(client: Client, task_queue: str, layout: Layout, config_head: str, tag: str) -> list[Case]:
-    """The four cases, in order (each starts from what the previous one left live)."""
+async def run(
+    client: Client, task_queue: str, layout: Layout, config_head: str, tag: str, *, url: str | None = None
+) -> list[Case]:
+    """The four cases, in order (each starts from what the previous one left live); the load goes to
+    ``url`` (default: the region's router)."""
     local = LocalSettings(state_dir=str(layout.state_dir), port_base=layout.port_base)
 
     def spec(version: str, strategy: str, batch_pause: str = "0s") -> ReleaseSpec:
@@ -145,7 +149,7 @@ async def run(client: Client, task_queue: str, layout: Layout, config_head: str,
         )
 
     async def measured(name: str, version: str, act: Callable[[], Awaitable[str]]) -> Case:
-        async with Load(layout.router_url, RPS) as load:
+        async with Load(url or layout.router_url, RPS) as load:
             t0 = time.monotonic()
             outcome = await act()
             engine_s = time.monotonic() - t0

@@ -22,7 +22,7 @@ from harness.crash_matrix import Point, WholeAppScenario, render, run_case
 from harness.stack import new_version
 from infrastructure.local.regions import PlatformLayout
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("whole-app")]
 
 
 async def test_worker_killed_at_several_points_of_a_whole_app_release(

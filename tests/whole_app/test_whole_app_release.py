@@ -26,7 +26,7 @@ from infrastructure.local import dr as regions
 from infrastructure.local import platform
 from infrastructure.local.regions import PlatformLayout
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.timeout(420), pytest.mark.xdist_group("whole-app")]  # one platform, in order
 
 
 async def release(client: Client, site: PlatformLayout, queue: str, version: str) -> ReleaseResult:
