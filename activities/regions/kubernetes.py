@@ -21,6 +21,9 @@ platform provider gives it (both use ``clients.kube.Deployments``).
   when the cluster does not answer: a lost region must not stop the failover's observation).
 * ``health``: the Deployment exists, has available replicas and no broken pod; and, when
   ``health_url`` is set, the region's own entry (its ALB) answers 200 there.
+* ``versions``: the Deployment's ``version`` label (the api); ``converge``: its image tag and
+  label set to the source region's version (a Kubernetes rolling update of that Deployment),
+  then the rollout waited for (progress deadline, crash-looping pods fail it at once).
 """
 
 from __future__ import annotations
@@ -166,15 +169,44 @@ class KubernetesRegions:
         return {"api": version} if version and (d.spec.replicas or 0) > 0 else {}
 
     def converge(self, region: str, versions: dict[str, str], *, progress: Progress) -> dict[str, str]:
-        current = self.versions(region)
-        drift = {c: v for c, v in versions.items() if current.get(c) != v}
-        if drift:
-            msg = (
-                f"region {region}'s cluster serves {current}, not {drift}: converging a Kubernetes standby "
-                "is not built yet; release to it, or set dr.version_drift: refuse"
-            )
+        """The region's Deployment runs ``versions["api"]``: its image tag and ``version`` label
+        patched (resourceVersion-checked), then the rollout waited for like ``scale`` does. Workers
+        are not released on Kubernetes yet: asking for one is refused by name."""
+        others = sorted(set(versions) - {"api"})
+        if others:
+            msg = f"region {region}: {others} are not run by the engine on Kubernetes yet (the api is)"
             raise BadRequest(msg)
-        return current
+        want = versions.get("api")
+        if want is None or self.versions(region).get("api") == want:
+            return self.versions(region)
+        cluster, conf = self._cluster(region), self._conf(region)
+        for _ in range(5):  # a conflict (someone else changed it meanwhile) is re-read and retried
+            d = self._deployment(region)
+            target = self._container(region, d)
+            containers = cluster.apps.api_client.sanitize_for_serialization(d.spec.template.spec.containers)
+            for c in containers:
+                if c["name"] == target.name:
+                    c["image"] = f"{conf.kubernetes.image}:{want}"
+            body = {
+                "metadata": {"resourceVersion": d.metadata.resource_version, "labels": {"version": want}},
+                "spec": {
+                    "template": {
+                        "metadata": {"labels": {"version": want}},
+                        "spec": {"containers": containers},
+                    }
+                },
+            }
+            try:
+                cluster.apps.patch_namespaced_deployment(d.metadata.name, cluster.namespace, body)
+            except client.ApiException as exc:
+                if kube.status_of(exc) == 409:
+                    continue
+                raise
+            log.info("region_converged", region=region, version=want, deployment=d.metadata.name)
+            cluster.wait_for_rollout(conf.pool, d.spec.replicas or 1, progress)
+            return self.versions(region)
+        msg = f"Deployment {cluster.name(conf.pool)!r} in {region} kept changing while its version was set"
+        raise RuntimeError(msg)
 
     def health(self, region: str) -> list[str]:
         conf, cluster = self._conf(region), self._cluster(region)

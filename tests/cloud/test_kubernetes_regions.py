@@ -111,3 +111,27 @@ def test_a_region_whose_cluster_does_not_answer_does_not_block_a_failover(
         regions.use_database("B", "A")  # pointing it somewhere is not silently skipped
     failures = regions.health("B")
     assert len(failures) == 1 and failures[0].startswith("cluster of B:")
+
+
+def test_a_drifted_standby_is_converged_to_the_live_version_by_a_rolling_update(kube: KubeCluster) -> None:
+    kube.apps.create_namespaced_deployment(
+        "default", deployment("sample-api", "green", "img:v1.0.0", 2, {"DATABASE_NODE": "A"})
+    )
+    kube.play_controller()
+    regions = KubernetesRegions(_spec(kube))
+    regions._cluster("B").poll = 0.05
+    assert regions.versions("B") == {"api": "v1.0.0"}
+
+    seen: list[str] = []
+    assert regions.converge("B", {"api": "v1.1.0"}, progress=seen.append) == {"api": "v1.1.0"}
+    dep = kube.apps.read_namespaced_deployment("sample-api-green", "default")
+    assert dep.spec.template.spec.containers[0].image == "img:v1.1.0"
+    assert dep.spec.template.metadata.labels["version"] == "v1.1.0" and dep.status.available_replicas == 2
+    assert {e.name: e.value for e in dep.spec.template.spec.containers[0].env} == {"DATABASE_NODE": "A"}
+    generation = dep.metadata.generation
+    assert regions.converge("B", {"api": "v1.1.0"}, progress=seen.append) == {"api": "v1.1.0"}  # idempotent
+    assert (
+        kube.apps.read_namespaced_deployment("sample-api-green", "default").metadata.generation == generation
+    )
+    with pytest.raises(BadRequest, match=r"\['worker'\] are not run by the engine on Kubernetes"):
+        regions.converge("B", {"api": "v1.1.0", "worker": "v1.1.0"}, progress=seen.append)
