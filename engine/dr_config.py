@@ -48,6 +48,7 @@ def resolve_dr(
         instances=dr.instances,
         standby_instances=dr.standby_instances,
         version_drift=dr.version_drift,
+        **_workers(config, env_spec.name),
         rpo_budget=dr.rpo_budget,
         health_check_interval=dr.health_check_interval,
         health_check_failures=dr.health_check_failures,
@@ -62,6 +63,18 @@ def resolve_dr(
         aws=dr.aws,
         kubernetes=dr.kubernetes,
     )
+
+
+def _workers(config: DeployConfig, env: str) -> dict[str, int]:
+    """The worker counts of the environment's regions (none when it releases no worker)."""
+    chosen = config.environments[env].components
+    workers = [
+        c for n, c in config.app.components.items() if c.kind == "worker" and (chosen is None or n in chosen)
+    ]
+    if not workers:
+        return {}
+    worker = workers[0]
+    return {"workers": worker.instances or 0, "standby_workers": worker.standby_instances or 1}
 
 
 def _check_settings(env: str, dr: DrConfig) -> None:

@@ -83,7 +83,7 @@ async def show_status(handle: WorkflowHandle, *, as_json: bool, approvers: list[
     print_status(status, as_json=as_json, approvers=approvers)
     if status.child_workflow_id and not as_json:
         child = handle._client.get_workflow_handle(status.child_workflow_id)
-        print(f"\nSTRATEGY ({status.child_workflow_id})")
+        print(f"\nNOW RUNNING ({status.child_workflow_id})")
         print_status(
             await child.query("status", result_type=ReleaseStatus), as_json=False, approvers=approvers
         )

@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError("--drill takes no --failback, --force or --yes: a drill goes there and back")
         if args.yes and identity not in spec.approvers:
             raise InputError(
-                f"{identity!r} is not an approver of {spec.environment!r} ({', '.join(spec.approvers)})"
+                f"--yes approves as {identity!r}, who is not an approver of {spec.environment!r} "
+                f"({', '.join(spec.approvers)}): say who you are with --as NAME (or DEPLOY_IDENTITY)"
             )
     except InputError as exc:
         return fail(str(exc), EXIT_BAD_INPUT)

@@ -29,7 +29,11 @@ class LocalRegions:
         layout.ensure_dirs()
         haproxy_mod.write_config(layout)
         HAProxy(layout).start()  # a region that died comes back with its router
-        return len(local_dr.scale_region(self.dr, region, self.spec.version, count, progress))
+        running = len(local_dr.scale_region(self.dr, region, self.spec.version, count, progress))
+        workers = self.spec.workers if count >= self.spec.instances else self.spec.standby_workers
+        if workers:  # the region's workers follow: at full size where users are, standby size else
+            local_dr.scale_workers(self.dr, region, self.spec.version, workers, progress)
+        return running
 
     def use_database(self, region: str, database: str | None) -> None:
         self._check(region)

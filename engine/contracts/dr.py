@@ -134,6 +134,10 @@ class DrSpec(Strict):
     synchronous_replication: bool
     catch_up_timeout: Duration
     version_drift: Literal["converge", "refuse"] = "converge"
+    workers: Annotated[int, Field(ge=0, le=5)] = 0
+    """Workers a region runs where users are (``app.components``' worker, released in this
+    environment): scaling a region to ``instances`` scales its workers to this many."""
+    standby_workers: Annotated[int, Field(ge=0, le=5)] = 0
     approvers: list[Identity] = Field(default_factory=list)
     approval_timeout: Duration = timedelta(hours=1)
     policy: ApprovalPolicy = Field(default_factory=ApprovalPolicy)

@@ -92,3 +92,10 @@ def test_drift_names_each_component_whose_version_differs() -> None:
     assert lost.drift("A", "B") == {}  # A does not answer: nothing to compare
     empty_b = seen.model_copy(update={"versions": {"A": {"api": "v2"}, "B": {}}})
     assert empty_b.drift("A", "B") == {"api": ("v2", None)}
+
+
+def test_a_region_scaled_for_users_scales_the_workers_the_environment_releases() -> None:
+    local = _resolve(_doc(), "local")
+    assert (local.workers, local.standby_workers) == (2, 1)  # app.components.worker
+    staging = _resolve(_doc(), "staging")  # components: [api]
+    assert (staging.workers, staging.standby_workers) == (0, 0)

@@ -170,6 +170,9 @@ async def test_a_failover_right_after_a_release_serves_the_new_version_and_jobs_
     assert outcome.report.versions["A"] == {"api": "v5.0.0", "worker": "v5.0.0"}
     assert outcome.report.versions["B"] == {"api": "v5.0.0", "worker": "v5.0.0"}
     assert "converge B" in [s.step for s in outcome.report.steps]
+    # B where users are now: the api at dr.instances, the workers at the worker's primary count.
+    running = whole_app.running(site)
+    assert (running[("B", "api", "v5.0.0")], running[("B", "worker", "v5.0.0")]) == (2, 2), running
     async with httpx.AsyncClient(timeout=5) as http:
         answers = Counter([(await http.get(site.global_url)).headers.get("x-version") for _ in range(20)])
     assert answers == {"v5.0.0": 20}
