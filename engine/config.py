@@ -296,10 +296,26 @@ def _format_errors(source: str, exc: ValidationError) -> str:
     return f"{source} is invalid:\n  " + "\n  ".join(lines)
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping: YAML says keys are unique,
+    PyYAML silently keeps the last one (``canary_instances: 1`` then ``2`` would start 2)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in first:
+                problem = f"key {key!r} is given twice (first at line {first[key] + 1}); say it once"
+                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+            if isinstance(key, str | int | float | bool):
+                first[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_config(text: str, source: str = "deploy-code.yaml") -> DeployConfig:
     """Parse and validate configuration text."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeys)  # noqa: S506  # nosec B506
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -6,9 +6,11 @@ import asyncio
 import getpass
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
 from typing import Any, NoReturn
 
 from engine.contracts import Approval, Decision, Evidence, ReleaseStatus
@@ -16,6 +18,8 @@ from engine.temporal import ConnectionSettingsError
 
 EXIT_OK, EXIT_RELEASE_FAILED, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
 """Exit codes: succeeded; rolled back or failed; refused input; refused by a running release."""
+EXIT_BROKEN_PIPE = 141
+"""What a shell reports for a process its reader stopped listening to (128 + SIGPIPE)."""
 
 
 def run(main: Coroutine[Any, Any, int]) -> NoReturn:
@@ -27,9 +31,12 @@ def run(main: Coroutine[Any, Any, int]) -> NoReturn:
     """
     try:
         code = asyncio.run(main)
+        sys.stdout.flush()
     except ConnectionSettingsError as exc:
         code = fail(str(exc), EXIT_BAD_INPUT)
-    sys.stdout.flush()
+    except BrokenPipeError:  # `control.py status | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_BROKEN_PIPE
     sys.stderr.flush()
     os._exit(code)
 
@@ -137,11 +144,21 @@ EVIDENCE_EVERY = 15.0
 """Seconds between two progress lines of a judge whose verdicts have not changed."""
 
 
-class ProgressPrinter:
-    """Prints new decisions and status changes, once each."""
+_TAG = re.compile(r"^\[[\w-]+ [\w-]+\] ")
+"""``[worker A] `` in front of a child's decision the release pipeline copied into its own log."""
 
-    def __init__(self, out: Callable[[str], Any] = print) -> None:
-        self._seen = 0
+
+class ProgressPrinter:
+    """Prints new decisions and status changes, once each.
+
+    Printers that share ``printed`` print a decision once among them: the release pipeline copies
+    its children's decisions into its own log when each ends, after they were printed live.
+    """
+
+    def __init__(
+        self, out: Callable[[str], Any] = print, printed: set[tuple[datetime, str]] | None = None
+    ) -> None:
+        self._printed = printed if printed is not None else set()
         self._last = ""
         self._verdicts: list[tuple[str, str, str]] = []
         self._evidence_at = 0.0
@@ -149,9 +166,11 @@ class ProgressPrinter:
         self._out = out
 
     def show(self, status: ReleaseStatus) -> None:
-        for d in status.decisions[self._seen :]:
-            self._out(format_decision(d))
-        self._seen = len(status.decisions)
+        for d in status.decisions:
+            key = (d.at, _TAG.sub("", d.what))
+            if key not in self._printed:
+                self._printed.add(key)
+                self._out(format_decision(d))
         line = format_status(status)
         if line != self._last:
             self._out(line)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from datetime import datetime
 
 from engine import temporal
 from engine.client import Refused, follow, start_or_attach
@@ -178,7 +179,9 @@ async def main(argv: list[str] | None = None) -> int:
     print(f"{verb} {spec.release_id} ({spec.strategy}): {temporal.ui_link(handle.id, handle.result_run_id)}")
     if not args.wait:
         return EXIT_OK
-    printer, strategy_printer = ProgressPrinter(), ProgressPrinter(lambda line: print("  |" + line))
+    printed: set[tuple[datetime, str]] = set()  # a child's decisions, copied by the pipeline, once
+    printer = ProgressPrinter(printed=printed)
+    strategy_printer = ProgressPrinter(lambda line: print("  |" + line), printed=printed)
     result = await follow(handle, printer.show, strategy_printer.show)
     if result.status.stages:
         print(format_report(result.status))
