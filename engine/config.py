@@ -348,6 +348,15 @@ def load_config(path: str | Path | None = None) -> DeployConfig:
 
 
 def check_version(version: str) -> str:
+    if isinstance(version, str) and "+" in version:
+        core, _, build = version.partition("+")
+        if re.fullmatch(VERSION_PATTERN, core) and re.fullmatch(r"[0-9A-Za-z.-]+", build):
+            msg = (
+                f"version {version!r} carries build metadata (+{build}): a valid semantic version, but an "
+                f"image tag cannot hold '+' (OCI tags are [A-Za-z0-9_.-]); release {core!r}, the version "
+                "the image is tagged with (build metadata does not order versions anyway)"
+            )
+            raise InputError(msg)
     if not isinstance(version, str) or not re.fullmatch(VERSION_PATTERN, version) or len(version) > 64:
         msg = f"version {version!r} is malformed: expected a semantic version such as v1.2.3 or 1.2.3-rc.1"
         raise InputError(msg)

@@ -18,11 +18,14 @@ import argparse
 import os
 from datetime import datetime
 
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+
 from engine import temporal
 from engine.client import Refused, follow, start_or_attach
 from engine.config import load_config, resolve_release
 from engine.contracts import (
     AnalysisRef,
+    ReleaseResult,
     ReleaseSpec,
     describe_step,
     rolling_batches,
@@ -177,6 +180,10 @@ async def main(argv: list[str] | None = None) -> int:
         return fail(str(exc), EXIT_REFUSED)
     verb = "attached to" if attached else "started"
     print(f"{verb} {spec.release_id} ({spec.strategy}): {temporal.ui_link(handle.id, handle.result_run_id)}")
+    if attached and (ended := await _ended(handle)) is not None:
+        again = "to run it again" + ("" if ended.outcome in ("succeeded", "no_change") else " (cause fixed)")
+        print(f"this release ran before and ended {ended.outcome.upper()}: {ended.reason}")
+        print(f"{again}: add --redeploy")
     if not args.wait:
         return EXIT_OK
     printed: set[tuple[datetime, str]] = set()  # a child's decisions, copied by the pipeline, once
@@ -185,8 +192,19 @@ async def main(argv: list[str] | None = None) -> int:
     result = await follow(handle, printer.show, strategy_printer.show)
     if result.status.stages:
         print(format_report(result.status))
-    print(f"{result.outcome.upper()}: {result.reason} (live: {result.live_version})")
+    live = result.live_version or ("unchanged" if result.outcome != "succeeded" else "unknown")
+    print(f"{result.outcome.upper()}: {result.reason} (live: {live})")
     return EXIT_OK if result.outcome in ("succeeded", "no_change") else EXIT_RELEASE_FAILED
+
+
+async def _ended(handle: WorkflowHandle) -> ReleaseResult | None:
+    """The result of the run attached to, when it has ended (None while it runs)."""
+    if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        return None
+    try:
+        return await handle.result()
+    except WorkflowFailureError:
+        return None
 
 
 if __name__ == "__main__":

@@ -284,4 +284,6 @@ async def test_two_ci_runs_of_one_tag_give_one_release_and_dry_run_starts_nothin
     # And a re-run after it finished attaches to the finished release.
     code, out = await run_starter(stack, task_queue, version, "canary", "--config", config, "--wait")
     assert code == 0 and out.startswith(f"attached to sample-api/local@{version}"), out
+    assert f"this release ran before and ended SUCCEEDED: {version} is live" in out
+    assert "to run it again: add --redeploy" in out
     assert len([w async for w in client.list_workflows(query)]) == 1

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.config import parse_config
+from engine.config import check_version, parse_config
 from engine.contracts import Decision, Phase, ReleaseStatus
-from engine.errors import ConfigError
+from engine.errors import ConfigError, InputError
 from harness.support import REPO
 from starters.common import EXIT_BROKEN_PIPE, ProgressPrinter
 
@@ -76,3 +76,13 @@ def test_a_key_given_twice_is_refused_naming_it_and_both_lines() -> None:
         ConfigError, match=r"line 5, column 5: key 'instances' is given twice \(first at line 4\)"
     ):
         parse_config(text)
+
+
+def test_a_version_with_build_metadata_is_refused_saying_why() -> None:
+    with pytest.raises(
+        InputError, match=r"build metadata \(\+build\.5\).*image tag cannot hold '\+'.*'v1\.2\.3-rc\.1'"
+    ):
+        check_version("v1.2.3-rc.1+build.5")
+    with pytest.raises(InputError, match="expected a semantic version"):
+        check_version("v1.2+x")  # not a semantic version at all
+    assert check_version("v1.2.3-rc.1") == "v1.2.3-rc.1"
