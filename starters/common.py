@@ -87,6 +87,13 @@ def format_status(s: ReleaseStatus) -> str:
         f"step {s.step_index}/{s.step_count} {s.step}".rstrip(),
         f"canary {round(s.canary_weight, 1):g}%",
     ]
+    if s.targets:  # a whole-app release: where it is, not the api's canary weight
+        released = sum(t.verdict in ("released", "no_change") for t in s.targets)
+        now = next((f"{t.component} in {t.region}" for t in s.targets if t.verdict == "running"), None)
+        parts[1:] = [
+            f"{released}/{len(s.targets)} released" + (f", now {now}" if now else ""),
+            *([s.step] if s.step.startswith("bake") else []),
+        ]
     if analysis:
         parts.append(f"analysis: {analysis}")
     if s.paused:
