@@ -2,6 +2,10 @@
 
     python starters/control.py approve|promote|resume|pause|abort|status [--env local]
                                [--as NAME] [--key SSH_KEY] [--reason TEXT] [--version V] [--json]
+    python starters/control.py history [--env local] [--limit 20] [--json]
+
+``history`` lists the environment's releases, newest first: when, version, strategy, how each
+ended (the engine's phase) and how long it took, from Temporal's visibility store.
 
 approve, promote and resume move a release forward and need an approver listed
 for the environment in deploy-code.yaml; pause and abort stop it and anyone may
@@ -25,7 +29,7 @@ import asyncio
 import json
 import os
 
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import FailureError
 from temporalio.service import RPCError
 
@@ -49,7 +53,7 @@ from starters.common import (
 from starters.pipeline import format_report
 from starters.signing import identity_of, sign_for
 
-ACTIONS = ("approve", "promote", "resume", "pause", "abort", "status")
+ACTIONS = ("approve", "promote", "resume", "pause", "abort", "status", "history")
 SIGNED = ("approve", "promote", "resume")
 """Actions that need the approver's signature where approvals are signed (pause and abort do not)."""
 ANSWER_WITHIN = 30.0
@@ -89,6 +93,37 @@ async def show_status(handle: WorkflowHandle, *, as_json: bool, approvers: list[
         )
 
 
+async def show_history(client: Client, workflow_id: str, *, limit: int, as_json: bool) -> None:
+    """The runs of the environment's release workflow, newest first."""
+    rows = []
+    async for ran in client.list_workflows(f'WorkflowId = "{workflow_id}"', limit=limit):
+        attrs = ran.typed_search_attributes
+        took = (ran.close_time - ran.start_time).total_seconds() if ran.close_time else None
+        rows.append(
+            {
+                "started": ran.start_time.strftime("%Y-%m-%d %H:%M:%S"),
+                "version": attrs.get(temporal.VERSION) or "?",
+                "strategy": attrs.get(temporal.STRATEGY) or "?",
+                "phase": attrs.get(temporal.PHASE) or "?",
+                "status": ran.status.name.lower() if ran.status else "?",
+                "seconds": None if took is None else round(took, 1),
+                "run_id": ran.run_id,
+            }
+        )
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print(f"no release has run as {workflow_id} yet")
+        return
+    print(f"{'STARTED (UTC)':<19}  {'VERSION':<14} {'STRATEGY':<10} {'PHASE':<16} {'TOOK':>7}  RUN")
+    for r in rows:
+        duration = "running" if r["seconds"] is None else f"{r['seconds']:g}s"
+        phase = r["phase"] if r["status"] in ("completed", "running") else f"{r['phase']} ({r['status']})"
+        what = f"{r['version']:<14} {r['strategy']:<10} {phase:<16}"
+        print(f"{r['started']:<19}  {what} {duration:>7}  {r['run_id']}")
+
+
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -105,7 +140,8 @@ async def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--reason", default="")
     parser.add_argument("--version", default=None, help="refuse unless this version is the running release")
-    parser.add_argument("--json", action="store_true", help="status as JSON")
+    parser.add_argument("--json", action="store_true", help="status or history as JSON")
+    parser.add_argument("--limit", type=int, default=20, help="history: how many releases (newest first)")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
@@ -125,8 +161,11 @@ async def main(argv: list[str] | None = None) -> int:
     client = await temporal.connect()
     handle = client.get_workflow_handle(temporal.release_workflow_id(config.app.name, env.name))
     try:
-        if args.action == "status":
-            await show_status(handle, as_json=args.json, approvers=env.approvers)
+        if args.action in ("status", "history"):
+            if args.action == "status":
+                await show_status(handle, as_json=args.json, approvers=env.approvers)
+            else:
+                await show_history(client, handle.id, limit=args.limit, as_json=args.json)
             return EXIT_OK
         target = await asyncio.wait_for(control_target(handle), timeout=ANSWER_WITHIN)
         if signed:

@@ -30,6 +30,7 @@ from infrastructure.local import images
 from infrastructure.local.instances import InstanceManager
 from infrastructure.local.release_services import Redis
 from infrastructure.local.sample_service import set_behaviour
+from starters import control
 
 
 class Webhook:
@@ -251,7 +252,11 @@ async def run_starter(stack: Stack, task_queue: str, *args: str) -> tuple[int, s
 
 @pytest.mark.usefixtures("worker")
 async def test_two_ci_runs_of_one_tag_give_one_release_and_dry_run_starts_nothing(
-    client: Client, stack: Stack, task_queue: str
+    client: Client,
+    stack: Stack,
+    task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     version = new_version()
     digest = images.push(images.registry_url(stack.layout), version)
@@ -287,3 +292,11 @@ async def test_two_ci_runs_of_one_tag_give_one_release_and_dry_run_starts_nothin
     assert f"this release ran before and ended SUCCEEDED: {version} is live" in out
     assert "to run it again: add --redeploy" in out
     assert len([w async for w in client.list_workflows(query)]) == 1
+    # control.py history: this release, newest first, as it ended.
+    monkeypatch.setenv("TEMPORAL_ADDRESS", stack.temporal_address)
+    capsys.readouterr()
+    assert await control.main(["history", "--config", config, "--limit", "3"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["STARTED", "(UTC)", "VERSION", "STRATEGY", "PHASE", "TOOK", "RUN"]
+    newest = table[1].split()
+    assert newest[2:5] == [version, "canary", "Succeeded"] and newest[5].endswith("s"), table
