@@ -28,6 +28,7 @@ platform provider gives it (both use ``clients.kube.Deployments``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -120,33 +121,58 @@ class KubernetesRegions:
             self.settings.host_env: self._host(database) if database else "",
             self.settings.node_env: database or "",
         }
+
+        def already(d: Any) -> bool:
+            env = {
+                e.name: e.value or "" for e in self._container(region, d).env or [] if e.value_from is None
+            }
+            return all(k in env and env[k] == v for k, v in want.items())
+
+        def set_env(c: dict[str, Any]) -> None:
+            rest = [e for e in c.get("env") or [] if e["name"] not in want]
+            c["env"] = rest + [{"name": k, "value": v} for k, v in want.items()]
+
+        if self._patch_app(region, "its database env was set", set_env, done=already) is not None:
+            log.info("region_database", region=region, database=database, **want)
+
+    def _patch_app(
+        self,
+        region: str,
+        what: str,
+        edit: Callable[[dict[str, Any]], None],
+        *,
+        labels: dict[str, str] | None = None,
+        done: Callable[[Any], bool] = lambda _: False,
+    ) -> Any | None:
+        """Patch the region's Deployment: its app container as ``edit`` changes it (``labels`` on the
+        Deployment and its pods too). The whole container list goes in the patch (a strategic merge,
+        containers and env by name, and a plain merge patch give the same result); resourceVersion
+        makes a concurrent change a 409, and a conflict is re-read and retried. Returns the Deployment
+        as read before the patch, or None when ``done`` says there is nothing to change."""
         cluster = self._cluster(region)
-        for _ in range(5):  # a conflict (someone else changed it meanwhile) is re-read and retried
+        for _ in range(5):
             d = self._deployment(region)
+            if done(d):
+                return None
             target = self._container(region, d)
-            env = {e.name: e.value or "" for e in target.env or [] if e.value_from is None}
-            if all(k in env and env[k] == v for k, v in want.items()):
-                return
-            # The whole container list, env updated: a strategic merge (containers and env by name) and a
-            # plain merge patch give the same result; resourceVersion makes a concurrent change a 409.
             containers = cluster.apps.api_client.sanitize_for_serialization(d.spec.template.spec.containers)
             for c in containers:
                 if c["name"] == target.name:
-                    rest = [e for e in c.get("env") or [] if e["name"] not in want]
-                    c["env"] = rest + [{"name": k, "value": v} for k, v in want.items()]
-            body = {
-                "metadata": {"resourceVersion": d.metadata.resource_version},
-                "spec": {"template": {"spec": {"containers": containers}}},
-            }
+                    edit(c)
+            metadata: dict[str, Any] = {"resourceVersion": d.metadata.resource_version}
+            template: dict[str, Any] = {"spec": {"containers": containers}}
+            if labels:
+                metadata["labels"], template["metadata"] = labels, {"labels": labels}
             try:
-                cluster.apps.patch_namespaced_deployment(d.metadata.name, cluster.namespace, body)
+                cluster.apps.patch_namespaced_deployment(
+                    d.metadata.name, cluster.namespace, {"metadata": metadata, "spec": {"template": template}}
+                )
             except client.ApiException as exc:
                 if kube.status_of(exc) == 409:
                     continue
                 raise
-            log.info("region_database", region=region, database=database, **want)
-            return
-        msg = f"Deployment {d.metadata.name!r} in {region} kept changing while its database env was set"
+            return d
+        msg = f"Deployment {cluster.name(self._conf(region).pool)!r} in {region} kept changing while {what}"
         raise RuntimeError(msg)
 
     def writes_to(self, region: str) -> str | None:
@@ -179,34 +205,16 @@ class KubernetesRegions:
         want = versions.get("api")
         if want is None or self.versions(region).get("api") == want:
             return self.versions(region)
-        cluster, conf = self._cluster(region), self._conf(region)
-        for _ in range(5):  # a conflict (someone else changed it meanwhile) is re-read and retried
-            d = self._deployment(region)
-            target = self._container(region, d)
-            containers = cluster.apps.api_client.sanitize_for_serialization(d.spec.template.spec.containers)
-            for c in containers:
-                if c["name"] == target.name:
-                    c["image"] = f"{conf.kubernetes.image}:{want}"
-            body = {
-                "metadata": {"resourceVersion": d.metadata.resource_version, "labels": {"version": want}},
-                "spec": {
-                    "template": {
-                        "metadata": {"labels": {"version": want}},
-                        "spec": {"containers": containers},
-                    }
-                },
-            }
-            try:
-                cluster.apps.patch_namespaced_deployment(d.metadata.name, cluster.namespace, body)
-            except client.ApiException as exc:
-                if kube.status_of(exc) == 409:
-                    continue
-                raise
-            log.info("region_converged", region=region, version=want, deployment=d.metadata.name)
-            cluster.wait_for_rollout(conf.pool, d.spec.replicas or 1, progress)
-            return self.versions(region)
-        msg = f"Deployment {cluster.name(conf.pool)!r} in {region} kept changing while its version was set"
-        raise RuntimeError(msg)
+        conf = self._conf(region)
+
+        def set_image(c: dict[str, Any]) -> None:
+            c["image"] = f"{conf.kubernetes.image}:{want}"
+
+        d = self._patch_app(region, "its version was set", set_image, labels={"version": want})
+        assert d is not None  # without done(), a patch is always made
+        log.info("region_converged", region=region, version=want, deployment=d.metadata.name)
+        self._cluster(region).wait_for_rollout(conf.pool, d.spec.replicas or 1, progress)
+        return self.versions(region)
 
     def health(self, region: str) -> list[str]:
         conf, cluster = self._conf(region), self._cluster(region)

@@ -42,6 +42,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -416,9 +417,10 @@ def serve(*, version: str, pool: str, slot: int, port: int, state_dir: Path, hos
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_instance(description: str, serve_instance: Callable[..., int], argv: list[str] | None = None) -> int:
+    """The command line of an instance process (this API, or the sample worker): which version, pool,
+    slot and port, where the platform's state is; then ``serve_instance`` until SIGTERM."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--version", required=True)
     p.add_argument("--pool", required=True)
     p.add_argument("--slot", type=int, required=True)
@@ -427,7 +429,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (any loopback 127.x.y.z works)")
     a = p.parse_args(argv)
     configure_logging()
-    return serve(version=a.version, pool=a.pool, slot=a.slot, port=a.port, state_dir=a.state_dir, host=a.host)
+    return serve_instance(
+        version=a.version, pool=a.pool, slot=a.slot, port=a.port, state_dir=a.state_dir, host=a.host
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    return run_instance(__doc__.splitlines()[0], serve, argv)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ taken, the one in hand is finished, exit 0.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -44,8 +43,7 @@ from typing import Any
 import structlog
 
 from infrastructure.local import dispatch
-from infrastructure.local.logs import configure_logging
-from infrastructure.local.sample_service import BACKGROUND, Behaviour, read_changed
+from infrastructure.local.sample_service import BACKGROUND, Behaviour, read_changed, run_instance
 
 log = structlog.get_logger(__name__)
 
@@ -301,17 +299,8 @@ def serve(*, version: str, pool: str, slot: int, port: int, state_dir: Path, hos
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--version", required=True)
-    p.add_argument("--pool", required=True)
-    p.add_argument("--slot", type=int, required=True)
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--state-dir", type=Path, required=True)
-    p.add_argument("--host", default="127.0.0.1")
-    a = p.parse_args(argv)
-    configure_logging()
-    return serve(version=a.version, pool=a.pool, slot=a.slot, port=a.port, state_dir=a.state_dir, host=a.host)
+    """Command-line entry point (the same arguments as the API's)."""
+    return run_instance(__doc__.splitlines()[0], serve, argv)
 
 
 if __name__ == "__main__":
