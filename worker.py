@@ -46,7 +46,7 @@ from activities.definitions import ALL as ACTIVITIES
 from activities.dr_definitions import ALL as DR_ACTIVITIES
 from activities.pipeline_definitions import ALL as PIPELINE_ACTIVITIES
 from engine import log as logging_setup
-from engine import temporal
+from engine import temporal, tracing
 from workflows.blue_green import BlueGreenRelease
 from workflows.canary import CanaryRelease
 from workflows.dr_drill import DrDrill
@@ -57,11 +57,12 @@ from workflows.rolling import RollingRelease
 
 WORKFLOWS = [CanaryRelease, BlueGreenRelease, RollingRelease, Release]
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("cryptography")
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("cryptography", "opentelemetry")
 )
 """The workflow sandbox, with ``cryptography`` passed through: signed approvals are verified inside
 update handlers (engine/approvals.py), and its Rust bindings import lazily at call time, which the
-sandbox's re-importing would break (the process aborts)."""
+sandbox's re-importing would break (the process aborts). ``opentelemetry`` too: the tracing
+interceptor's workflow side uses the worker's own context and tracer (engine/tracing.py)."""
 DR_WORKFLOWS = [DrFailover, DrDrill, DrMonitor]
 log = structlog.get_logger()
 
@@ -127,6 +128,7 @@ async def serve(
     runtime = None
     if metrics_bind:
         runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=metrics_bind)))
+    tracing.configure("deploy-code-worker")  # on when OTEL_EXPORTER_OTLP_ENDPOINT is set
     client = await temporal.connect(runtime=runtime)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -142,6 +144,7 @@ async def serve(
             log.info("worker started", task_queue=task_queue, metrics=metrics_bind, **capacity)
             await stop.wait()
             log.info("worker stopping: draining running activities", seconds=drain)
+    tracing.shutdown()  # the spans still batched
     log.info("worker stopped")
 
 

@@ -21,6 +21,7 @@ from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 from temporalio.service import RPCError, RPCStatusCode
 
+from engine import tracing
 from engine.codec import codec_from_environment
 
 TASK_QUEUE = os.environ.get("DEPLOY_TASK_QUEUE", "deploy-engine")
@@ -63,8 +64,11 @@ def data_converter() -> DataConverter:
 
 
 async def connect(**overrides: Any) -> Client:
-    """A client with the data converter every contract needs (the worker inherits it)."""
-    return await Client.connect(**connect_config(**overrides), data_converter=data_converter())
+    """A client with the data converter every contract needs, traced where this process
+    configured tracing (``engine/tracing.py``); the worker inherits both."""
+    return await Client.connect(
+        **connect_config(**overrides), data_converter=data_converter(), interceptors=tracing.interceptors()
+    )
 
 
 def release_workflow_id(app: str, environment: str) -> str:

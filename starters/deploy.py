@@ -20,7 +20,7 @@ from datetime import datetime
 
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 
-from engine import temporal
+from engine import temporal, tracing
 from engine.client import Refused, follow, start_or_attach
 from engine.config import load_config, resolve_release
 from engine.contracts import (
@@ -30,6 +30,7 @@ from engine.contracts import (
     describe_step,
     rolling_batches,
 )
+from engine.contracts.pipeline import PipelineSpec
 from engine.errors import InputError
 from engine.pipeline import resolve_pipeline
 from starters.common import (
@@ -172,7 +173,21 @@ async def main(argv: list[str] | None = None) -> int:
         print_plan(spec)
         print_pipeline_plan(pipeline)
         return EXIT_OK
+    tracing.configure("deploy-code-starter")  # on when OTEL_EXPORTER_OTLP_ENDPOINT is set
+    try:
+        what = {"app": spec.app.name, "environment": spec.environment.name}
+        what |= {"version": spec.version, "strategy": spec.strategy}
+        with tracing.span("deploy", **{f"deploy.{k}": v for k, v in what.items()}) as root:
+            code = await _release(args, spec, pipeline)
+            if root is not None:
+                root.set_attribute("deploy.exit_code", code)
+            return code
+    finally:
+        tracing.shutdown()  # run() ends the process with os._exit: flush first
 
+
+async def _release(args: argparse.Namespace, spec: ReleaseSpec, pipeline: PipelineSpec) -> int:
+    """Start or attach to the release and, with --wait, follow it (the root span's body)."""
     client = await temporal.connect()
     try:
         handle, attached = await start_or_attach(client, pipeline, redeploy=args.redeploy)
