@@ -26,6 +26,7 @@ from botocore.config import Config
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 from botocore.exceptions import ClientError
 
+from engine import tracing
 from engine.contracts import AwsSettings, EnvironmentSpec
 from engine.contracts.aws_dr import AwsDrRegion, AwsDrSettings
 from engine.contracts.dr import DrSpec
@@ -88,9 +89,37 @@ def session(settings: AwsSettings) -> boto3.Session:
 
 
 def client(settings: AwsSettings, service: str) -> Any:
-    return session(settings).client(
+    made = session(settings).client(
         service, endpoint_url=settings.endpoint_url, config=retry_config(settings)
     )
+    traced(made, settings.region)
+    return made
+
+
+_SPAN = "deploy_code_span"
+"""Where a call's span waits in botocore's request context, from before-call to after-call."""
+
+
+def traced(aws_client: Any, region: str | None) -> None:
+    """One span per AWS API call of ``aws_client`` (service, operation, region, HTTP status,
+    error code; botocore's retries inside it), through botocore's call events."""
+    service = aws_client.meta.service_model.service_name
+
+    def before(model: Any, context: dict[str, Any], **_: Any) -> None:
+        attrs = {"rpc.system": "aws-api", "rpc.service": service, "rpc.method": model.name}
+        context[_SPAN] = tracing.start(f"aws {service}.{model.name}", **attrs, **{"cloud.region": region})
+
+    def after(http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        status = http_response.status_code
+        code = parsed.get("Error", {}).get("Code") if status >= 300 else None
+        tracing.end(context.pop(_SPAN, None), code, **{"http.response.status_code": status})
+
+    def failed(exception: BaseException, context: dict[str, Any], **_: Any) -> None:
+        tracing.end(context.pop(_SPAN, None), exception)
+
+    aws_client.meta.events.register("before-call", before)
+    aws_client.meta.events.register("after-call", after)
+    aws_client.meta.events.register("after-call-error", failed)
 
 
 def error_code(exc: ClientError) -> str:

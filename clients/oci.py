@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 import httpx
 
+from engine import tracing
 from engine.contracts.pipeline import ImageSpec
 from engine.errors import BadRequest
 
@@ -31,8 +33,26 @@ MANIFEST_TYPES = ", ".join(
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
+_API_PATH = re.compile(r"^/v2/(?P<repository>.+?)/(?P<kind>manifests|blobs|tags)(?:/(?P<reference>[^/?]+))?")
+
+
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class _TracedTransport(httpx.HTTPTransport):
+    """Every registry call in a span: method, repository, what (manifests, blobs, tags), reference."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        found = _API_PATH.match(request.url.path)
+        parts = found.groupdict() if found else {}
+        name = f"registry {request.method} {parts.get('kind') or 'api'}"
+        attrs = {f"registry.{k}": v for k, v in parts.items()} | {"registry.url": str(request.url)}
+        with tracing.span(name, **attrs) as current:
+            response = super().handle_request(request)
+            if current is not None:
+                current.set_attribute("http.response.status_code", response.status_code)
+            return response
 
 
 class RegistryClient:
@@ -40,7 +60,7 @@ class RegistryClient:
 
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=_TracedTransport())
 
     @classmethod
     def from_spec(cls, spec: ImageSpec) -> RegistryClient:

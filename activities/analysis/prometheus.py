@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from engine import tracing
 from engine.contracts import EnvironmentSpec
 from engine.errors import BadRequest
 
@@ -20,6 +21,7 @@ class PrometheusMetrics:
             msg = f"environment {env.name!r} has no prometheus_url"
             raise BadRequest(msg)
         self._client = httpx.Client(base_url=env.prometheus_url, timeout=2.0)
+        self._url = env.prometheus_url
 
     def query(self, query: str) -> float | None:
         data = self._get(query)
@@ -50,7 +52,12 @@ class PrometheusMetrics:
         return [(dict(s["metric"]), float(s["value"][1])) for s in data["result"]]
 
     def _get(self, query: str) -> dict[str, Any]:
-        response = self._client.get("/api/v1/query", params={"query": query})
+        with tracing.span(
+            "prometheus query", **{"prometheus.query": query, "prometheus.url": self._url}
+        ) as sp:
+            response = self._client.get("/api/v1/query", params={"query": query})
+            if sp is not None:
+                sp.set_attribute("http.response.status_code", response.status_code)
         body = (
             response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         )

@@ -17,6 +17,7 @@ from typing import Literal
 import structlog
 from pydantic import BaseModel
 
+from engine import tracing
 from engine.contracts import ALL_POOLS
 from infrastructure.local import processes
 from infrastructure.local.layout import Layout
@@ -147,6 +148,10 @@ class HAProxy:
     def _marker(self) -> list[str]:
         return ["haproxy", str(self.layout.haproxy_cfg)]
 
+    @property
+    def _sock(self) -> str:
+        return str(self.layout.haproxy_sock)
+
     # ---- process ------------------------------------------------------------------------------
     def pid(self) -> int | None:
         """Pid of the running HAProxy of this layout, or None."""
@@ -265,19 +270,22 @@ class HAProxy:
 
         Raises RouterError if HAProxy cannot be reached or answers with an error.
         """
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(self.socket_timeout)
-                s.connect(str(self.layout.haproxy_sock))
-                s.sendall(cmd.encode() + b"\n")
-                chunks = []
-                while chunk := s.recv(65536):
-                    chunks.append(chunk)
-        except OSError as exc:
-            raise RouterError(f"haproxy runtime API unreachable ({self.layout.haproxy_sock}): {exc}") from exc
-        out = b"".join(chunks).decode(errors="replace")
-        _raise_on_error(cmd, out)
-        return out
+        # The router's chokepoint: one span per command ("set server app/green0 weight 50").
+        verb = " ".join(cmd.split()[:2])
+        with tracing.span(f"haproxy {verb}", **{"haproxy.command": cmd, "haproxy.socket": self._sock}):
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(self.socket_timeout)
+                    s.connect(self._sock)
+                    s.sendall(cmd.encode() + b"\n")
+                    chunks = []
+                    while chunk := s.recv(65536):
+                        chunks.append(chunk)
+            except OSError as exc:
+                raise RouterError(f"haproxy runtime API unreachable ({self._sock}): {exc}") from exc
+            out = b"".join(chunks).decode(errors="replace")
+            _raise_on_error(cmd, out)
+            return out
 
     def set_weight(self, backend: str, server: str, weight: int) -> None:
         """Set the absolute weight (0..256) of ``backend/server``."""
