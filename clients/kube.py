@@ -19,6 +19,7 @@ from typing import Any
 from kubernetes import client, config
 
 from clients import Progress
+from engine import tracing
 from engine.contracts import EnvironmentSpec, KubernetesSettings
 from engine.errors import BadRequest
 
@@ -30,14 +31,28 @@ def settings_for(env: EnvironmentSpec) -> KubernetesSettings:
     return env.kubernetes
 
 
+class _TracedApiClient(client.ApiClient):
+    """The API client with every Kubernetes API call in a span (method, path, namespace, name)."""
+
+    def call_api(
+        self, resource_path: str, method: str, path_params: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        params = dict(path_params or {})
+        attrs: dict[str, object] = {"k8s.method": method, "k8s.path": resource_path}
+        attrs |= {"k8s.namespace": params.get("namespace"), "k8s.name": params.get("name")}
+        with tracing.span(f"kubernetes {method} {resource_path}", **attrs):
+            return super().call_api(resource_path, method, path_params, *args, **kwargs)
+
+
 @cache
 def _api_client(in_cluster: bool, kubeconfig: str | None, context: str | None) -> client.ApiClient:
     try:
+        cfg = type.__call__(client.Configuration)  # a fresh one, as new_client_from_config makes
         if in_cluster:
-            cfg = client.Configuration()
             config.load_incluster_config(client_configuration=cfg)
-            return client.ApiClient(cfg)
-        return config.new_client_from_config(config_file=kubeconfig, context=context)
+        else:
+            config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+        return _TracedApiClient(cfg)
     except config.ConfigException as exc:
         msg = f"cannot load the Kubernetes configuration: {exc}"
         raise BadRequest(msg) from exc
