@@ -1,6 +1,9 @@
 """Start a release, or attach to it if it already runs.
 
-    python starters/deploy.py VERSION STRATEGY [--env local] [--wait] [--dry-run]
+    python starters/deploy.py VERSION STRATEGY [--env local] [--wait] [--dry-run] [--first-weight N]
+
+VERSION ``latest`` is the newest version tag of the environment's CI image repository
+(semantic-version order; its digest is what the release promotes and records).
 
 One release runs per app and environment at a time (the workflow id is
 ``release-APP-ENV``). Starting the release that already runs, or that already ran
@@ -22,7 +25,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, Wor
 
 from engine import temporal, tracing
 from engine.client import Refused, follow, start_or_attach
-from engine.config import load_config, resolve_release
+from engine.config import check_strategy, load_config, resolve_release, with_first_weight
 from engine.contracts import (
     AnalysisRef,
     ReleaseResult,
@@ -33,6 +36,7 @@ from engine.contracts import (
 from engine.contracts.pipeline import PipelineSpec
 from engine.errors import InputError
 from engine.pipeline import resolve_pipeline
+from engine.versions import LATEST
 from starters.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -43,6 +47,7 @@ from starters.common import (
     fail,
     run,
 )
+from starters.latest import resolve_latest
 from starters.pipeline import format_report, print_pipeline_plan
 
 
@@ -161,10 +166,26 @@ async def main(argv: list[str] | None = None) -> int:
         "--redeploy", action="store_true", help="start a new run of a version that ran before"
     )
     parser.add_argument("--as", dest="identity", default=default_identity(), help="who requests the release")
+    parser.add_argument(
+        "--first-weight",
+        type=int,
+        default=None,
+        metavar="PERCENT",
+        help="canary: the traffic share of its first step (later steps at or below it are skipped)",
+    )
     args = parser.parse_args(argv)
 
     try:
         config = load_config(args.config)
+        if args.first_weight is not None:
+            if check_strategy(args.strategy) != "canary":
+                msg = f"--first-weight is the canary's first traffic weight; {args.strategy!r} has none"
+                raise InputError(msg)
+            config = with_first_weight(config, args.first_weight, args.env)
+        if args.version == LATEST:
+            latest = resolve_latest(config, args.strategy, args.env)
+            print(f"latest: {latest.version} ({latest.repository}@{latest.digest})")
+            args.version = latest.version
         spec = resolve_release(config, args.version, args.strategy, args.env, requested_by=args.identity)
         pipeline = resolve_pipeline(config, spec)
     except InputError as exc:
