@@ -62,6 +62,19 @@ class EcrImages:
         image = self._get(repo, {key: reference})
         return image["imageId"]["imageDigest"] if image else None
 
+    def tags(self, repository: str) -> list[str]:
+        repo = repository_name(repository)
+        found: list[str] = []
+        try:
+            pages = self._ecr.get_paginator("list_images").paginate(
+                repositoryName=repo, filter={"tagStatus": "TAGGED"}
+            )
+            for page in pages:
+                found += [i["imageTag"] for i in page["imageIds"] if "imageTag" in i]
+        except self._ecr.exceptions.RepositoryNotFoundException:
+            return []
+        return sorted(found)
+
     def promote(self, source: str, digest: str, target: str, tag: str) -> str:
         src, dst = repository_name(source), repository_name(target)
         image = self._get(src, {"imageDigest": digest})

@@ -20,6 +20,10 @@ class ImageRegistry(Protocol):
         """The digest of ``repository:reference`` (a tag or a digest); None when it is not there."""
         ...
 
+    def tags(self, repository: str) -> list[str]:
+        """Every tag of ``repository`` (empty when the repository is not there)."""
+        ...
+
     def promote(self, source: str, digest: str, target: str, tag: str) -> str:
         """Copy ``source@digest`` to ``target:tag`` by digest and return the digest stored under the tag.
 

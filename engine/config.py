@@ -547,6 +547,42 @@ def resolve_release(
     return spec
 
 
+def with_first_weight(config: DeployConfig, weight: int, environment: str | None = None) -> DeployConfig:
+    """The configuration with the canary of ``environment`` starting at ``weight`` percent.
+
+    What ``CANARY_WEIGHT=25 deploy-production.sh canary ...`` (``deploy.py --first-weight 25``)
+    asks for: the first ``set_weight`` step becomes ``weight``, later ``set_weight`` steps at or
+    below it are dropped (a canary only goes up), analyses and pauses stay where they are.
+    """
+    if not 1 <= weight <= 99:
+        msg = f"first canary weight {weight}: expected 1 to 99 (percent of traffic the canary gets first)"
+        raise InputError(msg)
+    name = environment or config.default_environment
+    env = config.environments.get(name)
+    if env is None:
+        return config  # resolve_release refuses the unknown environment, naming the known ones
+    strategies = env.strategies or config.strategies
+    steps: list[Any] = []
+    first = True
+    for step in strategies.canary.steps:
+        if isinstance(step, SetWeightStep):
+            if first:
+                steps.append(SetWeightStep(set_weight=weight))
+                first = False
+                continue
+            if step.set_weight <= weight:
+                continue
+        steps.append(step)
+    if first:
+        msg = f"the canary of {name!r} has no set_weight step to start at {weight}%"
+        raise InputError(msg)
+    changed = strategies.model_copy(update={"canary": strategies.canary.model_copy(update={"steps": steps})})
+    if env.strategies is None:
+        return config.model_copy(update={"strategies": changed})
+    environments = {**config.environments, name: env.model_copy(update={"strategies": changed})}
+    return config.model_copy(update={"environments": environments})
+
+
 def _canary(config: DeployConfig, env_spec: EnvironmentSpec, version: str, requested_by: str) -> ReleaseSpec:
     env_config = config.environments[env_spec.name]
     canary = (env_config.strategies or config.strategies).canary
