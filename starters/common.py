@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
+from urllib.parse import quote, urlsplit
 
 from engine.contracts import Approval, Decision, Evidence, ReleaseStatus
 from engine.temporal import ConnectionSettingsError
@@ -39,6 +40,31 @@ def run(main: Coroutine[Any, Any, int]) -> NoReturn:
         code = EXIT_BROKEN_PIPE
     sys.stderr.flush()
     os._exit(code)
+
+
+DASHBOARD_URL = "http://localhost:8400"
+"""Where ``starters/dashboard.py`` serves by default (``scripts/dev.sh up`` starts it there)."""
+
+
+async def dashboard_link(workflow_id: str, run_id: str | None) -> str | None:
+    """The release's page on the dashboard: at ``DEPLOY_DASHBOARD_URL`` when set (empty: none),
+    else at the default address when a dashboard answers there and this starter talks to the
+    default Temporal (the one ``scripts/dev.sh up`` starts both for)."""
+    base = os.environ.get("DEPLOY_DASHBOARD_URL")
+    if base is None and os.environ.get("TEMPORAL_ADDRESS", "localhost:7233") in (
+        "localhost:7233",
+        "127.0.0.1:7233",
+    ):
+        try:
+            where = urlsplit(DASHBOARD_URL)
+            _, writer = await asyncio.wait_for(asyncio.open_connection(where.hostname, where.port), 0.3)
+        except (OSError, TimeoutError):
+            return None
+        writer.close()
+        base = DASHBOARD_URL
+    if not base or not run_id:
+        return None
+    return f"{base.rstrip('/')}/run/{quote(workflow_id)}/{quote(run_id)}"
 
 
 def default_identity() -> str:

@@ -43,6 +43,7 @@ from starters.common import (
     EXIT_REFUSED,
     EXIT_RELEASE_FAILED,
     ProgressPrinter,
+    dashboard_link,
     default_identity,
     fail,
     run,
@@ -216,6 +217,8 @@ async def _release(args: argparse.Namespace, spec: ReleaseSpec, pipeline: Pipeli
         return fail(str(exc), EXIT_REFUSED)
     verb = "attached to" if attached else "started"
     print(f"{verb} {spec.release_id} ({spec.strategy}): {temporal.ui_link(handle.id, handle.result_run_id)}")
+    if link := await dashboard_link(handle.id, handle.result_run_id):
+        print(f"  dashboard: {link}")
     if attached and (ended := await _ended(handle)) is not None:
         again = "to run it again" + ("" if ended.outcome in ("succeeded", "no_change") else " (cause fixed)")
         print(f"this release ran before and ended {ended.outcome.upper()}: {ended.reason}")
