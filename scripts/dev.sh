@@ -2,7 +2,7 @@
 # Set up this machine (idempotent), then run one task:
 #   demo    start the local platform + a worker, then release v1.2.3 as a canary and follow it
 #   test    run the test suite
-#   up      start the local platform + a worker (Temporal UI on http://localhost:8233)
+#   up      start the local platform + a worker (Temporal UI on http://localhost:8233) + the dashboard (:8400)
 #   down    stop everything the platform started
 #   install only install
 set -euo pipefail
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 task="${1:-demo}"
 shift || true
 
-APT_PACKAGES=(haproxy prometheus prometheus-alertmanager docker-registry redis-server skopeo postgresql-15)
+APT_PACKAGES=(haproxy prometheus prometheus-alertmanager docker-registry redis-server skopeo postgresql-15 chromium)
 
 install() {
   local missing=()
@@ -20,6 +20,7 @@ install() {
   command -v initdb >/dev/null || [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
   command -v docker-registry >/dev/null || missing+=(docker-registry)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v chromium >/dev/null || missing+=(chromium)   # the dashboard's browser test
   if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -49,7 +50,7 @@ install() {
 
 platform_up() {
   .venv/bin/python -m infrastructure.local up --temporal-port 7233 --temporal-ui-port 8233 \
-    --worker-cmd ".venv/bin/python worker.py" "$@"
+    --worker-cmd ".venv/bin/python worker.py" --dashboard-cmd ".venv/bin/python starters/dashboard.py" "$@"
 }
 
 install
@@ -59,7 +60,7 @@ case "$task" in
   down) .venv/bin/python -m infrastructure.local down "$@" ;;
   demo)
     platform_up
-    echo "== releasing v1.2.3 as a canary; watch it at http://localhost:8233"
+    echo "== releasing v1.2.3 as a canary; watch it at http://localhost:8400 (or Temporal's UI, :8233)"
     exec .venv/bin/python starters/deploy.py v1.2.3 canary --wait "$@"
     ;;
   test)

@@ -45,6 +45,9 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--temporal-port", type=int, default=None)
     u.add_argument("--temporal-ui-port", type=int, default=None)
     u.add_argument("--worker-cmd", default=None, help="command line of the engine worker to run detached")
+    u.add_argument(
+        "--dashboard-cmd", default=None, help="command line of the release dashboard to run detached"
+    )
     u.add_argument("--json", action="store_true")
 
     d = sub.add_parser("down", help="stop everything up started")
@@ -104,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             temporal_port=a.temporal_port,
             temporal_ui_port=a.temporal_ui_port,
             worker_cmd=a.worker_cmd,
+            dashboard_cmd=a.dashboard_cmd,
         )
         print(json.dumps(st, indent=1) if a.json else platform.format_status(st))
     elif a.cmd == "down":

@@ -56,9 +56,10 @@ def _load_marker(url: str) -> list[str]:
     return [LOAD_MODULE, url]
 
 
-def _worker_marker(layout: Layout) -> list[str]:
+def _worker_marker(layout: Layout, name: str = "worker") -> list[str]:
+    """The command line of the detached ``name`` (the engine worker, the dashboard) as started."""
     try:
-        return json.loads((layout.pids_dir / "worker.json").read_text())["marker"]
+        return json.loads((layout.pids_dir / f"{name}.json").read_text())["marker"]
     except (OSError, ValueError, KeyError):
         return ["\0never\0"]
 
@@ -104,6 +105,7 @@ def up(
     prometheus: bool = True,
     services: bool = True,
     worker_cmd: str | None = None,
+    dashboard_cmd: str | None = None,
     wait_targets: bool = True,
 ) -> dict[str, Any]:
     """Start whatever of the platform is not running yet; returns :func:`status` plus timings.
@@ -154,6 +156,8 @@ def up(
         _generator(home, f"{url}/jobs", jobs_rps, "jobs", jobs_summary_file(home), method="POST")
     if worker_cmd:
         _engine_worker(home, worker_cmd, tserver.address if tserver else None)
+    if dashboard_cmd:
+        _engine_worker(home, dashboard_cmd, tserver.address if tserver else None, name="dashboard")
     timings["total"] = round(time.monotonic() - t0, 3)
     log.info("up", regions=list(site.regions), active=active, **timings)
     result = status(site)
@@ -228,19 +232,19 @@ def _write_configs(site: PlatformLayout, *, prometheus: bool) -> dict[str, bool]
     return running
 
 
-def _engine_worker(home: Layout, worker_cmd: str, temporal_address: str | None) -> None:
-    """The engine's worker (``worker_cmd``), detached, once."""
-    if processes.running_pid(home.pidfile("worker"), _worker_marker(home)) is not None:
+def _engine_worker(home: Layout, worker_cmd: str, temporal_address: str | None, name: str = "worker") -> None:
+    """The engine's worker (``worker_cmd``), or another engine process (the dashboard), detached, once."""
+    if processes.running_pid(home.pidfile(name), _worker_marker(home, name)) is not None:
         return
     argv = shlex.split(worker_cmd)
     pid = processes.spawn(
         argv,
-        log_file=home.log_file("worker"),
-        pidfile=home.pidfile("worker"),
+        log_file=home.log_file(name),
+        pidfile=home.pidfile(name),
         cwd=REPO_ROOT,
         env=_child_env(home, temporal_address),
     )
-    (home.pids_dir / "worker.json").write_text(
+    (home.pids_dir / f"{name}.json").write_text(
         json.dumps({"pid": pid, "marker": [" ".join(argv)], "cmd": worker_cmd})
     )
 
@@ -296,8 +300,9 @@ def down(layout: Layout | PlatformLayout, *, purge: bool = False) -> None:
     the global entry, Prometheus, Temporal, the release services)."""
     site = _known_regions(site_of(layout))
     home = site.home_layout
-    processes.stop_pidfile(home.pidfile("worker"), _worker_marker(home), timeout=10)
-    (home.pids_dir / "worker.json").unlink(missing_ok=True)
+    for name in ("dashboard", "worker"):
+        processes.stop_pidfile(home.pidfile(name), _worker_marker(home, name), timeout=10)
+        (home.pids_dir / f"{name}.json").unlink(missing_ok=True)
     url = entry_url(site)
     processes.stop_pidfile(home.pidfile("load"), _load_marker(url), timeout=5)
     processes.stop_pidfile(home.pidfile("jobs"), _load_marker(f"{url}/jobs"), timeout=5)
@@ -374,6 +379,9 @@ def status(layout: Layout | PlatformLayout) -> dict[str, Any]:
         },
         **release_services.status_all(home),
     }
+    if (home.pids_dir / "dashboard.json").exists():  # started with dashboard_cmd
+        pid = processes.running_pid(home.pidfile("dashboard"), _worker_marker(home, "dashboard"))
+        components["dashboard"] = {"pid": pid, "port": None, "url": None}
     active: str | None = site.home
     if len(site.regions) > 1:
         entry = GlobalEntry(site)
