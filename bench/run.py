@@ -20,6 +20,8 @@ target | verdict), then the raw samples. Exit code 2 if any target is missed.
     W   the whole app (2 components x 2 regions): engine time per step against the api
         alone in one region (W1), what the standby region adds beyond its own work (W2)
                                                                  (bench/whole_app.py)
+    D   the release dashboard's list and release pages with 100 releases in the history
+        (simulated providers; HTTP load time of each page, target < 1 s)  (bench/dashboard.py)
 
 Each module's docstring defines its rows. Three phases, each on its own throw-away
 stack and torn down before the next (also on failure and Ctrl-C):
@@ -63,7 +65,7 @@ from typing import Any
 
 import worker
 from activities.router.haproxy import HAProxyRouter
-from bench import dr, resilience, scale, whole_app, zero_downtime
+from bench import dashboard, dr, resilience, scale, whole_app, zero_downtime
 from bench import judge as judging
 from bench.bad_canary import P2_CONFIG, RollbackSample, run_p2_once
 from bench.common import CONFIG_HEAD, INSTANCES, STABLE_VERSION, make_spec
@@ -90,10 +92,12 @@ DR_BUDGET_S = 300.0
 """Hard limit on P5 (bench/dr.py: two fresh two-region stacks)."""
 WHOLE_APP_BUDGET_S = 900.0
 """Hard limit on W (bench/whole_app.py: 3 single and 3 whole-app releases, ~1 min each)."""
+DASHBOARD_BUDGET_S = 600.0
+"""Hard limit on D (bench/dashboard.py: 101 simulated releases, then the page loads)."""
 JUDGE_BUDGET_S = 3000.0
 """Hard limit on J's real releases (15 of them, the 0.5 % ones for minutes each)."""
 
-METRICS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "J", "W")
+METRICS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "J", "W", "D")
 PLATFORM_METRICS = frozenset({"P1", "P2", "P3", "P4", "P6", "P8"})
 SHORTHANDS = {
     "zero_downtime_only": frozenset({"P4"}),
@@ -290,6 +294,17 @@ def whole_app_phase(args: argparse.Namespace, report: dict[str, Any], tmp: Path)
     return [Row(*r) for r in whole_app.rows(results)], whole_app.raw(results)
 
 
+def dashboard_phase(args: argparse.Namespace, report: dict[str, Any], tmp: Path) -> tuple[list[Row], str]:
+    print("D: 100 simulated releases, then the dashboard's pages loaded over HTTP", flush=True)
+    workdir = tmp / "dashboard"
+    workdir.mkdir(parents=True, exist_ok=True)
+    res = asyncio.run(
+        asyncio.wait_for(dashboard.run(workdir, loads=5 if args.quick else 10), timeout=DASHBOARD_BUDGET_S)
+    )
+    report["dashboard"] = dashboard.report(res)
+    return [Row(*r) for r in dashboard.rows(res)], dashboard.raw(res)
+
+
 def _raise_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -297,7 +312,7 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
 def _metric(row: Row) -> int:
     """Position of a row's metric (P1..P8) in the table; rows keep their order within a metric."""
     head = row.metric.split()[0]
-    head = head[0] if head[0] in "JW" else head
+    head = head[0] if head[0] in "JWD" else head
     return METRICS.index(head) if head in METRICS else len(METRICS)
 
 
@@ -356,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         ("P5", "P5" in selected, lambda: dr_phase(args, report, tmp)),
         ("J", "J" in selected, lambda: judge_phase(args, report, tmp)),
         ("W", "W" in selected, lambda: whole_app_phase(args, report, tmp)),
+        ("D", "D" in selected, lambda: dashboard_phase(args, report, tmp)),
     ]
     phases = [(name, phase) for name, wanted, phase in every_phase if wanted]
     code = 0
