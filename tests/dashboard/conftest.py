@@ -43,10 +43,11 @@ async def worker(client: Client, task_queue: str) -> AsyncIterator[None]:
 
 
 @pytest.fixture(autouse=True)
-async def clean_release(stack: Stack) -> AsyncIterator[None]:
-    """No release left running by a test; traffic back on one stable pool."""
+async def clean_release(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """No release left running by a test on the stack; traffic back on one stable pool."""
     yield
-    await abort_leftover_release(stack)
+    if "stack" in request.fixturenames:
+        await abort_leftover_release(request.getfixturevalue("stack"))
 
 
 @pytest.fixture
