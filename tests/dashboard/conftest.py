@@ -5,7 +5,7 @@ an engine worker in this process on the test's own task queue, headless Chromium
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 from temporalio.client import Client
@@ -58,13 +58,31 @@ def chromium() -> Chromium:
     return Chromium(binary)
 
 
+Serve = Callable[[Client], Awaitable[str]]
+
+
 @pytest.fixture
-async def dashboard_url(client: Client, stack: Stack) -> AsyncIterator[str]:
-    """The dashboard of this stack's ``local`` environment, on a free port."""
+async def serve_dashboard(stack: Stack) -> AsyncIterator[Serve]:
+    """Serves the dashboard of this stack's ``local`` environment through a given client, on a free
+    port; returns its URL. Every dashboard it started stops after the test."""
     config = parse_config(pipeline_config(stack))
-    port = free_port()
-    runner = await dashboard.serve(dashboard.Dashboard(client, config, ["local"]), "127.0.0.1", port)
+    runners = []
+
+    async def serve(client: Client) -> str:
+        port = free_port()
+        runners.append(
+            await dashboard.serve(dashboard.Dashboard(client, config, ["local"]), "127.0.0.1", port)
+        )
+        return f"http://127.0.0.1:{port}"
+
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield serve
     finally:
-        await runner.cleanup()
+        for runner in runners:
+            await runner.cleanup()
+
+
+@pytest.fixture
+async def dashboard_url(client: Client, serve_dashboard: Serve) -> str:
+    """The dashboard, reading through the test's client."""
+    return await serve_dashboard(client)

@@ -10,24 +10,27 @@ POST must really roll the canary back: checked on the router, not in a mock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shutil
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
+import worker as worker_module
+from engine import temporal
 from engine.client import start_or_attach
-from engine.contracts import ReleaseResult, ReleaseStatus
+from engine.codec import ENCODING, new_key
+from engine.contracts import Control, ReleaseResult, ReleaseStatus
 from harness.browser import Chromium, Element, elements
 from harness.pipeline import pipeline_spec
 from harness.stack import Stack, new_version, wait_for
 from harness.support import REPO
 from infrastructure.local import images
-
-pytestmark = pytest.mark.usefixtures("worker")
 
 STEPS = """
 - set_weight: 30
@@ -35,6 +38,8 @@ STEPS = """
 - pause: {}
 - set_weight: 60
 """
+Serve = Callable[[Client], Awaitable[str]]
+"""The ``serve_dashboard`` fixture: serve the dashboard through this client, get its URL."""
 ARTIFACT = REPO / ".state" / "artifacts" / "dashboard.png"
 
 
@@ -70,6 +75,7 @@ def keep(shot: Path) -> None:
     print(f"dashboard screenshot: {shot} (copied to {ARTIFACT})")
 
 
+@pytest.mark.usefixtures("worker")
 async def test_release_page_shows_the_canary_live_in_chromium(
     client: Client, stack: Stack, task_queue: str, *, chromium: Chromium, dashboard_url: str, shot: Path
 ) -> None:
@@ -131,19 +137,42 @@ def parse_buttons(dom: str) -> list[Element]:
     return controls.all("button")
 
 
-async def test_abort_button_rolls_the_canary_back(
-    client: Client, stack: Stack, task_queue: str, dashboard_url: str
+async def test_abort_button_rolls_the_canary_back_with_encrypted_payloads(
+    stack: Stack, task_queue: str, serve_dashboard: Serve, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Everything the engine sends to Temporal encrypted: the dashboard reads it through a client with
+    the keys (as engine.temporal.connect builds it), and its Abort button stops the canary."""
+    monkeypatch.setenv("DEPLOY_CODEC_KEYS", new_key("k1"))
+    client = await temporal.connect(target_host=stack.temporal_address)
     stable, version = stack.stable_version(), new_version()
     spec = stack.spec(version, "- set_weight: 40\n- pause: {}\n- set_weight: 80")
-    handle, attached = await start_or_attach(client, spec, task_queue=task_queue)
-    assert not attached
+    async with worker_module.running(client, task_queue):
+        handle, attached = await start_or_attach(client, spec, task_queue=task_queue)
+        assert not attached
+        try:
+            await _abort_through_the_dashboard(client, stack, handle, await serve_dashboard(client), stable)
+        finally:  # a failed test leaves no release the fixtures' plain client could not decode
+            with contextlib.suppress(Exception):
+                await handle.execute_update("abort", Control(identity="pytest", reason="cleanup"))
+                await asyncio.wait_for(handle.result(), 60)
+    # What the dashboard decoded was really ciphertext in Temporal.
+    started = (await handle.fetch_history()).events[0]
+    payload = started.workflow_execution_started_event_attributes.input.payloads[0]
+    assert payload.metadata["encoding"] == ENCODING
+
+
+async def _abort_through_the_dashboard(
+    client: Client, stack: Stack, handle: WorkflowHandle, dashboard_url: str, stable: str
+) -> None:
     held = await wait_for(handle, lambda s: s.awaiting_approval)
     assert stack.weights()[held.canary_pool or ""] > 0  # the canary takes traffic
 
     url = f"{dashboard_url}/run/{handle.id}/{handle.result_run_id}"
     async with httpx.AsyncClient(timeout=60) as http:
         page = (await http.get(url)).text
+        (weight,) = elements(page, "weight")
+        assert weight.attrs["data-value"] == "40"  # decrypted: the status and the history
+        assert points("chart-weight", page) >= 3
         form = re.search(r'<form[^>]*action="([^"]+)"[^>]*data-testid="form-abort">(.*?)</form>', page, re.S)
         assert form is not None, "no Abort button"
         fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form.group(2)))
