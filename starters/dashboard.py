@@ -186,6 +186,8 @@ class ReleaseView:
     history: History
     strategy_history: History
     approvals: str = "named"
+    strategy_workflow_id: str = ""
+    """The workflow whose strategy the page shows: the release's own, or a child of its pipeline."""
     outcome: str = ""
     note: str = ""
 
@@ -209,6 +211,18 @@ async def _ended(client: Client, history: History) -> ReleaseResult | None:
     return result
 
 
+def _strategy_child(history: History, status: ReleaseStatus | None, main: str) -> tuple[str, str, str] | None:
+    """The child (type, id, run id) the release page shows: the one running now, else ``main``,
+    else the first strategy workflow the pipeline started."""
+    now = status.child_workflow_id if status else None
+    strategies = set(STRATEGY_WORKFLOWS.values())
+    for wanted in (lambda c: c[1] == now, lambda c: c[1] == main, lambda c: c[0] in strategies):
+        found = [c for c in history.children if wanted(c)]
+        if found:
+            return found[-1]
+    return None
+
+
 async def release_view(client: Client, config: DeployConfig, workflow_id: str, run_id: str) -> ReleaseView:
     desc = await client.get_workflow_handle(workflow_id, run_id=run_id).describe()
     running = desc.status == WorkflowExecutionStatus.RUNNING
@@ -219,16 +233,15 @@ async def release_view(client: Client, config: DeployConfig, workflow_id: str, r
     release: ReleaseSpec = spec.release if isinstance(spec, PipelineSpec) else spec
     ended = await _ended(client, history)
     status = (await _query(client, workflow_id, run_id)) if running or ended is None else ended.status
-    # The strategy: the workflow itself, or the pipeline's strategy child (the api where users are).
-    strategy_history, strategy_status = history, None
+    # The strategy: the workflow itself, or a child of the pipeline: the one running now (a whole-app
+    # release runs one per component and region), else the chosen strategy's (the api where users are).
+    strategy_history, strategy_status, strategy_id = history, None, workflow_id
     if isinstance(spec, PipelineSpec):
-        main = f"{workflow_id}-{release.strategy}"
-        strategies = set(STRATEGY_WORKFLOWS.values())
-        child = next((c for c in history.children if c[1] == main), None) or next(
-            (c for c in history.children if c[0] in strategies), None
-        )
+        child = _strategy_child(history, status if running else None, f"{workflow_id}-{release.strategy}")
         if child is not None:
+            strategy_id = child[1]
             strategy_history = await read_history(client, child[1], child[2])
+            (release,) = await client.data_converter.decode(strategy_history.input, [ReleaseSpec])
             child_ended = await _ended(client, strategy_history)
             strategy_status = child_ended.status if child_ended else await _query(client, child[1], child[2])
     else:
@@ -245,6 +258,7 @@ async def release_view(client: Client, config: DeployConfig, workflow_id: str, r
         history=history,
         strategy_history=strategy_history,
         approvals=env.approvals if env else "signed",
+        strategy_workflow_id=strategy_id,
     )
     if ended is not None:
         view.outcome = f"{ended.outcome}: {ended.reason} (live: {ended.live_version or '-'})"
@@ -415,10 +429,11 @@ def table(testid: str, headers: Sequence[str], rows: Sequence[str]) -> str:
     return f'<table data-testid="{e(testid)}"><tr>{th}</tr>{"".join(rows)}</table>'
 
 
-def tr(cells: Sequence[object], **data: object) -> str:
-    """A row of escaped cells; ``data`` become attributes (``testid`` -> ``data-testid``)."""
+def tr(cells: Sequence[object], raw: str = "", **data: object) -> str:
+    """A row of escaped cells, then ``raw`` HTML cells; ``data`` become attributes (``testid`` ->
+    ``data-testid``)."""
     attrs = "".join(f' data-{k.replace("_", "-")}="{e(v)}"' for k, v in data.items())
-    return f"<tr{attrs}>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>"
+    return f"<tr{attrs}>" + "".join(f"<td>{e(c)}</td>" for c in cells) + raw + "</tr>"
 
 
 def _took(seconds: float | None) -> str:
@@ -621,7 +636,8 @@ def _stages(s: ReleaseStatus) -> str:
 def _strategy(view: ReleaseView, child: ReleaseStatus) -> str:
     weight = round(child.canary_weight, 1)
     out = [
-        f"<h2>Strategy: {e(child.strategy)} <small>{e(child.release)}</small></h2>"
+        f"<h2>Strategy: {e(child.strategy)} <small>{e(child.release)} (workflow "
+        f'<code data-testid="strategy-workflow">{e(view.strategy_workflow_id)}</code>)</small></h2>'
         f'<p>weight to the new version: <span class="big" data-testid="weight" data-value="{weight:g}">'
         f'{weight:g}%</span> · step <span data-testid="step-index">{child.step_index}</span>'
         f"/{child.step_count}: "
@@ -667,18 +683,27 @@ def measurement_section(view: ReleaseView) -> str:
     return "".join(out)
 
 
-def _targets(s: ReleaseStatus) -> str:
-    rows = [
-        tr(
-            [t.component, t.region, t.role, t.previous or "-", t.verdict, t.detail],
-            testid="target",
-            component=t.component,
-            region=t.region,
-            verdict=t.verdict,
+def _targets(view: ReleaseView, s: ReleaseStatus) -> str:
+    """Each component in each region, linked to the page of the child workflow that released it."""
+    runs = {child_id: run_id for _, child_id, run_id in view.history.children}
+    main = f"{view.workflow_id}-{s.strategy}"
+    rows = []
+    for index, t in enumerate(s.targets):
+        # The first target is the chosen strategy's own child (release-APP-ENV-STRATEGY).
+        child = t.workflow_id or (main if index == 0 else "")
+        run = runs.get(child)
+        link = f'<a href="/run/{quote(child)}/{quote(run)}">open</a>' if child and run else ""
+        rows.append(
+            tr(
+                [t.component, t.region, t.role, t.previous or "-", t.verdict, t.detail],
+                f"<td>{link}</td>",
+                testid="target",
+                component=t.component,
+                region=t.region,
+                verdict=t.verdict,
+            )
         )
-        for t in s.targets
-    ]
-    headers = ("component", "region", "role", "before", "verdict", "detail")
+    headers = ("component", "region", "role", "before", "verdict", "detail", "workflow")
     return "<h2>Components and regions</h2>" + table("targets", headers, rows)
 
 
@@ -710,7 +735,7 @@ def release_page(view: ReleaseView, token: str, message: str = "") -> str:
         body.append(_strategy(view, child))
     body.append(weight_chart(view))
     if s is not None and s.targets:
-        body.append(_targets(s))
+        body.append(_targets(view, s))
     body.append(evidence_section(view))
     body.append(measurement_section(view))
     approvals = [a for st in {id(x): x for x in (s, child) if x is not None}.values() for a in st.approvals]
