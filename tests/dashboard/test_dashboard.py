@@ -69,10 +69,24 @@ def shot(tmp_path: Path) -> Path:
 
 
 def keep(shot: Path) -> None:
+    """Keep a screenshot: beside the test's tmp dir and in .state/artifacts (gitignored)."""
     assert shot.stat().st_size > 10_000, f"no real screenshot at {shot}"
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(shot, ARTIFACT)
-    print(f"dashboard screenshot: {shot} (copied to {ARTIFACT})")
+    shutil.copy(shot, ARTIFACT.with_name(shot.name))
+    print(f"dashboard screenshot: {shot} (copied to {ARTIFACT.with_name(shot.name)})")
+
+
+async def press(http: httpx.AsyncClient, base: str, page: str, button: str, *, who: str, why: str) -> str:
+    """Submit the page's form of ``button`` as the browser does (its hidden fields, identity and
+    reason); the message the dashboard answers with."""
+    form = re.search(rf'<form[^>]*action="([^"]+)"[^>]*data-testid="form-{button}">(.*?)</form>', page, re.S)
+    assert form is not None, f"no {button} button"
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form.group(2)))
+    answer = await http.post(
+        base + form.group(1), data={**fields, "identity": who, "reason": why}, follow_redirects=True
+    )
+    assert answer.status_code == 200
+    return elements(answer.text, "message")[0].text
 
 
 @pytest.mark.usefixtures("worker")
@@ -130,6 +144,19 @@ async def test_release_page_shows_the_canary_live_in_chromium(
     assert len(ours) == 1 and ours[0].attrs["data-run-id"] == handle.result_run_id
     (outcome,) = ours[0].find("outcome")
     assert "Progressing" in outcome.text or "AwaitingApproval" in outcome.text
+    keep(await chromium.screenshot(dashboard_url, shot.with_name("dashboard-list.png"), size="1400,900"))
+
+    # Approvals are by name in this environment: the Approve button approves, as alice.
+    async with httpx.AsyncClient(timeout=60) as http:
+        page = (await http.get(url)).text
+        assert (
+            await press(http, dashboard_url, page, "approve", who="alice", why="charts look fine")
+        ).startswith("approve: ")
+    result: ReleaseResult = await asyncio.wait_for(handle.result(), 120)
+    assert result.outcome == "succeeded", result.reason
+    assert stack.count_versions(50) == {version: 50}  # on the router: every request on the new version
+    canary = await client.get_workflow_handle(f"{handle.id}-canary", result_type=ReleaseResult).result()
+    assert [(a.by, a.reason) for a in canary.status.approvals] == [("alice", "charts look fine")]
 
 
 def parse_buttons(dom: str) -> list[Element]:
@@ -173,13 +200,8 @@ async def _abort_through_the_dashboard(
         (weight,) = elements(page, "weight")
         assert weight.attrs["data-value"] == "40"  # decrypted: the status and the history
         assert points("chart-weight", page) >= 3
-        form = re.search(r'<form[^>]*action="([^"]+)"[^>]*data-testid="form-abort">(.*?)</form>', page, re.S)
-        assert form is not None, "no Abort button"
-        fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form.group(2)))
-        fields.update(identity="carol", reason="dashboard says no")
-        answer = await http.post(dashboard_url + form.group(1), data=fields, follow_redirects=True)
-        assert answer.status_code == 200
-        assert elements(answer.text, "message")[0].text.startswith("abort: ")
+        answer = await press(http, dashboard_url, page, "abort", who="carol", why="dashboard says no")
+        assert answer.startswith("abort: ")
 
         result: ReleaseResult = await asyncio.wait_for(handle.result(), 60)
         assert result.outcome == "rolled_back" and "aborted by carol: dashboard says no" in result.reason
@@ -188,7 +210,7 @@ async def _abort_through_the_dashboard(
         assert stack.count_versions(100) == {stable: 100}
 
         # A forged POST (no token) changes nothing.
-        forged = await http.post(dashboard_url + form.group(1), data={"action": "abort"})
+        forged = await http.post(f"{url}/control", data={"action": "abort"})
         assert forged.status_code == 403
         ended = await http.get(url)
         assert "rolled_back" in elements(ended.text, "outcome")[0].text
