@@ -764,8 +764,12 @@ def dr_page(workflow_id: str, run_id: str, status: DrStatus | None, outcome: str
         if status.approvals:
             body.append(_approvals(status.approvals))
         body.append(_decisions("Decisions", "decisions", status.decisions, status.refused))
-        if status.report is not None:
-            body.append(f"<h2>Report</h2><pre>{e(status.report.model_dump_json(indent=2))}</pre>")
+        if status.report is not None:  # what it measured (RTO, RPO, regions, versions), field by field
+            fields = status.report.model_dump(mode="json", exclude_none=True)
+            rows = [
+                tr([k, v], testid="report-field", field=k) for k, v in fields.items() if v not in ([], {}, "")
+            ]
+            body.append("<h2>Report</h2>" + table("report", ("measure", "value"), rows))
     return page(workflow_id, "".join(body), live=running)
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.contracts import Phase, ReleaseStatus
+from engine.contracts import Decision, Phase, ReleaseStatus
+from engine.contracts.dr import DrReport, DrStatus
 from harness.browser import elements
-from starters.dashboard import History, ReleaseView, release_page, svg_chart
+from starters.dashboard import History, ReleaseView, dr_page, release_page, svg_chart
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -73,3 +74,17 @@ def test_charts_carry_their_data_or_say_they_have_none() -> None:
         svg_chart("chart-e", {"e": [(T0, 2.0)]}, title="e", log=True, bound=400), "chart-e-bound"
     )
     assert bound.tag == "line"
+
+
+def test_a_failover_page_shows_its_decisions_and_what_it_measured() -> None:
+    report = DrReport(kind="failover", from_region="A", to_region="B", started_at=T0, rto_seconds=4.2)
+    status = DrStatus(
+        operation="failover A -> B",
+        phase=Phase.SUCCEEDED,
+        decisions=[Decision(at=T0, what="promoted B")],
+        report=report,
+    )
+    dom = dr_page("dr-failover-sample-api-local", "r1", status, "succeeded: B serves", running=False)
+    assert [d.text for d in elements(dom, "decisions")[0].all("td")][1] == "promoted B"
+    fields = {f.attrs["data-field"]: f.all("td")[1].text for f in elements(dom, "report-field")}
+    assert fields["rto_seconds"] == "4.2" and fields["to_region"] == "B"
