@@ -45,8 +45,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.definitions import ALL as ACTIVITIES
 from activities.dr_definitions import ALL as DR_ACTIVITIES
 from activities.pipeline_definitions import ALL as PIPELINE_ACTIVITIES
+from engine import drill_gauge, temporal, tracing
 from engine import log as logging_setup
-from engine import temporal, tracing
 from workflows.blue_green import BlueGreenRelease
 from workflows.canary import CanaryRelease
 from workflows.dr_drill import DrDrill
@@ -142,7 +142,11 @@ async def serve(
         )
         async with worker:
             log.info("worker started", task_queue=task_queue, metrics=metrics_bind, **capacity)
+            # The drill gauge from Temporal (a restart must not forget the last drill: DRDrillNotRun).
+            drills = runtime and asyncio.create_task(drill_gauge.export(client, runtime.metric_meter))
             await stop.wait()
+            if drills:
+                drills.cancel()
             log.info("worker stopping: draining running activities", seconds=drain)
     tracing.shutdown()  # the spans still batched
     log.info("worker stopped")

@@ -203,7 +203,40 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                 ],
             },
             {
-                # The engine never reported a drill: absent() fires after the 1 h hold.
+                # A worker restart: the old pod's series (drill at t=0) ends at 2h, the new pod's
+                # appears 3h later (a slow start, Temporal briefly unreachable). No alert: the 9 d
+                # max_over_time bridges the gap. Still only one drill, at t=0: past 8 days it fires.
+                "interval": "5m",
+                "series": {
+                    'deploy_dr_drill_last_success_timestamp_seconds{environment="production",instance="worker-a"}': "0x24",
+                    'deploy_dr_drill_last_success_timestamp_seconds{environment="production",instance="worker-b"}': "_x60 0x2400",
+                },
+                "checks": [
+                    ("1h", "DRDrillNotRun", None),
+                    ("3h", "DRDrillNotRun", None),
+                    ("4h30m", "DRDrillNotRun", None),
+                    ("6h", "DRDrillNotRun", None),
+                    ("190h", "DRDrillNotRun", None),
+                    ("200h", "DRDrillNotRun", {"environment": "production"}),
+                ],
+            },
+            {
+                # A restart where the new worker never exports the gauge (no metrics, or a drill
+                # history it cannot read): the last value is kept for 9 days, then absent fires.
+                "interval": "1h",
+                "series": {
+                    'deploy_dr_drill_last_success_timestamp_seconds{environment="production",instance="worker-a"}': "3600x2",
+                    'up{job="deploy-engine-worker"}': "1x240",
+                },
+                "checks": [
+                    ("12h", "DRDrillNotRun", None),
+                    ("150h", "DRDrillNotRun", None),
+                    ("200h", "DRDrillNotRun", {"environment": "production"}),
+                    ("230h", "DRDrillNotRun", {}),
+                ],
+            },
+            {
+                # The engine never reported a drill: absent_over_time fires after the 1 h hold.
                 "interval": "5m",
                 "series": {'up{job="deploy-engine-worker"}': "1x30"},
                 "checks": [
