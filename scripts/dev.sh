@@ -68,6 +68,11 @@ case "$task" in
     .venv/bin/ruff format --check .
     .venv/bin/mypy                # [tool.mypy] in pyproject.toml: 0 errors is the contract
     .venv/bin/lint-imports        # the import layers of docs/architecture.md ([tool.importlinter])
+    if [ -x .venv/bin/actionlint ]; then
+      .venv/bin/actionlint        # .github/workflows (.github/actionlint.yaml); shellcheck on run: if installed
+    else
+      echo "== actionlint skipped: not installed (pip install -e '.[actionlint]' downloads its binary from GitHub)"
+    fi
     # Medium+ severity. pip-audit runs in .github/workflows (it needs PyPI's vulnerability
     # data, which the package mirror of these machines does not serve).
     .venv/bin/bandit -q -r engine clients workflows activities starters infrastructure worker.py -ll
