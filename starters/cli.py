@@ -8,6 +8,7 @@
     deploy-code drill-schedule create|trigger|describe|...                # starters/schedule_dr_drill.py
     deploy-code sign-approval approve --env production --key KEY          # starters/sign_approval.py
     deploy-code codec-server [--bind 127.0.0.1:8081]                      # starters/codec_server.py
+    deploy-code dashboard [--port 8400]                                   # starters/dashboard.py
 
 Each command is the starter itself (its ``main(argv)``, its options, its exit codes), so
 ``deploy-code deploy ...`` and ``python starters/deploy.py ...`` do the same thing;
@@ -33,6 +34,7 @@ COMMANDS: dict[str, tuple[str, list[str], str]] = {
     "drill-schedule": ("starters.schedule_dr_drill", [], "manage the schedule of DR drills"),
     "sign-approval": ("starters.sign_approval", [], "print a signed control for the temporal CLI"),
     "codec-server": ("starters.codec_server", [], "serve the payload codec to the Temporal web UI"),
+    "dashboard": ("starters.dashboard", [], "serve the release dashboard (releases, failovers, one live)"),
 }
 SHORTCUTS = ("status", "history", "approve", "promote", "resume", "pause", "abort")
 """``deploy-code status`` is ``deploy-code control status`` (the same for each control action)."""

@@ -57,7 +57,7 @@ def test_help_lists_the_starters(tmp_path: Path) -> None:
     done = deploy_code("--help", tmp=tmp_path)
     assert done.returncode == 0, done.stderr
     commands = [line.split()[0] for line in done.stdout.splitlines()[3:]]
-    for command in ("deploy", "control", "failover", "dr-monitor", "drill-schedule", "status", "history"):
+    for command in ("deploy", "control", "failover", "dr-monitor", "drill-schedule", "dashboard", "history"):
         assert command in commands, done.stdout
     # A command's --help is its starter's, named after the console script.
     done = deploy_code("deploy", "--help", tmp=tmp_path)
