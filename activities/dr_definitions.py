@@ -34,6 +34,7 @@ from engine.contracts.activities import (
     DR_SWITCH_ENTRY,
     DR_UNFENCE,
     DR_USE_DATABASE,
+    DR_VERSIONS,
 )
 from engine.contracts.dr import (
     BusyRequest,
@@ -80,6 +81,12 @@ def observe(req: DrRef) -> Topology:
         at=_now(),
         versions=versions,
     )
+
+
+@implements(DR_VERSIONS)
+def versions(req: RegionRef) -> dict[str, str]:
+    """Component -> the version it runs in the region (what a release restores it to)."""
+    return registry.regions(req.dr).versions(req.region)
 
 
 @implements(DR_CONVERGE)
@@ -204,6 +211,7 @@ ALL: list[Callable[..., object]] = [
     use_database,
     scale_region,
     converge,
+    versions,
     switch_entry,
     probe,
     running_workflows,

@@ -6,8 +6,9 @@ A pool's Deployment is ``{app}-{pool}``, labelled ``app``, ``pool`` and ``versio
 is waited for the way ``kubectl rollout status`` does: ``status.observedGeneration`` has caught
 up with ``metadata.generation`` and the updated, ready and available replica counts equal the
 replicas asked. It fails at once, without waiting for the timeout, when a pod of the
-Deployment is in ImagePullBackOff / ErrImagePull / CrashLoopBackOff or the Deployment's
-Progressing condition says ProgressDeadlineExceeded.
+Deployment's current template is in ImagePullBackOff / ErrImagePull / CrashLoopBackOff (a
+broken pod of an earlier template is being replaced: going back from a broken version must
+not fail on it) or the Deployment's Progressing condition says ProgressDeadlineExceeded.
 """
 
 from __future__ import annotations
@@ -116,8 +117,12 @@ class Deployments:
         )
 
     def read(self, pool: str) -> Any | None:
+        return self.read_named(self.name(pool))
+
+    def read_named(self, name: str) -> Any | None:
+        """A Deployment of the namespace by name (one that is not a pool's, such as the workers')."""
         try:
-            return self.apps.read_namespaced_deployment(self.name(pool), self.namespace)
+            return self.apps.read_namespaced_deployment(name, self.namespace)
         except client.ApiException as exc:
             if status_of(exc) == 404:
                 return None
@@ -193,17 +198,26 @@ class Deployments:
 
     # ---- waiting -------------------------------------------------------------------------------
     def rollout_state(self, pool: str, count: int) -> tuple[bool, str]:
-        """(done, what we see); raises :class:`RolloutFailed` when waiting cannot help."""
-        d = self.read(pool)
+        """(done, what we see) of a pool's Deployment; raises :class:`RolloutFailed` if waiting can't help."""
+        return self.named_rollout_state(self.name(pool), count)
+
+    def named_rollout_state(self, name: str, count: int) -> tuple[bool, str]:
+        """(done, what we see) of the Deployment ``name``; its pods are those its selector matches."""
+        d = self.read_named(name)
         if d is None:
-            msg = f"Deployment {self.name(pool)!r} does not exist in namespace {self.namespace!r}"
+            msg = f"Deployment {name!r} does not exist in namespace {self.namespace!r}"
             raise BadRequest(msg)
         st = d.status or client.V1DeploymentStatus()
         for cond in st.conditions or []:
             if cond.type == "Progressing" and cond.reason == "ProgressDeadlineExceeded":
-                msg = f"Deployment {self.name(pool)!r}: progress deadline exceeded ({cond.message or ''})"
+                msg = f"Deployment {name!r}: progress deadline exceeded ({cond.message or ''})"
                 raise RolloutFailed(msg)
-        for pod in self.pods(self.labels(pool)):
+        selector = dict((d.spec.selector and d.spec.selector.match_labels) or {})
+        template = {c.name: c.image for c in d.spec.template.spec.containers}
+        for pod in self.pods(selector) if selector else []:
+            containers = (pod.spec and pod.spec.containers) or []
+            if any(template.get(c.name, c.image) != c.image for c in containers):
+                continue  # a pod of an earlier template, on its way out (going back from a broken version)
             for cs in (pod.status and pod.status.container_statuses) or []:
                 waiting = cs.state and cs.state.waiting
                 if waiting and waiting.reason in BROKEN_REASONS:
@@ -223,13 +237,16 @@ class Deployments:
         return done, seen
 
     def wait_for_rollout(self, pool: str, count: int, progress: Progress) -> None:
+        self.wait_for_named(self.name(pool), count, progress)
+
+    def wait_for_named(self, name: str, count: int, progress: Progress) -> None:
         deadline = time.monotonic() + self.settings.rollout_timeout.total_seconds()
         while True:
-            done, seen = self.rollout_state(pool, count)
+            done, seen = self.named_rollout_state(name, count)
             if done:
                 return
             if time.monotonic() > deadline:
-                msg = f"rollout of {self.name(pool)} not done after {self.settings.rollout_timeout}: {seen}"
+                msg = f"rollout of {name} not done after {self.settings.rollout_timeout}: {seen}"
                 raise RolloutTimeout(msg)
-            progress(f"rollout of {self.name(pool)}: {seen}")
+            progress(f"rollout of {name}: {seen}")
             time.sleep(self.poll)

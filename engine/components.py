@@ -24,9 +24,14 @@ standby size after a smoke test of the new instances (no traffic reaches a stand
 When anything fails, everything already released goes back, latest first: one undo stack for
 the whole release (``workflows/release.py``).
 
-Today the local platform runs components in regions; an environment on another platform
-releases its service component in its one region (Kubernetes workers and standby clusters
-are not released yet: refused naming the field).
+On the local platform each component in each region is a rolling release aimed at it. On
+Kubernetes (``dr.providers.regions: kubernetes``: one cluster per region) the service in the
+home region is released by the strategy as ever, and everything else (the workers' Deployment
+in every region, the service's Deployment in each standby region) is converged: its image and
+``version`` label set, then Kubernetes' rolling update waited for until healthy, at the size it
+runs (a standby stays at its standby size). Without such regions an environment on another
+platform releases its service in its one cluster, and asking for a worker is refused naming
+the fields to set.
 """
 
 from __future__ import annotations
@@ -36,7 +41,9 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
+from engine import catalog
 from engine.contracts import AnalysisRef, EnvironmentSpec, ReleaseSpec, RollingSpec, Strict
+from engine.contracts.dr import ConvergeRequest, DrSpec
 from engine.contracts.pipeline import ReleaseTarget
 from engine.contracts.scalars import Duration
 from engine.errors import InputError
@@ -45,8 +52,9 @@ if TYPE_CHECKING:
     from engine.config import DeployConfig
 
 ComponentName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
-LOCAL_COMPONENTS = {"service": "api", "worker": "worker"}
-"""What the local platform runs of each kind (``infrastructure/local``: the API and the worker)."""
+PLATFORM_COMPONENTS = {"service": "api", "worker": "worker"}
+"""What a platform runs of each kind: the local platform's API and worker (``infrastructure/local``),
+a Kubernetes region's api and worker Deployments (``KubernetesDrRegion``)."""
 SERVICE_DRAIN = timedelta(seconds=30)
 """How long a standby region's drained api instance may take with the requests in flight."""
 WORKER_ROUTER = "dispatch-local"
@@ -140,21 +148,20 @@ def resolve_targets(config: DeployConfig, spec: ReleaseSpec) -> list[ReleaseTarg
     if service not in names:
         msg = f"{where}.components: the service component {service!r} must be released"
         raise InputError(msg)
-    regions = list(env.local.regions) if env.local is not None else []
-    if env.local is None:
-        if len(names) > 1:
-            others = [n for n in names if n != service]
-            msg = (
-                f"{where}.components: {others} run on the local platform only (workers on "
-                f"{env.providers.platform} are not released yet); set components: [{service}]"
-            )
-            raise InputError(msg)
-        return []
+    if env.local is not None:
+        regions: list[str] = list(env.local.regions)
+        dr: DrSpec | None = None
+    else:
+        dr = _kubernetes_regions(config, env, names, service)
+        if dr is None:
+            return []
+        regions = list(dr.regions)
     for name in names:
-        expected = LOCAL_COMPONENTS[components[name].kind]
+        expected = PLATFORM_COMPONENTS[components[name].kind]
         if name != expected:
             kind = components[name].kind
-            msg = f"app.components.{name}: the local platform runs its {kind} as {expected!r}"
+            platform = env.providers.platform
+            msg = f"app.components.{name}: the {platform} platform runs its {kind} as {expected!r}"
             raise InputError(msg)
     if len(names) == 1 and len(regions) == 1:
         return []
@@ -166,30 +173,83 @@ def resolve_targets(config: DeployConfig, spec: ReleaseSpec) -> list[ReleaseTarg
         first_of_wave = waves[wave_index].regions[0] == region
         bake = waves[wave_index - 1].bake if wave_index > 0 and first_of_wave else timedelta(0)
         for position, name in enumerate(names):
-            placed = {"wave": wave_index, "bake_before": bake if position == 0 else timedelta(0)}
+            placed = {
+                "component": name,
+                "region": region,
+                "role": role,
+                "wave": wave_index,
+                "bake_before": bake if position == 0 else timedelta(0),
+            }
             component = components[name]
             if role == "primary" and component.kind == "service":
-                targets.append(ReleaseTarget(component=name, region=region, role=role, main=True, **placed))
-                continue
-            size = _size(config, env, name, component, role)
-            surge = component.max_surge if role == "primary" else size
-            gate = _gate(config, component) if role == "primary" else []
-            rolling = RollingSpec(
-                max_surge=min(surge, size),
-                max_unavailable=0,
-                analysis=gate,
-                drain_timeout=component.drain_timeout if component.kind == "worker" else SERVICE_DRAIN,
-            )
-            targets.append(
-                ReleaseTarget(
-                    component=name,
-                    region=region,
-                    role=role,
-                    **placed,
-                    release=aimed(spec, name, component.kind, region=region, instances=size, rolling=rolling),
+                drains = catalog.router_has(env.providers.router, "drain")
+                targets.append(
+                    ReleaseTarget(main=True, restore="rolling" if drains else "blue-green", **placed)
                 )
-            )
+            elif dr is not None:
+                versions = {name: spec.version}
+                targets.append(
+                    ReleaseTarget(converge=ConvergeRequest(dr=dr, region=region, versions=versions), **placed)
+                )
+            else:
+                targets.append(
+                    ReleaseTarget(
+                        release=_rolling(config, spec, name, component, region=region, role=role), **placed
+                    )
+                )
     return targets
+
+
+def _rolling(
+    config: DeployConfig, spec: ReleaseSpec, name: str, component: ComponentConfig, *, region: str, role: str
+) -> ReleaseSpec:
+    """The local platform: a rolling release of one component in one region (a worker in batches
+    behind its gate in the primary region; anything in a standby region at once, at its size)."""
+    size = _size(config, spec.environment, name, component, role)
+    surge = component.max_surge if role == "primary" else size
+    gate = _gate(config, component) if role == "primary" else []
+    rolling = RollingSpec(
+        max_surge=min(surge, size),
+        max_unavailable=0,
+        analysis=gate,
+        drain_timeout=component.drain_timeout if component.kind == "worker" else SERVICE_DRAIN,
+    )
+    return aimed(spec, name, component.kind, region=region, instances=size, rolling=rolling)
+
+
+def _kubernetes_regions(
+    config: DeployConfig, env: EnvironmentSpec, names: list[str], service: str
+) -> DrSpec | None:
+    """Another platform than local: the environment's DR regions on Kubernetes (one cluster each),
+    where the workers and every standby region are released; None when it releases only its service
+    in its own cluster (no such regions)."""
+    where = f"environments.{env.name}"
+    others = [n for n in names if n != service]
+    section = config.environments[env.name].dr
+    if section is None or section.providers.regions != "kubernetes":
+        if others:
+            msg = (
+                f"{where}.components: {others} are released on {env.providers.platform} through the "
+                f"DR regions' clusters ({where}.dr.providers.regions: kubernetes, each region's "
+                f"worker Deployment in {where}.dr.kubernetes.regions.REGION.worker); "
+                f"or set components: [{service}]"
+            )
+            raise InputError(msg)
+        return None
+    # engine.dr_config imports engine.config, which imports this module: resolved at call time.
+    from engine.dr_config import resolve_dr  # noqa: PLC0415
+
+    dr = resolve_dr(config, env.name)
+    assert dr.kubernetes is not None  # resolve_dr requires it for regions: kubernetes
+    if any(config.app.components[n].kind == "worker" for n in names):
+        missing = [r for r in dr.regions if dr.kubernetes.regions[r].worker is None]
+        if missing:
+            field = f"{where}.dr.kubernetes.regions.{missing[0]}.worker"
+            msg = (
+                f"{field}: the worker is released in every region; name its Deployment (missing in {missing})"
+            )
+            raise InputError(msg)
+    return dr
 
 
 def _waves(config: DeployConfig, env: str, regions: list[str]) -> list[WaveConfig]:

@@ -358,7 +358,8 @@ class DeploymentController:
     out after ``delay`` seconds: pods ``NAME-i`` with the template's labels and an IP, and a
     status whose ``observedGeneration`` is the Deployment's generation. ``failures[name]``
     plays a failed rollout instead: ``ImagePullBackOff`` / ``CrashLoopBackOff`` (pods waiting
-    with that reason, none ready) or ``ProgressDeadlineExceeded`` (the Progressing condition).
+    with that reason, none ready) or ``ProgressDeadlineExceeded`` (the Progressing condition);
+    ``failures["NAME@TAG"]`` only while the template's last container runs that image tag.
     """
 
     def __init__(
@@ -439,7 +440,8 @@ class DeploymentController:
     def _reconcile(self, d: Any) -> None:
         ns, name = d.metadata.namespace, d.metadata.name
         generation = int(d.metadata.generation or 0)
-        failure = self.failures.get(name, "")
+        tag = d.spec.template.spec.containers[-1].image.rsplit(":", 1)[-1]
+        failure = self.failures.get(f"{name}@{tag}", self.failures.get(name, ""))
         if self._done.get((ns, name)) == (generation, failure):
             return
         first = self._first_seen.setdefault((ns, name, generation), time.monotonic())
@@ -487,8 +489,8 @@ class DeploymentController:
                 container_status["state"] = {
                     "waiting": {"reason": failure, "message": f"harness plays {failure}"}
                 }
-            else:
-                container_status["state"] = {"running": {}}
+            else:  # null: the merge patch clears a waiting state a failing generation left
+                container_status["state"] = {"running": {}, "waiting": None}
             body = {
                 "apiVersion": "v1",
                 "kind": "Pod",

@@ -7,28 +7,32 @@ standby region):
    in each, the components in dependency order.
 2. Before touching a component in a region, note the version it runs (what "back" means).
 3. The api in the primary region: the chosen strategy (canary, blue-green, rolling), as ever.
-   Any other component or region: a rolling replacement aimed at it (workers: batches behind
-   their gate; a standby region: its standby size, smoke-tested), as a child workflow.
+   Any other component or region: on the local platform a rolling replacement aimed at it
+   (workers: batches behind their gate; a standby region: its standby size, smoke-tested), as a
+   child workflow; on Kubernetes a rolling update of its Deployment in that region's cluster,
+   waited for until every pod is ready (a crash-looping or unpullable version fails it at once).
 4. Something fails or is aborted: the component that failed undoes itself (its strategy
    does); then everything released before it goes back to the version noted, latest first,
-   each as a fast rolling replacement (one batch, no analysis).
+   each as a fast rolling replacement (one batch, no analysis) or a rolling update back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from workflows.base import ReleaseWorkflow
 from workflows.operation import cause
-from workflows.options import QUICK, call
+from workflows.options import DR_SLOW, DR_UNDO, QUICK, call
 
 with workflow.unsafe.imports_passed_through():
     from engine import temporal as names
     from engine.contracts import (
+        BlueGreenSpec,
         EnvironmentRef,
         Observed,
         Phase,
@@ -37,10 +41,13 @@ with workflow.unsafe.imports_passed_through():
         RollingSpec,
         TargetReport,
     )
-    from engine.contracts.activities import OBSERVE
-    from engine.contracts.pipeline import ReleaseTarget
+    from engine.contracts.activities import DR_CONVERGE, DR_VERSIONS, OBSERVE
+    from engine.contracts.dr import ConvergeRequest, RegionRef
+    from engine.contracts.pipeline import STRATEGY_WORKFLOWS, ReleaseTarget
 
 OK = ("succeeded", "no_change")
+SETTLE = timedelta(seconds=5)
+"""After a restore's switch, how long the release's instances keep serving the requests in flight."""
 
 
 def serving_version(live: Observed) -> str | None:
@@ -82,22 +89,20 @@ class WholeApp(ReleaseWorkflow):
             self.check_interrupt()
             if target.bake_before:
                 await self._bake(target)
-            spec = self.spec if target.main else target.release
-            assert spec is not None  # ReleaseTarget: only the main target has no release of its own
-            live = await call(
-                OBSERVE,
-                EnvironmentRef(environment=spec.environment),
-                summary=f"observe {target.name} before the release",
-                **QUICK,
-            )
-            previous = serving_version(live)
+            previous = await self._running(target)
             self.report_target(index, previous=previous, verdict="running")
             runs = previous or "nothing"
-            self.decide(f"{target.name} ({target.role}) runs {runs}; releasing {spec.version}")
+            self.decide(f"{target.name} ({target.role}) runs {runs}; releasing {self.spec.version}")
+            changes = previous is not None and previous != self.spec.version
             if target.main:
                 outcome = await self.run_strategy()
+            elif target.converge is not None:
+                if changes:  # registered first: a rolling update that fails half-way goes back too
+                    self._undo_target(index, target, previous)
+                outcome = await self._converge(target, target.converge)
             else:
-                outcome = await self._run_target(index, target, spec)
+                assert target.release is not None  # ReleaseTarget: a release, a converge, or the main
+                outcome = await self._run_target(index, target, target.release)
             if outcome.outcome not in OK:
                 self.report_target(index, verdict="failed", detail=f"{outcome.outcome}: {outcome.reason}")
                 ended = outcome.outcome
@@ -112,10 +117,8 @@ class WholeApp(ReleaseWorkflow):
                 )
             verdict = "released" if outcome.outcome == "succeeded" else "no_change"
             self.report_target(index, verdict=verdict, detail=outcome.reason)
-            if outcome.outcome == "succeeded" and previous is not None and previous != spec.version:
-                self.on_failure_undo(
-                    f"restore {target.name} to {previous}", self._restorer(index, target, spec, previous)
-                )
+            if outcome.outcome == "succeeded" and changes and target.converge is None:
+                self._undo_target(index, target, previous)
         assert outcome is not None  # resolve_targets never returns an empty list here
         released = ", ".join(f"{t.name}" for t in self.targets)
         self.decide(f"{self.spec.version} released to {released}")
@@ -132,6 +135,32 @@ class WholeApp(ReleaseWorkflow):
         await self.hold(target.bake_before)
         self.decide(f"baked: wave {target.wave + 1} goes on")
 
+    async def _running(self, target: ReleaseTarget) -> str | None:
+        """The version the target runs before the release touches it (what "back" means)."""
+        if target.converge is not None:
+            ref = RegionRef(dr=target.converge.dr, region=target.region)
+            summary = f"read the versions in {target.region} before the release"
+            return (await call(DR_VERSIONS, ref, summary=summary, **QUICK)).get(target.component)
+        spec = self.spec if target.main else target.release
+        assert spec is not None
+        ref_env = EnvironmentRef(environment=spec.environment)
+        live = await call(OBSERVE, ref_env, summary=f"observe {target.name} before the release", **QUICK)
+        return serving_version(live)
+
+    async def _converge(self, target: ReleaseTarget, request: ConvergeRequest) -> ReleaseResult:
+        """A rolling update of the component's Deployment in the region, waited for until healthy."""
+        want = request.versions[target.component]
+        try:
+            after = await call(
+                DR_CONVERGE, request, summary=f"{target.name}: rolling update to {want}", **DR_SLOW
+            )
+        except ActivityError as exc:
+            return self.result("failed", f"the rolling update of {target.name} failed: {cause(exc)}")
+        if after.get(target.component) != want:
+            return self.result("failed", f"{target.name} runs {after.get(target.component)}, not {want}")
+        self.decide(f"{target.name} runs {want} (rolling update done, every pod ready)")
+        return self.result("succeeded", f"{target.name} runs {want}")
+
     async def _run_target(self, index: int, target: ReleaseTarget, spec: ReleaseSpec) -> ReleaseResult:
         child_id = f"{workflow.info().workflow_id}-{target.component}-{target.region}"
         self.report_target(index, workflow_id=child_id)
@@ -140,10 +169,28 @@ class WholeApp(ReleaseWorkflow):
         except ChildWorkflowError as exc:
             return self.result("failed", f"the rolling release of {target.name} failed: {cause(exc)}")
 
-    def _restorer(
-        self, index: int, target: ReleaseTarget, spec: ReleaseSpec, previous: str
-    ) -> Callable[[], Awaitable[None]]:
+    def _undo_target(self, index: int, target: ReleaseTarget, previous: str | None) -> None:
+        assert previous is not None
+        self.on_failure_undo(f"restore {target.name} to {previous}", self._restorer(index, target, previous))
+
+    def _restorer(self, index: int, target: ReleaseTarget, previous: str) -> Callable[[], Awaitable[None]]:
+        if target.converge is not None:
+            back = target.converge.model_copy(update={"versions": {target.component: previous}})
+            return lambda: self._converge_back(index, target, back, previous)
+        spec = self.spec if target.main else target.release
+        assert spec is not None
         return lambda: self._restore(index, target, spec, previous)
+
+    async def _converge_back(
+        self, index: int, target: ReleaseTarget, request: ConvergeRequest, previous: str
+    ) -> None:
+        """Back to ``previous`` by a rolling update of the component's Deployment (retried until done)."""
+        try:
+            await call(DR_CONVERGE, request, summary=f"restore {target.name} to {previous}", **DR_UNDO)
+        except ActivityError as exc:
+            self.report_target(index, verdict="restore failed", detail=cause(exc))
+            raise ApplicationError(f"restoring {target.name} to {previous} failed: {cause(exc)}") from exc
+        self.report_target(index, verdict="restored", detail=f"back on {previous}")
 
     async def _restore(self, index: int, target: ReleaseTarget, spec: ReleaseSpec, previous: str) -> None:
         """Back to ``previous``: start it beside the release's version, move traffic (or jobs), stop
@@ -160,6 +207,11 @@ class WholeApp(ReleaseWorkflow):
                 ),
             }
         )
+        if target.restore == "blue-green":  # a router that cannot drain single instances: one switch
+            switch = BlueGreenSpec(
+                preview_requests=0, auto_promotion_delay=timedelta(0), scale_down_delay=SETTLE
+            )
+            back = back.model_copy(update={"strategy": "blue-green", "rolling": None, "blue_green": switch})
         child_id = f"{workflow.info().workflow_id}-restore-{target.component}-{target.region}"
         try:
             outcome = await self._child(child_id, back, f"restore {target.name} to {previous}", undoing=True)
@@ -176,7 +228,7 @@ class WholeApp(ReleaseWorkflow):
         self, child_id: str, spec: ReleaseSpec, summary: str, *, undoing: bool = False
     ) -> ReleaseResult:
         handle = await workflow.start_child_workflow(
-            "RollingRelease",
+            STRATEGY_WORKFLOWS[spec.strategy],
             spec,
             id=child_id,
             result_type=ReleaseResult,
@@ -185,7 +237,7 @@ class WholeApp(ReleaseWorkflow):
                 [
                     SearchAttributePair(names.ENVIRONMENT, self.env.name),
                     SearchAttributePair(names.VERSION, spec.version),
-                    SearchAttributePair(names.STRATEGY, "rolling"),
+                    SearchAttributePair(names.STRATEGY, spec.strategy),
                     SearchAttributePair(names.PHASE, Phase.PENDING.value),
                 ]
             ),

@@ -21,9 +21,14 @@ platform provider gives it (both use ``clients.kube.Deployments``).
   when the cluster does not answer: a lost region must not stop the failover's observation).
 * ``health``: the Deployment exists, has available replicas and no broken pod; and, when
   ``health_url`` is set, the region's own entry (its ALB) answers 200 there.
-* ``versions``: the Deployment's ``version`` label (the api); ``converge``: its image tag and
-  label set to the source region's version (a Kubernetes rolling update of that Deployment),
-  then the rollout waited for (progress deadline, crash-looping pods fail it at once).
+* ``versions``: the ``version`` label of the api's Deployment and of the workers' (``worker``:
+  a Deployment of its own, such as ``claude-deployment-worker``); ``converge``: a component's
+  image tag and label set to a version (a Kubernetes rolling update of that Deployment), then
+  the rollout waited for (progress deadline, crash-looping pods fail it at once). A failover
+  converges a standby to what is live; a release converges each standby region and the
+  workers of every region to the version it ships (``workflows/whole_app.py``).
+* ``scale`` scales the workers with the api: ``dr.workers`` where users are, ``standby_workers``
+  elsewhere.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from kubernetes import client
 
 from activities.interfaces import Progress
 from clients import kube
-from engine.contracts.dr import DrSpec, KubernetesDrRegion, KubernetesDrSettings
+from engine.contracts.dr import DrSpec, KubernetesDrRegion, KubernetesDrSettings, KubernetesWorker
 from engine.errors import BadRequest
 
 log = structlog.get_logger()
@@ -67,25 +72,51 @@ class KubernetesRegions:
             self._clusters[region] = kube.Deployments(self._conf(region).kubernetes)
         return self._clusters[region]
 
-    def _deployment(self, region: str) -> Any:
-        cluster, pool = self._cluster(region), self._conf(region).pool
-        d = cluster.read(pool)
+    def _worker(self, region: str) -> KubernetesWorker:
+        worker = self._conf(region).worker
+        if worker is None:
+            msg = f"region {region} has no worker Deployment (dr.kubernetes.regions.{region}.worker)"
+            raise BadRequest(msg)
+        return worker
+
+    def _name(self, region: str, component: str) -> str:
+        """The Deployment of a component in a region: the api's pool, or the workers' own."""
+        if component == "worker":
+            return self._worker(region).deployment
+        if component != "api":
+            msg = f"region {region}: the engine runs the api and the worker on Kubernetes, not {component!r}"
+            raise BadRequest(msg)
+        return self._cluster(region).name(self._conf(region).pool)
+
+    def _deployment(self, region: str, component: str = "api") -> Any:
+        cluster, name = self._cluster(region), self._name(region, component)
+        d = cluster.read_named(name)
         if d is None:
-            name = cluster.name(pool)
             msg = f"no Deployment {name!r} in namespace {cluster.namespace!r} of region {region}'s cluster"
             raise BadRequest(msg)
         return d
 
-    def _container(self, region: str, d: Any) -> Any:
+    def _container(self, region: str, d: Any, component: str = "api") -> Any:
         containers = d.spec.template.spec.containers
-        app = self._conf(region).kubernetes.app
-        return next((c for c in containers if c.name == app), containers[0])
+        conf = self._conf(region)
+        name = (
+            (conf.worker.container if conf.worker else None) if component == "worker" else conf.kubernetes.app
+        )
+        return next((c for c in containers if c.name == name), containers[0])
 
     # ---- Regions ---------------------------------------------------------------------------
     def scale(self, region: str, count: int, *, progress: Progress) -> int:
-        pool, cluster = self._conf(region).pool, self._cluster(region)
-        cluster.scale(pool=pool, count=count, progress=progress)
-        pods = cluster.pods(cluster.labels(pool))
+        conf, cluster = self._conf(region), self._cluster(region)
+        cluster.scale(pool=conf.pool, count=count, progress=progress)
+        workers = self.spec.workers if count >= self.spec.instances else self.spec.standby_workers
+        if conf.worker is not None and workers:  # at full size where users are, standby size else
+            name = conf.worker.deployment
+            self._deployment(region, "worker")
+            cluster.apps.patch_namespaced_deployment_scale(
+                name, cluster.namespace, {"spec": {"replicas": workers}}
+            )
+            cluster.wait_for_named(name, workers, progress)
+        pods = cluster.pods(cluster.labels(conf.pool))
         return sum(1 for p in pods if not p.metadata.deletion_timestamp and p.status and p.status.pod_ip)
 
     def _host(self, database: str) -> str:
@@ -141,6 +172,7 @@ class KubernetesRegions:
         what: str,
         edit: Callable[[dict[str, Any]], None],
         *,
+        component: str = "api",
         labels: dict[str, str] | None = None,
         done: Callable[[Any], bool] = lambda _: False,
     ) -> Any | None:
@@ -151,10 +183,10 @@ class KubernetesRegions:
         as read before the patch, or None when ``done`` says there is nothing to change."""
         cluster = self._cluster(region)
         for _ in range(5):
-            d = self._deployment(region)
+            d = self._deployment(region, component)
             if done(d):
                 return None
-            target = self._container(region, d)
+            target = self._container(region, d, component)
             containers = cluster.apps.api_client.sanitize_for_serialization(d.spec.template.spec.containers)
             for c in containers:
                 if c["name"] == target.name:
@@ -172,7 +204,7 @@ class KubernetesRegions:
                     continue
                 raise
             return d
-        msg = f"Deployment {cluster.name(self._conf(region).pool)!r} in {region} kept changing while {what}"
+        msg = f"Deployment {self._name(region, component)!r} in {region} kept changing while {what}"
         raise RuntimeError(msg)
 
     def writes_to(self, region: str) -> str | None:
@@ -188,32 +220,43 @@ class KubernetesRegions:
         return None
 
     def versions(self, region: str) -> dict[str, str]:
-        """The ``version`` label of the region's Deployment (the api; workers are not released on
-        Kubernetes yet)."""
-        d = self._deployment(region)
-        version = (d.metadata.labels or {}).get("version")
-        return {"api": version} if version and (d.spec.replicas or 0) > 0 else {}
+        """The ``version`` label of the region's api Deployment and, when it has one, of its workers'
+        (a component scaled to 0, or without its Deployment, runs nothing)."""
+        out = {}
+        for component in ("api", "worker") if self._conf(region).worker else ("api",):
+            d = self._cluster(region).read_named(self._name(region, component))
+            version = (d.metadata.labels or {}).get("version") if d is not None else None
+            if d is not None and version and (d.spec.replicas or 0) > 0:
+                out[component] = version
+        return out
 
     def converge(self, region: str, versions: dict[str, str], *, progress: Progress) -> dict[str, str]:
-        """The region's Deployment runs ``versions["api"]``: its image tag and ``version`` label
-        patched (resourceVersion-checked), then the rollout waited for like ``scale`` does. Workers
-        are not released on Kubernetes yet: asking for one is refused by name."""
-        others = sorted(set(versions) - {"api"})
-        if others:
-            msg = f"region {region}: {others} are not run by the engine on Kubernetes yet (the api is)"
-            raise BadRequest(msg)
-        want = versions.get("api")
-        if want is None or self.versions(region).get("api") == want:
-            return self.versions(region)
-        conf = self._conf(region)
+        """Each component's Deployment in the region runs its version: image tag and ``version`` label
+        patched (resourceVersion-checked), then Kubernetes' rolling update waited for (progress
+        deadline, crash-looping or unpullable pods fail it at once) at the Deployment's size.
+        Every component is checked before any is changed (an unknown one is refused by name)."""
+        names = {component: self._name(region, component) for component in versions}
+        have = self.versions(region)
+        for component, want in versions.items():
+            if have.get(component) == want:
+                continue
+            worker = self._conf(region).worker
+            image = worker.image if component == "worker" and worker else self._conf(region).kubernetes.image
 
-        def set_image(c: dict[str, Any]) -> None:
-            c["image"] = f"{conf.kubernetes.image}:{want}"
+            def set_image(c: dict[str, Any], tag: str = f"{image}:{want}") -> None:
+                c["image"] = tag
 
-        d = self._patch_app(region, "its version was set", set_image, labels={"version": want})
-        assert d is not None  # without done(), a patch is always made
-        log.info("region_converged", region=region, version=want, deployment=d.metadata.name)
-        self._cluster(region).wait_for_rollout(conf.pool, d.spec.replicas or 1, progress)
+            what = f"its {component} version was set"
+            d = self._patch_app(region, what, set_image, component=component, labels={"version": want})
+            assert d is not None  # without done(), a patch is always made
+            log.info(
+                "region_converged",
+                region=region,
+                component=component,
+                version=want,
+                deployment=names[component],
+            )
+            self._cluster(region).wait_for_named(names[component], d.spec.replicas or 1, progress)
         return self.versions(region)
 
     def health(self, region: str) -> list[str]:

@@ -41,6 +41,18 @@ class DrLocal(Strict):
     port_base: Annotated[int, Field(ge=1024, le=65000)]
 
 
+class KubernetesWorker(Strict):
+    """A region's worker Deployment (takes jobs, no traffic), as ``k8s/production`` defines it: a release
+    sets its image tag and ``version`` label and waits for Kubernetes' rolling update of it."""
+
+    deployment: str
+    """Its name in the region's namespace (e.g. ``claude-deployment-worker``)."""
+    image: str
+    """The image repository; the tag is the version."""
+    container: str | None = None
+    """The container that runs the worker (default: the Deployment's first)."""
+
+
 class KubernetesDrRegion(Strict):
     """One region's cluster and the Deployment that runs the service there (EKS: one cluster per region)."""
 
@@ -53,6 +65,8 @@ class KubernetesDrRegion(Strict):
     database_host: str | None = None
     """``DATABASE_HOST`` for instances writing to this region's database when it is not RDS
     (with ``dr.aws`` the RDS endpoint of the region's instance is used)."""
+    worker: KubernetesWorker | None = None
+    """The region's workers (``app.components`` of kind worker), released with the api."""
 
 
 class KubernetesDrSettings(Strict):

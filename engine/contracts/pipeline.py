@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
+from engine.contracts.dr import ConvergeRequest
 from engine.contracts.environment import AwsSettings, EnvironmentSpec
 from engine.contracts.release import ReleaseSpec
 from engine.contracts.scalars import Duration, Strict
@@ -53,9 +54,11 @@ class ReleaseTarget(Strict):
     """One component in one region of a whole-app release, in the order the release goes.
 
     The ``main`` target is the api in the primary region, released by the chosen strategy
-    (``PipelineSpec.release``); every other one is a rolling replacement (``release``) aimed at
-    its component and region: a worker's batches pass its health gate, a standby region's
-    instances are replaced at its standby size after their smoke test.
+    (``PipelineSpec.release``); every other one is either a rolling replacement (``release``)
+    aimed at its component and region (the local platform: a worker's batches pass its health
+    gate, a standby region's instances are replaced at its standby size after their smoke test)
+    or a ``converge`` through the DR Regions provider (Kubernetes: a rolling update of the
+    component's Deployment in that region's cluster, at its size, waited for until healthy).
     """
 
     component: str
@@ -68,7 +71,13 @@ class ReleaseTarget(Strict):
     ends the wait)."""
     main: bool = False
     release: ReleaseSpec | None = None
-    """The targeted rolling release (None for the main target)."""
+    """The targeted rolling release (None for the main target and a converge)."""
+    converge: ConvergeRequest | None = None
+    """The component's version set in the region (``versions``: this one component); restored the
+    same way to the version it ran before."""
+    restore: Literal["rolling", "blue-green"] = "rolling"
+    """How the main target goes back to the version it ran: one rolling batch where the router can
+    drain single instances (HAProxy), else the previous version beside it and one switch (ALB)."""
 
     @property
     def name(self) -> str:

@@ -6,8 +6,10 @@ provider only talks to the Kubernetes API.
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 import urllib3
@@ -15,7 +17,13 @@ import urllib3
 from activities.regions.kubernetes import KubernetesRegions
 from clients.kube import RolloutFailed
 from engine.contracts import KubernetesSettings
-from engine.contracts.dr import DrProviders, DrSpec, KubernetesDrRegion, KubernetesDrSettings
+from engine.contracts.dr import (
+    DrProviders,
+    DrSpec,
+    KubernetesDrRegion,
+    KubernetesDrSettings,
+    KubernetesWorker,
+)
 from engine.errors import BadRequest
 from harness.cloud import KubeCluster, wait_for
 from harness.cloud_dr import deployment
@@ -133,5 +141,78 @@ def test_a_drifted_standby_is_converged_to_the_live_version_by_a_rolling_update(
     assert (
         kube.apps.read_namespaced_deployment("sample-api-green", "default").metadata.generation == generation
     )
-    with pytest.raises(BadRequest, match=r"\['worker'\] are not run by the engine on Kubernetes"):
-        regions.converge("B", {"api": "v1.1.0", "worker": "v1.1.0"}, progress=seen.append)
+    # A worker where the region names no worker Deployment: refused by field, nothing changed.
+    with pytest.raises(
+        BadRequest, match=re.escape("region B has no worker Deployment (dr.kubernetes.regions.B.worker)")
+    ):
+        regions.converge("B", {"api": "v1.2.0", "worker": "v1.2.0"}, progress=seen.append)
+    assert regions.versions("B") == {"api": "v1.1.0"}
+
+
+def worker_deployment(version: str, replicas: int) -> dict[str, Any]:
+    """The workers' own Deployment, as k8s/production/deployments.yaml defines it (one container
+    named worker among others)."""
+    labels = {"app.kubernetes.io/name": "claude-deployment-worker"}
+    container = {"name": "worker", "image": f"img:{version}", "args": ["worker"]}
+    sidecar = {"name": "log-shipper", "image": "fluent-bit:3"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "claude-deployment-worker",
+            "namespace": "default",
+            "labels": {**labels, "version": version},
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [sidecar, container]}},
+        },
+    }
+
+
+def test_a_regions_workers_are_read_converged_and_scaled_by_their_own_deployment(kube: KubeCluster) -> None:
+    """The worker Deployment of a region (dr.kubernetes.regions.R.worker): its version read with the
+    api's, converged by a rolling update of its worker container only, scaled with the region."""
+    for pool in ("blue", "green"):
+        kube.apps.create_namespaced_deployment(
+            "default", deployment("sample-api", pool, "img:v1.0.0", 1, {"DATABASE_NODE": "A"})
+        )
+    kube.apps.create_namespaced_deployment("default", worker_deployment("v1.0.0", 1))
+    controller = kube.play_controller()
+    spec = _spec(kube)
+    assert spec.kubernetes is not None
+    worker = KubernetesWorker(deployment="claude-deployment-worker", image="img", container="worker")
+    with_workers = {r: c.model_copy(update={"worker": worker}) for r, c in spec.kubernetes.regions.items()}
+    spec = spec.model_copy(
+        update={"kubernetes": spec.kubernetes.model_copy(update={"regions": with_workers}), "workers": 2,
+                "standby_workers": 1}
+    )  # fmt: skip
+    regions = KubernetesRegions(spec)
+    regions._cluster("B").poll = 0.05
+    assert regions.versions("B") == {"api": "v1.0.0", "worker": "v1.0.0"}
+
+    seen: list[str] = []
+    assert regions.converge("B", {"worker": "v1.1.0"}, progress=seen.append) == {
+        "api": "v1.0.0",
+        "worker": "v1.1.0",
+    }
+    dep = kube.apps.read_namespaced_deployment("claude-deployment-worker", "default")
+    images = {c.name: c.image for c in dep.spec.template.spec.containers}
+    assert images == {"log-shipper": "fluent-bit:3", "worker": "img:v1.1.0"}  # the sidecar untouched
+    assert dep.metadata.labels["version"] == "v1.1.0" and dep.status.available_replicas == 1
+    assert any("claude-deployment-worker" in line for line in seen)
+
+    # The region where users go runs its full worker count; the api's size decides which.
+    regions.scale("B", 2, progress=seen.append)
+    assert (
+        kube.apps.read_namespaced_deployment("claude-deployment-worker", "default").status.available_replicas
+        == 2
+    )
+    regions.scale("B", 1, progress=seen.append)
+    assert kube.apps.read_namespaced_deployment("claude-deployment-worker", "default").spec.replicas == 1
+
+    # A worker version that crash-loops fails the converge at once, naming the pod.
+    controller.failures["claude-deployment-worker"] = "CrashLoopBackOff"
+    with pytest.raises(RolloutFailed, match="CrashLoopBackOff"):
+        regions.converge("B", {"worker": "v1.2.0"}, progress=seen.append)

@@ -170,6 +170,8 @@ class Staging:
             cluster = self.clusters[r] = KubeCluster(self.tmp / r)
             cluster.start()
             k = kube_conf["regions"][r]
+            # The api's Deployment only: the kubelet here runs every pod it sees as the api's.
+            k["worker"] = None
             k["kubernetes"].update(kubeconfig=str(cluster.kubeconfig), context="kmock")
             if self.plane:
                 k["health_url"] = f"http://{self.alb[r]}/healthz"

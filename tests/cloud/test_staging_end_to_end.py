@@ -67,6 +67,7 @@ from harness.cloud import (
     unique,
     wait_for,
 )
+from harness.cloud_dr import deployment
 from harness.support import free_port
 from infrastructure.local.layout import Layout
 from infrastructure.local.temporal_server import TemporalServer
@@ -75,6 +76,25 @@ NS = "staging-e2e"
 ACCOUNT = "123456789012"
 """moto's account: the repository URLs of its ECR."""
 STABLE = "v1.0.0"
+PRIMARY, STANDBY = "us-west-2", "us-east-1"
+"""deploy-code.yaml's staging DR regions: the ALB and the strategy are in the primary's cluster."""
+WORKER = "claude-deployment-worker"
+
+
+def worker_deployment(image: str, version: str, replicas: int) -> dict[str, Any]:
+    """The workers as k8s/production/deployments.yaml runs them (the api's image, args: worker)."""
+    labels = {"app.kubernetes.io/name": WORKER}
+    worker = {"name": "worker", "image": f"{image}:{version}", "args": ["worker"]}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": WORKER, "namespace": NS, "labels": {**labels, "version": version}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [worker]}},
+        },
+    }
 
 
 # --------------------------------------------------------------------------- #
@@ -185,6 +205,8 @@ class Staging:
     listener: str
     preview: str
     kube: KubeCluster
+    standby: KubeCluster
+    """The standby region's cluster (us-east-1): its api's Deployment and its workers', no traffic."""
     pods: PodProcesses
     watcher: Watcher
     metrics: MetricsPipeline
@@ -261,6 +283,15 @@ class Staging:
 
         return list(wait_for(settled))
 
+    def running(self, region: str, deployment: str) -> tuple[str, str, int]:
+        """(image tag, version label, ready replicas) of a Deployment in a region's cluster."""
+        cluster = self.kube if region == PRIMARY else self.standby
+        d = cluster.apps.read_namespaced_deployment(deployment, NS)
+        containers = {c.name: c.image for c in d.spec.template.spec.containers}
+        image = containers.get("worker", containers.get("sample-api", ""))
+        ready = int((d.status and d.status.ready_replicas) or 0)
+        return image.rsplit(":", 1)[-1], d.metadata.labels["version"], ready
+
     def answers(self, address: str) -> str | None:
         """The version a pod's process answers with (None when nothing answers there)."""
         try:
@@ -270,11 +301,28 @@ class Staging:
 
 
 def staging_config(
-    moto: str, alb: dict[str, Any], kubeconfig: Path, port: int, repositories: dict[str, str]
+    moto: str,
+    alb: dict[str, Any],
+    kubeconfigs: dict[str, Path],
+    port: int,
+    repositories: dict[str, str],
 ) -> DeployConfig:
-    """deploy-code.yaml's staging environment, aimed at moto and kmock, analysis timings shrunk."""
+    """deploy-code.yaml's staging environment, aimed at moto and a kmock per region (the DR
+    regions' clusters: the primary's is the environment's own), analysis timings shrunk."""
     data = load_config().model_dump()
     env = data["environments"]["staging"]
+    kubeconfig = kubeconfigs[PRIMARY]
+    for region, conf in env["dr"]["kubernetes"]["regions"].items():
+        # Each region's ECR repository of the production images (the kubelet of the primary pulls).
+        image = f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{repositories['production']}"
+        conf["worker"]["image"] = image
+        conf["kubernetes"].update(
+            image=image,
+            kubeconfig=str(kubeconfigs[region]),
+            context="kmock",
+            namespace=NS,
+            rollout_timeout=timedelta(seconds=60),
+        )
     env["aws"].update(
         endpoint_url=moto,
         listener_arn=alb["listener"],
@@ -362,14 +410,35 @@ def staging(
     pods = PodProcesses(tmp_path, port)
     watcher = Watcher(aws.client(settings, "elbv2"), listener, preview, groups)
     metrics = MetricsPipeline(aws.client(settings, "cloudwatch"), "sample-api")
-    config = staging_config(moto, alb, kube.kubeconfig, port, repositories)
-    s = Staging(config, elb, ecr, groups, listener, preview, kube, pods, watcher, metrics, port, repositories)
+    (tmp_path / "standby").mkdir()
+    standby = KubeCluster(tmp_path / "standby")
+    standby.start()
+    kubeconfigs = {PRIMARY: kube.kubeconfig, STANDBY: standby.kubeconfig}
+    config = staging_config(moto, alb, kubeconfigs, port, repositories)
+    s = Staging(
+        config, elb, ecr, groups, listener, preview, kube, standby, pods, watcher, metrics, port, repositories
+    )
     bindings = TargetGroupBinding(elb, groups, app="sample-api", port=port)
     kube.play_controller(pods=pods, bindings=bindings, pull=s.pull)
     s.promoted(STABLE)
     # The release before this one: STABLE in blue (as a previous release left it), registered.
     s.platform().start(version=STABLE, pool="blue", count=3, progress=lambda _: None)
     wait_for(lambda: len(s.targets("blue")) == 3)
+    # The workers in both regions (k8s/production's claude-deployment-worker), and the standby's api
+    # at its standby size: all on STABLE, as the previous release left them.
+    dr = config.environments["staging"].dr
+    assert dr is not None and dr.kubernetes is not None
+    standby.play_controller()
+    for region, cluster, workers in ((PRIMARY, kube, 2), (STANDBY, standby, 1)):
+        conf = dr.kubernetes.regions[region]
+        assert conf.worker is not None
+        cluster.apps.create_namespaced_deployment(NS, worker_deployment(conf.worker.image, STABLE, workers))
+    standby_api = dr.kubernetes.regions[STANDBY].kubernetes.image
+    standby.apps.create_namespaced_deployment(
+        NS, deployment("sample-api", "blue", f"{standby_api}:{STABLE}", 1, {}, namespace=NS)
+    )
+    for region in (PRIMARY, STANDBY):
+        wait_for(lambda region=region: s.running(region, WORKER)[2] == (2 if region == PRIMARY else 1))
     metrics.start()
     watcher.start()
     try:
@@ -377,6 +446,7 @@ def staging(
     finally:
         watcher.stop()
         metrics.stop()
+        standby.stop()
         kube.stop()  # stops the controller, which stops every pod process
         assert pods.alive() == []
 
@@ -438,7 +508,7 @@ async def test_release_pipeline_on_staging_promotes_in_ecr_then_canaries_on_the_
     assert staging.deployment("blue") is None
     # Its pods run the promoted digest: the (played) kubelet pulled the tag from production ECR.
     pods = [
-        p for p in staging.kube.core.list_namespaced_pod(NS).items if p.metadata.labels["pool"] == "green"
+        p for p in staging.kube.core.list_namespaced_pod(NS).items if p.metadata.labels.get("pool") == "green"
     ]
     assert len(pods) == 3  # kmock ignores label selectors: filtered here
     assert {p.status.container_statuses[0].image_id for p in pods} == {f"{repository_url}@{digest}"}
@@ -448,6 +518,50 @@ async def test_release_pipeline_on_staging_promotes_in_ecr_then_canaries_on_the_
     wait_for(lambda: staging.targets("blue") == [])
     assert staging.targets("green") == sorted(i.address for i in instances)
     assert {staging.answers(a) for a in blue_addresses} == {None}
+    # The whole app: after the api here, the workers here, then the standby region's api and workers,
+    # each by a rolling update of its Deployment (the standby stays at its standby size).
+    assert [(t.component, t.region, t.verdict) for t in result.status.targets] == [
+        ("api", PRIMARY, "released"),
+        ("worker", PRIMARY, "released"),
+        ("api", STANDBY, "released"),
+        ("worker", STANDBY, "released"),
+    ]
+    assert staging.running(PRIMARY, WORKER) == (version, version, 2)
+    assert staging.running(STANDBY, "sample-api-blue") == (version, version, 1)
+    assert staging.running(STANDBY, WORKER) == (version, version, 1)
+
+
+async def test_a_worker_crash_looping_in_the_standby_region_rolls_the_whole_app_back(
+    staging: Staging, client: Client, task_queue: str
+) -> None:
+    """The last target fails (the standby's workers crash-loop on the new version): it goes back,
+    then everything released before it, latest first; users end on the previous version."""
+    version = f"v4.{uuid.uuid4().int % 1000}.0"
+    staging.put_image(staging.repositories["ci"], version)
+    staging.metrics.ratios[version] = 0.0
+    assert staging.standby.controller is not None
+    staging.standby.controller.failures[f"{WORKER}@{version}"] = "CrashLoopBackOff"
+
+    result = await run(client, staging.pipeline(version, "canary"), task_queue)
+
+    assert result.outcome == "rolled_back", decisions(result)
+    assert result.reason.startswith(f"worker in {STANDBY}: ") and "CrashLoopBackOff" in result.reason
+    assert [(t.component, t.region, t.verdict) for t in result.status.targets] == [
+        ("api", PRIMARY, "restored"),
+        ("worker", PRIMARY, "restored"),
+        ("api", STANDBY, "restored"),
+        ("worker", STANDBY, "restored"),
+    ]
+    restores = [d for d in decisions(result) if d.startswith("restore ") or " restore " in d]
+    order = [f"worker in {STANDBY}", f"api in {STANDBY}", f"worker in {PRIMARY}", f"api in {PRIMARY}"]
+    firsts = [next(i for i, d in enumerate(restores) if what in d) for what in order]
+    assert firsts == sorted(firsts), restores  # latest first
+    assert staging.running(STANDBY, WORKER) == (STABLE, STABLE, 1)
+    assert staging.running(STANDBY, "sample-api-blue") == (STABLE, STABLE, 1)
+    assert staging.running(PRIMARY, WORKER) == (STABLE, STABLE, 2)
+    # Users: the ALB sends everything to one pool, whose pods answer with the previous version.
+    live = next(pool for pool, weight in staging.weights().items() if weight == 100)
+    assert {staging.answers(i.address) for i in staging.only(live)} == {STABLE}
 
 
 async def test_failing_cloudwatch_analysis_rolls_the_canary_back(
@@ -586,7 +700,8 @@ async def test_blue_green_with_a_missing_preview_listener_fails_before_any_chang
     assert staging.deployment("green") is None
     assert [pool for _, pool in staging.watcher.previews] == [None]
     assert staging.watcher.green_share() == [0]
-    assert [v for _, _, v in staging.pods.started] == [STABLE] * 3  # no process of the new version ran
+    # No process of the new version ran (3 api pods and the 2 workers of the fixture, all STABLE).
+    assert [v for _, _, v in staging.pods.started] == [STABLE] * 5
 
 
 async def test_a_version_missing_from_production_ecr_cannot_start_and_is_rolled_back(

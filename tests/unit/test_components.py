@@ -116,6 +116,62 @@ def test_the_api_alone_in_one_region_is_the_release_it_always_was() -> None:
     assert pipeline(env="staging").targets == []
 
 
+def kubernetes_regions(worker: bool = True) -> dict[str, object]:
+    """``environments.staging.dr``: two clusters (regions), each with the api's and the workers'
+    Deployments."""
+
+    def region(context: str) -> dict[str, object]:
+        conf: dict[str, object] = {
+            "kubernetes": {"app": "sample-api", "image": "registry.example/sample-api", "context": context}
+        }
+        if worker:
+            conf["worker"] = {"deployment": "claude-deployment-worker", "image": "registry.example/worker"}
+        return conf
+
+    return {
+        "regions": ["us-west-2", "us-east-1"],
+        "providers": {"database": "postgres-local", "global_entry": "haproxy-local", "regions": "kubernetes"},
+        "instances": 2,
+        "standby_instances": 1,
+        "kubernetes": {"regions": {"us-west-2": region("west"), "us-east-1": region("east")}},
+    }
+
+
+def test_on_kubernetes_the_workers_and_the_standby_cluster_are_released_by_rolling_updates() -> None:
+    """The api in the home cluster by the strategy; the workers there, then the standby region's api
+    and workers, each converged (its Deployment's image and version set, its rollout waited for)."""
+    text = edit({"environments.staging.dr": kubernetes_regions(), "environments.staging.components": None})
+    targets = pipeline(text, env="staging").targets
+    assert [(t.name, t.role, t.main) for t in targets] == [
+        ("api in us-west-2", "primary", True),
+        ("worker in us-west-2", "primary", False),
+        ("api in us-east-1", "standby", False),
+        ("worker in us-east-1", "standby", False),
+    ]
+    converges = [t.converge for t in targets[1:]]
+    assert all(c is not None and t.release is None for c, t in zip(converges, targets[1:], strict=True))
+    assert [(c.region, c.versions) for c in converges if c] == [
+        ("us-west-2", {"worker": "v2.0.0"}),
+        ("us-east-1", {"api": "v2.0.0"}),
+        ("us-east-1", {"worker": "v2.0.0"}),
+    ]
+    # The api alone still reaches the standby cluster: a failover finds the live version there.
+    api_only = edit({"environments.staging.dr": kubernetes_regions(worker=False)})
+    assert [t.name for t in pipeline(api_only, env="staging").targets] == [
+        "api in us-west-2",
+        "api in us-east-1",
+    ]
+
+
+def test_a_kubernetes_worker_without_its_deployment_in_every_region_is_refused() -> None:
+    dr = kubernetes_regions(worker=False)
+    text = edit({"environments.staging.dr": dr, "environments.staging.components": ["api", "worker"]})
+    with pytest.raises(
+        InputError, match=re.escape("environments.staging.dr.kubernetes.regions.us-west-2.worker")
+    ):
+        pipeline(text, env="staging")
+
+
 def test_dependency_order_follows_depends_on() -> None:
     data = yaml.safe_load(BASE)["app"]["components"]
     data = {"worker": data["worker"], "api": data["api"]}  # declared worker first
@@ -146,7 +202,10 @@ def test_dependency_order_follows_depends_on() -> None:
         ({"app.components.worker.gate": {"templates": ["nope"]}}, "gate names analysis template 'nope'"),
         ({"app.components.worker": {"kind": "worker"}}, "a worker needs instances"),
         ({"app.components.api": {"kind": "worker", "instances": 1}}, "exactly one component is a service"),
-        ({"environments.staging.components": None}, "environments.staging.components: ['worker'] run on the"),
+        (
+            {"environments.staging.components": None},
+            "environments.staging.components: ['worker'] are released on kubernetes through the DR regions'",
+        ),
         ({"environments.local.components": ["worker"]}, "the service component 'api' must be released"),
         (
             {"environments.local.waves": [{"regions": ["A"]}, {"regions": ["C"]}]},
@@ -163,6 +222,6 @@ def test_dependency_order_follows_depends_on() -> None:
     ],
 )
 def test_bad_components_are_refused_naming_the_field(change: dict[str, object], error: str) -> None:
-    env = "staging" if "environments.staging.components" in change else "local"
+    env = "staging" if any(path.startswith("environments.staging") for path in change) else "local"
     with pytest.raises((ConfigError, InputError), match=re.escape(error)):
         pipeline(edit(change), env=env)

@@ -97,5 +97,9 @@ def test_drift_names_each_component_whose_version_differs() -> None:
 def test_a_region_scaled_for_users_scales_the_workers_the_environment_releases() -> None:
     local = _resolve(_doc(), "local")
     assert (local.workers, local.standby_workers) == (2, 1)  # app.components.worker
-    staging = _resolve(_doc(), "staging")  # components: [api]
-    assert (staging.workers, staging.standby_workers) == (0, 0)
+    staging = _resolve(_doc(), "staging")  # api and worker: claude-deployment-worker in each cluster
+    assert (staging.workers, staging.standby_workers) == (2, 1)
+    data = _doc()
+    data["environments"]["staging"]["components"] = ["api"]
+    api_only = _resolve(data, "staging")
+    assert (api_only.workers, api_only.standby_workers) == (0, 0)
