@@ -930,7 +930,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc), EXIT_BAD_INPUT)
     client = await temporal.connect()
     runner = await serve(Dashboard(client, config, envs, limit=args.limit), args.bind, args.port)
-    host = "localhost" if args.bind in ("127.0.0.1", "0.0.0.0") else args.bind
+    # An address to open, not to bind: the wildcard and loopback are both reached as localhost.
+    host = "localhost" if args.bind in ("127.0.0.1", "0.0.0.0") else args.bind  # nosec B104
     print(f"dashboard: {dashboard_url(args.port, host)}", flush=True)
     try:
         await asyncio.Event().wait()
