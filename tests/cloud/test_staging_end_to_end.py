@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 import uuid
@@ -54,7 +55,7 @@ from activities.platform.kubernetes import KubernetesPlatform
 from clients import aws
 from engine import temporal
 from engine.client import start_or_attach
-from engine.config import DeployConfig, load_config, resolve_release
+from engine.config import REPO_ROOT, DeployConfig, load_config, resolve_release
 from engine.contracts import AwsSettings, Phase, ReleaseResult, ReleaseSpec
 from engine.contracts.pipeline import PipelineSpec
 from engine.pipeline import resolve_pipeline
@@ -562,6 +563,13 @@ async def test_a_worker_crash_looping_in_the_standby_region_rolls_the_whole_app_
     # Users: the ALB sends everything to one pool, whose pods answer with the previous version.
     live = next(pool for pool, weight in staging.weights().items() if weight == 100)
     assert {staging.answers(i.address) for i in staging.only(live)} == {STABLE}
+    if os.environ.get("DEPLOY_RECORD_HISTORIES"):  # tests/engine/test_replay.py replays it
+        history = await client.get_workflow_handle(
+            temporal.release_workflow_id("sample-api", "staging")
+        ).fetch_history()
+        stored = REPO_ROOT / "tests" / "engine" / "histories" / "release_kubernetes_rolled_back"
+        stored.with_suffix(".json").write_text(history.to_json())
+        stored.with_suffix(".workflow-id").write_text(history.workflow_id + "\n")
 
 
 async def test_failing_cloudwatch_analysis_rolls_the_canary_back(

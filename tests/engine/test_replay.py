@@ -30,6 +30,7 @@ def test_histories_are_stored() -> None:
         "release_whole_app",
         "release_whole_app_rolled_back",
         "dr_failover_converged",  # patch version-check: the standby's api drifted, converged first
+        "release_kubernetes_rolled_back",  # staging's four targets (converges), restored latest first
     } <= names
 
 
