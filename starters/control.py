@@ -29,14 +29,20 @@ import asyncio
 import json
 import os
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import FailureError
 from temporalio.service import RPCError
 
 from engine import temporal
 from engine.client import control_target
 from engine.config import load_config, resolve_environment
-from engine.contracts import Control, ReleaseStatus
+from engine.contracts import Control, ReleaseResult, ReleaseStatus
 from engine.errors import InputError
 from starters.common import (
     EXIT_BAD_INPUT,
@@ -96,7 +102,9 @@ async def show_status(handle: WorkflowHandle, *, as_json: bool, approvers: list[
 async def show_history(client: Client, workflow_id: str, *, limit: int, as_json: bool) -> None:
     """The runs of the environment's release workflow, newest first."""
     rows = []
-    async for ran in client.list_workflows(f'WorkflowId = "{workflow_id}"', limit=limit):
+    runs = [ran async for ran in client.list_workflows(f'WorkflowId = "{workflow_id}"', limit=limit)]
+    approvers = await asyncio.gather(*(_approvers(client, workflow_id, ran) for ran in runs))
+    for ran, approved in zip(runs, approvers, strict=True):
         attrs = ran.typed_search_attributes
         took = (ran.close_time - ran.start_time).total_seconds() if ran.close_time else None
         rows.append(
@@ -107,6 +115,7 @@ async def show_history(client: Client, workflow_id: str, *, limit: int, as_json:
                 "phase": attrs.get(temporal.PHASE) or "?",
                 "status": ran.status.name.lower() if ran.status else "?",
                 "seconds": None if took is None else round(took, 1),
+                "approved_by": approved,
                 "run_id": ran.run_id,
             }
         )
@@ -116,12 +125,28 @@ async def show_history(client: Client, workflow_id: str, *, limit: int, as_json:
     if not rows:
         print(f"no release has run as {workflow_id} yet")
         return
-    print(f"{'STARTED (UTC)':<19}  {'VERSION':<14} {'STRATEGY':<10} {'PHASE':<16} {'TOOK':>7}  RUN")
+    head = f"{'STARTED (UTC)':<19}  {'VERSION':<14} {'STRATEGY':<10} {'PHASE':<16} {'TOOK':>7}"
+    print(f"{head}  {'APPROVED BY':<16} RUN")
     for r in rows:
         duration = "running" if r["seconds"] is None else f"{r['seconds']:g}s"
         phase = r["phase"] if r["status"] in ("completed", "running") else f"{r['phase']} ({r['status']})"
         what = f"{r['version']:<14} {r['strategy']:<10} {phase:<16}"
-        print(f"{r['started']:<19}  {what} {duration:>7}  {r['run_id']}")
+        names = r["approved_by"]
+        who = (",".join(names) if isinstance(names, list) else "") or "-"
+        print(f"{r['started']:<19}  {what} {duration:>7}  {who:<16} {r['run_id']}")
+
+
+async def _approvers(client: Client, workflow_id: str, ran: WorkflowExecution) -> list[str]:
+    """Who approved a finished run (its result's approvals, the strategy child's included); a running
+    or failed run has no result to read: none listed."""
+    if ran.status != WorkflowExecutionStatus.COMPLETED:
+        return []
+    handle = client.get_workflow_handle(workflow_id, run_id=ran.run_id, result_type=ReleaseResult)
+    try:
+        result = await handle.result(follow_runs=False)
+    except (FailureError, RPCError):
+        return []
+    return sorted({a.by for a in result.status.approvals})
 
 
 async def main(argv: list[str] | None = None) -> int:

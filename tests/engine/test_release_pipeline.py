@@ -163,7 +163,11 @@ async def test_terraform_change_waits_for_approval_and_abort_deploys_nothing(
 
 @pytest.mark.usefixtures("worker")
 async def test_strategy_rolled_back_after_an_applied_terraform_change_keeps_it_and_says_so(
-    client: Client, stack: Stack, task_queue: str
+    client: Client,
+    stack: Stack,
+    task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The pipeline's undo stack runs after the strategy rolled back by itself: the applied
     Terraform change is kept (and the decision log says so) and the release ends rolled back.
@@ -195,6 +199,12 @@ async def test_strategy_rolled_back_after_an_applied_terraform_change_keeps_it_a
     assert stage(result, "strategy").verdict == "failed"
     assert stage(result, "report").verdict == "failed"
     assert version not in {i.version for i in InstanceManager(stack.layout).list(probe=False)}
+    # control.py history names who approved it (read from the run's result).
+    monkeypatch.setenv("TEMPORAL_ADDRESS", stack.temporal_address)
+    capsys.readouterr()
+    assert await control.main(["history", "--limit", "1", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["version"], row["approved_by"]) == (version, ["alice"]), row
 
 
 @pytest.mark.usefixtures("worker")
@@ -297,6 +307,17 @@ async def test_two_ci_runs_of_one_tag_give_one_release_and_dry_run_starts_nothin
     capsys.readouterr()
     assert await control.main(["history", "--config", config, "--limit", "3"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["STARTED", "(UTC)", "VERSION", "STRATEGY", "PHASE", "TOOK", "RUN"]
+    assert table[0].split() == [
+        "STARTED",
+        "(UTC)",
+        "VERSION",
+        "STRATEGY",
+        "PHASE",
+        "TOOK",
+        "APPROVED",
+        "BY",
+        "RUN",
+    ]
     newest = table[1].split()
     assert newest[2:5] == [version, "canary", "Succeeded"] and newest[5].endswith("s"), table
+    assert newest[6] == "-", table  # nobody approved: its steps have no pause
