@@ -50,6 +50,7 @@ from engine.contracts import (
     Strict,
 )
 from engine.contracts.dr import DrConfig
+from engine.contracts.windows import DeployWindows
 from engine.errors import ConfigError, InputError
 from engine.pipeline import PipelineConfig
 
@@ -217,6 +218,11 @@ class EnvironmentConfig(Strict):
     dr: DrConfig | None = Field(default=None, description="disaster recovery: regions, RPO budget, trigger")
     release: PipelineConfig | None = Field(
         default=None, description="the release pipeline around the strategy (engine/pipeline.py)"
+    )
+    deploy_windows: DeployWindows | None = Field(
+        default=None,
+        description="when releases may run: allowed hours in a time zone, and freezes "
+        "(engine/contracts/windows.py); a release started outside them waits",
     )
     components: list[ComponentName] | None = Field(
         default=None, description="the components this environment releases (default: all of app.components)"

@@ -91,10 +91,11 @@ def resolve_pipeline(config: DeployConfig, spec: ReleaseSpec) -> PipelineSpec:
     """The pipeline of a resolved release, from its environment's ``release`` section."""
     env = spec.environment
     section: PipelineConfig | None = config.environments[env.name].release
+    windows = config.environments[env.name].deploy_windows
     webhook = os.environ.get("DEPLOY_WEBHOOK_URL") or (section.webhook_url if section else None)
     targets = resolve_targets(config, spec)
     if section is None:
-        return PipelineSpec(release=spec, targets=targets, webhook_url=webhook)
+        return PipelineSpec(release=spec, targets=targets, webhook_url=webhook, windows=windows)
     checks: list[DependencyCheck] = []
     c = section.checks
     if c.database:
@@ -126,7 +127,13 @@ def resolve_pipeline(config: DeployConfig, spec: ReleaseSpec) -> PipelineSpec:
             vars=section.terraform.vars,
         )
     return PipelineSpec(
-        release=spec, targets=targets, checks=checks, image=image, terraform=terraform, webhook_url=webhook
+        release=spec,
+        targets=targets,
+        checks=checks,
+        image=image,
+        terraform=terraform,
+        webhook_url=webhook,
+        windows=windows,
     )
 
 

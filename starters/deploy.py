@@ -9,7 +9,9 @@ One release runs per app and environment at a time (the workflow id is
 ``release-APP-ENV``). Starting the release that already runs, or that already ran
 (a CI re-run of the same tag), attaches to it instead of deploying twice; starting
 a different version while one runs is refused, naming the running release.
-``--redeploy`` starts a fresh run of a version that ran before.
+``--redeploy`` starts a fresh run of a version that ran before. Outside the environment's
+deploy window (``deploy_windows``) the release waits for it to open; ``--no-window-wait``
+refuses instead, saying when it opens (exit 2, nothing started).
 
 Exit codes: 0 released (or already live), 1 rolled back or failed,
 2 refused input (nothing changed), 3 another release is running.
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 
@@ -37,6 +39,7 @@ from engine.contracts.pipeline import PipelineSpec
 from engine.errors import InputError
 from engine.pipeline import resolve_pipeline
 from engine.versions import LATEST
+from engine.windows import closes_at, local_and_utc, next_opening, open_at, why_closed
 from starters.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -144,6 +147,35 @@ def _print_rolling(spec: ReleaseSpec) -> None:
     print(f"  drain timeout {plan.drain_timeout}; pause between batches {plan.batch_pause}")
 
 
+def outside_window(pipeline: PipelineSpec, now: datetime) -> str | None:
+    """Why a release may not start at ``now`` (``--no-window-wait``), saying when it may; None: it may."""
+    windows = pipeline.windows
+    if windows is None or pipeline.ignore_windows or open_at(windows, now):
+        return None
+    opens = next_opening(windows, now)
+    when = f"it opens at {local_and_utc(windows, opens)}" if opens else "no window opens within two years"
+    env = pipeline.release.environment.name
+    return (
+        f"environments.{env}.deploy_windows: outside the deploy window ({why_closed(windows, now)}); "
+        f"{when}. Nothing was started (without --no-window-wait the release waits for the window; "
+        "an approver can override-window with a reason)"
+    )
+
+
+def window_state(pipeline: PipelineSpec, now: datetime) -> str | None:
+    """The dry run's line on the deploy window (None: the environment has none)."""
+    windows = pipeline.windows
+    if windows is None or pipeline.ignore_windows:
+        return None
+    if open_at(windows, now):
+        closes = closes_at(windows, now)
+        until = f"closes at {local_and_utc(windows, closes)}" if closes else "does not close"
+        return f"deploy window: open now, {until}"
+    opens = next_opening(windows, now)
+    when = f"opens at {local_and_utc(windows, opens)}" if opens else "no window opens within two years"
+    return f"deploy window: closed ({why_closed(windows, now)}); the release would wait: {when}"
+
+
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -174,6 +206,12 @@ async def main(argv: list[str] | None = None) -> int:
         metavar="PERCENT",
         help="canary: the traffic share of its first step (later steps at or below it are skipped)",
     )
+    parser.add_argument(
+        "--no-window-wait",
+        action="store_true",
+        help="outside the environment's deploy window, refuse (exit 2, nothing started) instead of "
+        "starting a release that waits for the window to open",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -194,7 +232,11 @@ async def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print_plan(spec)
         print_pipeline_plan(pipeline)
+        if window := window_state(pipeline, datetime.now(UTC)):
+            print(f"  {window}")
         return EXIT_OK
+    if args.no_window_wait and (refusal := outside_window(pipeline, datetime.now(UTC))):
+        return fail(refusal, EXIT_BAD_INPUT)
     tracing.configure("deploy-code-starter")  # on when OTEL_EXPORTER_OTLP_ENDPOINT is set
     try:
         what = {"app": spec.app.name, "environment": spec.environment.name}

@@ -12,6 +12,7 @@ from engine.contracts.dr import ConvergeRequest
 from engine.contracts.environment import AwsSettings, EnvironmentSpec
 from engine.contracts.release import ReleaseSpec
 from engine.contracts.scalars import Duration, Strict
+from engine.contracts.windows import DeployWindows
 
 STRATEGY_WORKFLOWS: dict[str, str] = {
     "canary": "CanaryRelease",
@@ -94,6 +95,12 @@ class PipelineSpec(Strict):
     checks: list[DependencyCheck] = Field(default_factory=list)
     image: ImageSpec | None = None
     terraform: TerraformSpec | None = None
+    windows: DeployWindows | None = None
+    """The environment's deploy windows (``environments.NAME.deploy_windows``): a release started outside
+    them waits until one opens; one running when they close pauses after its current step."""
+    ignore_windows: bool = False
+    """Run whatever the windows say (an undo, a rollback to a known version): the hook for what must not
+    wait for office hours."""
     webhook_url: str | None = None
 
     @property
