@@ -15,6 +15,10 @@ accepted. The same controls work from the CLI:
     temporal workflow update execute --workflow-id release-sample-api-local \\
         --name approve --input '{"identity": "alice", "reason": "dashboards look fine"}'
 
+``override-window --reason TEXT`` lets a release run outside its environment's deploy windows
+(``deploy_windows``): one waiting for its window starts now, one paused when its window closed goes
+on, and windows no longer pause it. It needs an approver, like approve (signed where approvals are).
+
 Where an environment's approvals are signed (``approvals: signed``), approve, promote and
 resume carry your SSH signature over this very action of this very run: pass ``--key`` (your
 private key, or its .pub with the key in ssh-agent; also DEPLOY_SIGNING_KEY). ``--as`` then
@@ -59,8 +63,8 @@ from starters.common import (
 from starters.pipeline import format_report
 from starters.signing import identity_of, sign_for
 
-ACTIONS = ("approve", "promote", "resume", "pause", "abort", "status", "history")
-SIGNED = ("approve", "promote", "resume")
+ACTIONS = ("approve", "promote", "resume", "pause", "abort", "status", "history", "override-window")
+SIGNED = ("approve", "promote", "resume", "override-window")
 """Actions that need the approver's signature where approvals are signed (pause and abort do not)."""
 ANSWER_WITHIN = 30.0
 """Seconds to wait for a worker to run the update."""

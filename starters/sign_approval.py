@@ -33,7 +33,7 @@ async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("action", choices=("approve", "promote", "resume"))
+    parser.add_argument("action", choices=("approve", "promote", "resume", "override-window"))
     parser.add_argument("--env", default=None)
     parser.add_argument("--config", default=None)
     parser.add_argument("--key", default=os.environ.get("DEPLOY_SIGNING_KEY"), help="your SSH key")

@@ -45,6 +45,11 @@ class ReleaseControls(Operation[ReleaseStatus]):
         self._awaiting_approval = False
         self._approved = False
         self._promote_requested = False
+        self._window_paused = False
+        """Paused by a deploy window (engine/windows.py): resume or override-window goes on."""
+        self._window_waiting = False
+        """Not started yet, waiting for the deploy window to open: only override-window starts it now."""
+        self._window_overridden = False
         self.stable_pool = ""
         self.canary_pool = ""
         self.stable: list[Instance] = []
@@ -196,6 +201,7 @@ class ReleaseControls(Operation[ReleaseStatus]):
             control, "resume", env.approvers, env.name, policy=env.policy, subject=self.spec.version
         )
         self._paused, self._pause_reason = False, ""
+        self._window_paused = False
         self.decide("resumed", by=control.identity, reason=control.reason)
         return f"resumed by {control.identity}"
 
@@ -205,6 +211,9 @@ class ReleaseControls(Operation[ReleaseStatus]):
         self._check_open()
         if not self._paused:
             msg = "the release is not paused"
+            raise ValueError(msg)
+        if self._window_waiting:
+            msg = f"{self._pause_reason}; to start it now: override-window with a reason (recorded)"
             raise ValueError(msg)
 
     @workflow.update(name="pause")
@@ -259,3 +268,51 @@ class ReleaseControls(Operation[ReleaseStatus]):
         workflow.metric_meter().create_gauge_float(
             "deploy_awaiting_approval_seconds", "how long the release has waited for approval", "s"
         ).set(waited.total_seconds(), {"environment": self.env.name})
+
+    # ---- deploy windows: the Release workflow decides (workflows/release.py), its strategy child is told
+    def hold_for_window(self, reason: str, *, waiting: bool = False) -> None:
+        """Pause for a deploy window (after the current step, at the next checkpoint); resume or
+        override-window goes on (``waiting``: not started yet, only override-window starts it)."""
+        self._paused, self._pause_reason = True, reason
+        self._window_paused, self._window_waiting = True, waiting
+        self._wait_started = workflow.now()  # override approvals count from here (two-person rule)
+
+    def windows_apply(self) -> bool:
+        """Whether a deploy window holds this run (the Release: whenever it has windows)."""
+        return self._window_paused
+
+    @workflow.signal(name="window-closed")
+    def window_closed(self, control: Control) -> None:
+        """The deploy window closed (sent by the Release workflow to its strategy child): pause after the
+        current step. Like pause, open to anyone; resume or override-window (approvers) goes on."""
+        if self._window_overridden or self.status.phase in (Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED):
+            return
+        self.hold_for_window(f"the deploy window closed: {control.reason}")
+        self.decide("pause: the deploy window closed", by=control.identity, reason=control.reason)
+
+    @workflow.update(name="override-window")
+    def override_window(self, control: Control) -> str:
+        """An approver lets the release run outside its deploy windows from now on, with a reason
+        (recorded in decisions and approvals); the same policy as approve (named or signed)."""
+        if (more := self._count(control, "override-window")) is not None:
+            return more
+        self._window_overridden = True
+        if self._window_paused:
+            self._paused, self._pause_reason = False, ""
+            self._window_paused = self._window_waiting = False
+        self.decide("deploy window overridden", by=control.identity, reason=control.reason)
+        return f"deploy window overridden by {control.identity}: the release goes on"
+
+    @override_window.validator
+    def _validate_override_window(self, control: Control) -> None:
+        self._check_target(control)
+        self._check_open()
+        if not control.reason.strip():
+            msg = "override-window needs a reason (--reason TEXT): it is recorded with the approval"
+            raise ValueError(msg)
+        if self._window_overridden:
+            msg = "the deploy window is already overridden for this release"
+            raise ValueError(msg)
+        if not self.windows_apply():
+            msg = "no deploy window holds this release"
+            raise ValueError(msg)

@@ -26,11 +26,12 @@ infrastructure change is not undone automatically, and the report says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ChildWorkflowError, FailureError
 
 from workflows.operation import Interrupted, cause
 from workflows.options import APPLY, CHECK, DELIVER, PLAN, QUICK, call
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         EnvironmentRef,
         Phase,
         ReleaseResult,
+        ReleaseStatus,
         SmokeRequest,
         StageReport,
     )
@@ -72,6 +74,8 @@ with workflow.unsafe.imports_passed_through():
         TerraformPlan,
         TerraformPlanRequest,
     )
+    from engine.contracts.windows import DeployWindows
+    from engine.windows import closes_at, local_and_utc, next_opening, open_at, waiting_line, why_closed
 
 
 @workflow.defn(name="Release")
@@ -86,11 +90,16 @@ class Release(WholeApp):
         self._stage_started: dict[str, datetime] = {}
         self.update_status(stages=[StageReport(name=name) for name in STAGES])
         self.init_targets(pipeline.targets)
+        self._window_watch: asyncio.Task[None] | None = None
+        self._window_watch_done = False
+        self._window_closed_at: datetime | None = None
+        self._window_child: workflow.ChildWorkflowHandle | None = None
 
     @workflow.run
     async def run(self, pipeline: PipelineSpec) -> ReleaseResult:
         await self.notify("started", f"Release {self.spec.release_id} ({self.spec.strategy}) started")
         result = await self.execute()
+        await self.stop_window_watch()
         report = next(s for s in self.status.stages if s.name == "report")
         if report.verdict == "pending":
             self.stage("report", "failed", detail=f"{result.outcome}: {result.reason}")
@@ -103,19 +112,111 @@ class Release(WholeApp):
 
     async def release(self) -> ReleaseResult:
         self.set_phase(Phase.PROGRESSING)
+        await self.deploy_window()
         await self.pre_validation()
+        await self.window_checkpoint()
         await self.infrastructure()
+        await self.window_checkpoint()
         await self.promote_image()
         if self.targets and workflow.patched("whole-app"):
             outcome = await self.release_targets()
         else:
             outcome = await self.run_strategy()
+        await self.stop_window_watch()
         if outcome.outcome not in ("succeeded", "no_change"):
             return await self.undo_after_strategy(outcome)
         await self.post_deployment()
         self.stage("report", "passed", detail="every stage passed")
         self.set_phase(Phase.SUCCEEDED)
         return self.result(outcome.outcome, outcome.reason)
+
+    # ------------------------------------------------------------------ #
+    # 0. The deploy window (environments.NAME.deploy_windows, engine/windows.py)
+    # ------------------------------------------------------------------ #
+
+    async def deploy_window(self) -> None:
+        """Outside the environment's deploy windows, wait (a durable timer) until one opens, unless an
+        approver overrides it with a reason; then watch for it closing."""
+        windows = self.pipeline.windows
+        if windows is None or self.pipeline.ignore_windows or not workflow.patched("deploy-window"):
+            return
+        while not self._window_overridden and not open_at(windows, now := workflow.now()):
+            opens = next_opening(windows, now)
+            if opens is None:
+                raise Interrupted(f"no deploy window opens within two years: {why_closed(windows, now)}")
+            if not self._window_waiting:
+                line = waiting_line(windows, now)
+                self.hold_for_window(line, waiting=True)
+                self.set_phase(Phase.PAUSED)
+                self.update_status(step=line)
+                self.decide(line, reason=why_closed(windows, now))
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: not self._window_waiting or self._interrupt is not None, timeout=opens - now
+                )
+            self.check_interrupt()
+        if self._window_waiting:
+            self._paused, self._pause_reason = False, ""
+            self._window_paused = self._window_waiting = False
+            self.decide(f"the deploy window opened ({local_and_utc(windows, workflow.now())})")
+        self.set_phase(Phase.PROGRESSING)
+        self.update_status(step="")
+        if not self._window_overridden:
+            self._window_watch = asyncio.ensure_future(self._watch_window(windows))
+
+    def windows_apply(self) -> bool:
+        return self.pipeline.windows is not None and not self.pipeline.ignore_windows
+
+    async def _watch_window(self, windows: DeployWindows) -> None:
+        """When the window closes: the strategy's child pauses after its current step (``window-closed``),
+        the pipeline before its next stage or target; resume or override-window goes on."""
+        while True:
+            now = workflow.now()
+            closes = closes_at(windows, now)
+            if closes is None:
+                return
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._window_overridden or self._window_watch_done, timeout=closes - now
+                )
+            if self._window_overridden or self._window_watch_done:
+                return
+            now = workflow.now()
+            opens = next_opening(windows, now)
+            again = f"it opens again at {local_and_utc(windows, opens)}" if opens else "no window opens soon"
+            reason = f"closed at {local_and_utc(windows, closes)} ({why_closed(windows, now)}); {again}"
+            self.hold_for_window(f"the deploy window closed: {reason}")
+            self._window_closed_at = now
+            self.decide("pause: the deploy window closed", reason=reason)
+            child = self._window_child
+            if child is not None:
+                try:
+                    await child.signal("window-closed", Control(identity="deploy-window", reason=reason))
+                except FailureError as exc:  # it ended meanwhile: the pipeline holds before what is next
+                    self.decide("the strategy ended before the window-closed signal", reason=str(exc))
+
+    async def window_checkpoint(self) -> None:
+        """Between stages and targets: hold while the deploy window's pause lasts (resume, override)."""
+        if self._window_paused:
+            await self.checkpoint()
+
+    async def stop_window_watch(self) -> None:
+        """The release's changes are done (or being undone): windows no longer pause it."""
+        self._window_watch_done = True
+        if self._window_watch is not None:
+            await self._window_watch
+            self._window_watch = None
+
+    def _after_window_pause(self, child: ReleaseStatus) -> None:
+        """The strategy's child paused for the closed window and an approver let it go on (resume or
+        override-window, there): so does the pipeline."""
+        since = self._window_closed_at
+        given = {a.action for a in child.approvals if since is not None and a.at >= since}
+        if "override-window" in given and not self._window_overridden:
+            self._window_overridden = True
+            self.decide("deploy window overridden (in the strategy's workflow): windows no longer pause")
+        if given & {"override-window", "resume"} and self._window_paused:
+            self._paused, self._pause_reason, self._window_paused = False, "", False
 
     # ------------------------------------------------------------------ #
     # 1. Pre-deployment validation
@@ -270,6 +371,7 @@ class Release(WholeApp):
     async def run_strategy(self) -> ReleaseResult:
         self.stage("strategy", "running", detail=f"{self.spec.strategy} ({self.pipeline.workflow_type})")
         child_id = f"{workflow.info().workflow_id}-{self.spec.strategy}"
+        await self.window_checkpoint()
         self.check_interrupt()
         handle = await workflow.start_child_workflow(
             self.pipeline.workflow_type,
@@ -332,6 +434,7 @@ class Release(WholeApp):
         """The child's result; controls go to it meanwhile, and an abort sent here is forwarded
         (not to a child that undoes: an abort is what started it)."""
         self.update_status(child_workflow_id=child_id)
+        self._window_child = handle if forward_abort else None  # an undoing child ignores windows
         task = asyncio.ensure_future(self._child_result(handle))
         if forward_abort:
             await workflow.wait_condition(lambda: task.done() or self._interrupt is not None)
@@ -341,6 +444,9 @@ class Release(WholeApp):
                 await handle.signal("abort-signal", control)
         await workflow.wait_condition(task.done)
         self.update_status(child_workflow_id=None)
+        self._window_child = None
+        if self._window_closed_at is not None and forward_abort:
+            self._after_window_pause(task.result().status)
         return task.result()
 
     @staticmethod

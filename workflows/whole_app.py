@@ -70,6 +70,9 @@ class WholeApp(ReleaseWorkflow):
     ) -> ReleaseResult:
         raise NotImplementedError
 
+    async def window_checkpoint(self) -> None:
+        """Hold while a deploy window's pause lasts (the Release workflow's; nothing here)."""
+
     def init_targets(self, targets: list[ReleaseTarget]) -> None:
         self.targets = targets
         if targets:
@@ -86,6 +89,7 @@ class WholeApp(ReleaseWorkflow):
         """Every target in order; the first that does not succeed ends the release (its undo follows)."""
         outcome: ReleaseResult | None = None
         for index, target in enumerate(self.targets):
+            await self.window_checkpoint()
             self.check_interrupt()
             if target.bake_before:
                 await self._bake(target)

@@ -31,6 +31,9 @@ def test_histories_are_stored() -> None:
         "release_whole_app_rolled_back",
         "dr_failover_converged",  # patch version-check: the standby's api drifted, converged first
         "release_kubernetes_rolled_back",  # staging's four targets (converges), restored latest first
+        "release_window_wait",  # patch deploy-window: waited from Saturday until Monday 09:00 Berlin
+        "release_window_closed_paused",  # the window closed mid-canary: window-closed signal to the child
+        "canary_window_closed_paused",  # the child: paused after its hold, resumed by alice
     } <= names
 
 
