@@ -54,8 +54,9 @@ from workflows.dr_failover import DrFailover
 from workflows.dr_monitor import DrMonitor
 from workflows.release import Release
 from workflows.rolling import RollingRelease
+from workflows.train import PromotionTrain
 
-WORKFLOWS = [CanaryRelease, BlueGreenRelease, RollingRelease, Release]
+WORKFLOWS = [CanaryRelease, BlueGreenRelease, RollingRelease, Release, PromotionTrain]
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("cryptography", "opentelemetry")
 )

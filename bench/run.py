@@ -22,6 +22,9 @@ target | verdict), then the raw samples. Exit code 2 if any target is missed.
                                                                  (bench/whole_app.py)
     D   the release dashboard's list and release pages with 100 releases in the history
         (simulated providers; HTTP load time of each page, target < 1 s)  (bench/dashboard.py)
+    U   undo within the rollback window, per strategy: from ``control.py undo`` to every user back
+        on the previous version at the router (target <= 2 s, 0 failed requests under load),
+        beside a normal release of it                                  (bench/undo.py)
 
 Each module's docstring defines its rows. Three phases, each on its own throw-away
 stack and torn down before the next (also on failure and Ctrl-C):
@@ -65,7 +68,7 @@ from typing import Any
 
 import worker
 from activities.router.haproxy import HAProxyRouter
-from bench import dashboard, dr, resilience, scale, whole_app, zero_downtime
+from bench import dashboard, dr, resilience, scale, undo, whole_app, zero_downtime
 from bench import judge as judging
 from bench.bad_canary import P2_CONFIG, RollbackSample, run_p2_once
 from bench.common import CONFIG_HEAD, INSTANCES, STABLE_VERSION, make_spec
@@ -96,8 +99,10 @@ DASHBOARD_BUDGET_S = 600.0
 """Hard limit on D (bench/dashboard.py: 101 simulated releases, then the page loads)."""
 JUDGE_BUDGET_S = 3000.0
 """Hard limit on J's real releases (15 of them, the 0.5 % ones for minutes each)."""
+UNDO_BUDGET_S = 900.0
+"""Hard limit on U (bench/undo.py: 4 releases and 2 undos per strategy, each undo under load >= 12 s)."""
 
-METRICS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "J", "W", "D")
+METRICS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "J", "W", "D", "U")
 PLATFORM_METRICS = frozenset({"P1", "P2", "P3", "P4", "P6", "P8"})
 SHORTHANDS = {
     "zero_downtime_only": frozenset({"P4"}),
@@ -305,6 +310,16 @@ def dashboard_phase(args: argparse.Namespace, report: dict[str, Any], tmp: Path)
     return [Row(*r) for r in dashboard.rows(res)], dashboard.raw(res)
 
 
+def undo_phase(args: argparse.Namespace, report: dict[str, Any], tmp: Path) -> tuple[list[Row], str]:
+    print(
+        "U: undo within the rollback window per strategy, beside a normal release of the old version",
+        flush=True,
+    )
+    results = asyncio.run(asyncio.wait_for(undo.run(tmp / "undo"), timeout=UNDO_BUDGET_S))
+    report["undo"] = [{"fast": asdict(f), "normal": asdict(n)} for f, n in results]
+    return [Row(*r) for r in undo.rows(results)], undo.raw(results)
+
+
 def _raise_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -312,7 +327,7 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
 def _metric(row: Row) -> int:
     """Position of a row's metric (P1..P8) in the table; rows keep their order within a metric."""
     head = row.metric.split()[0]
-    head = head[0] if head[0] in "JWD" else head
+    head = head[0] if head[0] in "JWDU" else head
     return METRICS.index(head) if head in METRICS else len(METRICS)
 
 
@@ -372,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         ("J", "J" in selected, lambda: judge_phase(args, report, tmp)),
         ("W", "W" in selected, lambda: whole_app_phase(args, report, tmp)),
         ("D", "D" in selected, lambda: dashboard_phase(args, report, tmp)),
+        ("U", "U" in selected, lambda: undo_phase(args, report, tmp)),
     ]
     phases = [(name, phase) for name, wanted, phase in every_phase if wanted]
     code = 0

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecution, WorkflowHandle
 from temporalio.client import WorkflowExecutionStatus as Status
 from temporalio.common import (
     SearchAttributePair,
@@ -18,12 +18,14 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine import temporal
 from engine.contracts import ReleaseResult, ReleaseSpec, ReleaseStatus
 from engine.contracts.pipeline import STRATEGY_WORKFLOWS, PipelineSpec
+from engine.contracts.promotion import TrainResult, TrainSpec, TrainStatus
+from engine.undo import ReleaseRun
 
 
 class Refused(Exception):
@@ -36,6 +38,7 @@ async def start_or_attach(
     *,
     redeploy: bool = False,
     task_queue: str | None = None,
+    summary: str | None = None,
 ) -> tuple[WorkflowHandle, bool]:
     """The handle of this release's run, and whether it was already there.
 
@@ -94,7 +97,8 @@ async def start_or_attach(
                         SearchAttributePair(temporal.PHASE, "Pending"),
                     ]
                 ),
-                static_summary=f"{spec.strategy} release of {spec.version} to {spec.environment.name}",
+                static_summary=summary
+                or f"{spec.strategy} release of {spec.version} to {spec.environment.name}",
                 static_details=f"requested by {spec.requested_by}",
             )
         except WorkflowAlreadyStartedError:
@@ -136,3 +140,96 @@ async def control_target(handle: WorkflowHandle) -> WorkflowHandle:
     if status.child_workflow_id and not status.awaiting_approval:
         return handle._client.get_workflow_handle(status.child_workflow_id)
     return handle
+
+
+async def release_runs(client: Client, workflow_id: str, *, limit: int = 50) -> list[ReleaseRun]:
+    """The runs of an environment's release workflow, newest first, from visibility, each finished
+    one with its result's outcome and live version (what ``control.py undo`` goes back from)."""
+    found = [ran async for ran in client.list_workflows(f'WorkflowId = "{workflow_id}"', limit=limit)]
+    found.sort(key=lambda ran: ran.start_time, reverse=True)
+    results = await asyncio.gather(*(_result(client, workflow_id, ran) for ran in found))
+    runs = []
+    for ran, result in zip(found, results, strict=True):
+        attrs = ran.typed_search_attributes
+        runs.append(
+            ReleaseRun(
+                run_id=ran.run_id,
+                version=attrs.get(temporal.VERSION) or "?",
+                strategy=attrs.get(temporal.STRATEGY) or "?",
+                started=ran.start_time,
+                closed=ran.close_time,
+                outcome=result.outcome if result else None,
+                live_version=result.live_version if result else None,
+                running=ran.status == Status.RUNNING,
+            )
+        )
+    return runs
+
+
+async def _result(client: Client, workflow_id: str, ran: WorkflowExecution) -> ReleaseResult | None:
+    if ran.status != Status.COMPLETED:
+        return None
+    handle = client.get_workflow_handle(workflow_id, run_id=ran.run_id, result_type=ReleaseResult)
+    try:
+        return await handle.result(follow_runs=False)
+    except (FailureError, RPCError):
+        return None
+
+
+async def start_train(
+    client: Client, spec: TrainSpec, *, task_queue: str | None = None
+) -> tuple[WorkflowHandle, bool]:
+    """The handle of this promotion train (workflow ``PromotionTrain``, id ``train-APP-ENV-ENV``),
+    and whether it was already running (the same version and strategy: attached, never twice)."""
+    workflow_id = temporal.train_workflow_id(spec.app, [s.environment for s in spec.stages])
+    for _ in range(3):
+        if await temporal.is_running(client, workflow_id):
+            desc = await client.get_workflow_handle(workflow_id).describe()
+            attrs = desc.typed_search_attributes
+            version, strategy = attrs.get(temporal.VERSION), attrs.get(temporal.STRATEGY)
+            if version == spec.version and strategy == spec.strategy:
+                return client.get_workflow_handle(
+                    workflow_id, run_id=desc.run_id, result_type=TrainResult
+                ), True
+            msg = (
+                f"train {version} ({strategy}) is running ({workflow_id}); wait for it, or stop it with: "
+                f"python starters/control.py abort --train {','.join(s.environment for s in spec.stages)}"
+            )
+            raise Refused(msg)
+        try:
+            handle = await client.start_workflow(
+                "PromotionTrain",
+                spec,
+                id=workflow_id,
+                result_type=TrainResult,
+                task_queue=task_queue or temporal.TASK_QUEUE,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(temporal.VERSION, spec.version),
+                        SearchAttributePair(temporal.STRATEGY, spec.strategy),
+                    ]
+                ),
+                static_summary=f"promotion train of {spec.version} ({spec.strategy}): {spec.train_id}",
+                static_details=f"requested by {spec.requested_by}",
+            )
+        except WorkflowAlreadyStartedError:
+            continue  # another starter won the race: look again
+        return handle, False
+    msg = f"could not start or attach to {workflow_id}: it keeps changing"
+    raise Refused(msg)
+
+
+async def follow_train(
+    handle: WorkflowHandle, show: Callable[[TrainStatus], object], every: float = 1.0
+) -> TrainResult:
+    """Query the train's status every ``every`` seconds until it ends; return its result."""
+    result_task = asyncio.ensure_future(handle.result())
+    while not result_task.done():
+        with contextlib.suppress(RPCError):  # the first workflow task may not have run yet
+            show(await handle.query("status", result_type=TrainStatus))
+        await asyncio.wait([result_task], timeout=every)
+    result: TrainResult = result_task.result()
+    show(result.status)
+    return result

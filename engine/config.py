@@ -50,9 +50,11 @@ from engine.contracts import (
     Strict,
 )
 from engine.contracts.dr import DrConfig
+from engine.contracts.promotion import PromotionConfig
 from engine.contracts.windows import DeployWindows
 from engine.errors import ConfigError, InputError
 from engine.pipeline import PipelineConfig
+from engine.undo import RollbackWindow
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "deploy-code.yaml"
@@ -232,6 +234,11 @@ class EnvironmentConfig(Strict):
         description="regions released together, in order, with a bake time after each "
         "(default: the primary region, then each standby region)",
     )
+    rollback_window: RollbackWindow | None = Field(
+        default=None,
+        description="control.py undo within it skips analysis and steps: {versions: N} and/or {within: 24h} "
+        "(engine/undo.py); without it an undo is a normal release of the previous version",
+    )
 
 
 class DeployConfig(Strict):
@@ -240,6 +247,10 @@ class DeployConfig(Strict):
     environments: Annotated[dict[str, EnvironmentConfig], Field(min_length=1)]
     analysis_templates: dict[str, AnalysisTemplate] = Field(default_factory=dict)
     strategies: StrategiesConfig
+    promotion: PromotionConfig | None = Field(
+        default=None,
+        description="a promotion train's stages: environments in order, each soak (engine/promotion.py)",
+    )
 
     @model_validator(mode="after")
     def _check_references(self) -> DeployConfig:

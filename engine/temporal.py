@@ -76,6 +76,11 @@ def release_workflow_id(app: str, environment: str) -> str:
     return f"release-{app}-{environment}"
 
 
+def train_workflow_id(app: str, environments: list[str]) -> str:
+    """One promotion train per app and sequence of environments at a time (``train-APP-ENV-ENV``)."""
+    return f"train-{app}-" + "-".join(environments)
+
+
 def dr_workflow_id(app: str, environment: str, kind: str = "failover") -> str:
     """One DR operation of a kind (failover, drill, monitor) per app and environment at a time."""
     return f"dr-{kind}-{app}-{environment}"

@@ -15,25 +15,27 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 from temporalio.client import WorkflowHandle, WorkflowHistory
 
 import worker as worker_module
 from engine import temporal
-from engine.client import start_or_attach
+from engine.client import release_runs, start_or_attach
 from engine.config import parse_config, resolve_release
 from engine.contracts import Control, LocalSettings, ReleaseStatus
 from engine.contracts.dr import DrillRequest, DrResult, FailoverRequest
 from engine.dr_config import resolve_dr
 from engine.pipeline import resolve_pipeline
+from engine.undo import plan_undo, resolve_undo
 from harness.support import allowed_signers
 from infrastructure.local import dr as local_dr
 from infrastructure.local import platform
 from infrastructure.local.layout import Layout
 from infrastructure.local.regions import PlatformLayout
 from infrastructure.local.sample_service import set_behaviour
-from starters.signing import sign_for
+from starters.signing import sign, sign_for
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "engine" / "histories"
 CONFIG = """
@@ -222,6 +224,48 @@ async def record_whole_app(name: str, tmp: Path) -> None:
         platform.down(site, purge=True)
 
 
+async def record_undo(name: str, layout: Layout) -> None:
+    """control.py undo's Release run within the rollback window: two rolling releases of an app of
+    its own, then the undo back to the first by the fast path, its approval signed by alice over the
+    run it undoes (verified again on replay, under the run id the signature names)."""
+    client = await temporal.connect(target_host=f"127.0.0.1:{layout.temporal_port}")
+    local = LocalSettings(state_dir=str(layout.state_dir), port_base=layout.port_base)
+    keys = layout.state_dir.parent / "undo-keys"
+    signers = allowed_signers(keys, "alice", "bob")
+    text = CONFIG.replace("app: {name: sample-api}", "app: {name: undo-api}", 1).replace(
+        "    approvers: [alice]\n",
+        f"    approvers: [alice, bob]\n    approvals: signed\n    allowed_signers: {signers}\n"
+        "    rollback_window: {versions: 3}\n",
+        1,
+    )
+    config = parse_config(text)
+    workflow_id = temporal.release_workflow_id("undo-api", "local")
+    async with worker_module.running(client, "record"):
+        for version in UNDO_RECORDINGS[name]:
+            spec = resolve_release(config, version, "rolling", "local", requested_by="recorder", local=local)
+            handle, _ = await start_or_attach(
+                client, resolve_pipeline(config, spec), redeploy=True, task_queue="record"
+            )
+            print(name, version, (await handle.result()).outcome)
+        window = config.environments["local"].rollback_window
+        plan = plan_undo("local", await release_runs(client, workflow_id), window, datetime.now(UTC))
+        signature = sign(
+            str(keys / "alice"),
+            workflow_id=workflow_id,
+            run_id=plan.current.run_id,
+            action="undo",
+            environment="local",
+            subject=plan.previous.version,
+        )
+        approval = Control(identity="alice", reason="recorded", signature=signature)
+        pipeline = resolve_undo(config, plan, strategy="rolling", approval=approval)
+        handle, _ = await start_or_attach(client, pipeline, redeploy=True, task_queue="record")
+        result = await handle.result()
+        print(name, result.outcome, result.reason)
+        history = await handle.fetch_history()
+    store(name, history)
+
+
 def store(name: str, history: WorkflowHistory) -> None:
     """The history, and its workflow id beside it (a signed approval names the run it approves)."""
     (OUT / f"{name}.json").write_text(history.to_json())
@@ -266,11 +310,19 @@ DR_RECORDINGS = ("dr_drill", "dr_failover")  # in this order: the drill leaves t
 CONVERGED = "dr_failover_converged"  # patch version-check taken (its own two-region stack)
 PIPELINE_RECORDINGS = {"release_pipeline_single": "v9.4.0"}  # recorded before components (patch whole-app)
 WHOLE_APP_RECORDINGS = ("release_whole_app", "release_whole_app_rolled_back")  # patch whole-app taken
+UNDO_RECORDINGS = {"release_undo_fast": ("v9.5.1", "v9.5.2")}  # control.py undo within the window, signed
 
 
 async def main(names: list[str]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    every = (*RECORDINGS, *PIPELINE_RECORDINGS, *DR_RECORDINGS, CONVERGED, *WHOLE_APP_RECORDINGS)
+    every = (
+        *RECORDINGS,
+        *PIPELINE_RECORDINGS,
+        *DR_RECORDINGS,
+        CONVERGED,
+        *WHOLE_APP_RECORDINGS,
+        *UNDO_RECORDINGS,
+    )
     names = names or [n for n in every if not (OUT / f"{n}.json").exists()]
     releases = [n for n in names if n in RECORDINGS]
     pipelines = [n for n in names if n in PIPELINE_RECORDINGS]
@@ -284,6 +336,8 @@ async def main(names: list[str]) -> None:
                 await record(name, version, layout, bad=bad, strategy=strategy)
             for name in pipelines:
                 await record_release(name, PIPELINE_RECORDINGS[name], layout)
+            for name in (n for n in UNDO_RECORDINGS if n in names):
+                await record_undo(name, layout)
             if drs:
                 dr = PlatformLayout.for_tests(Path(tmp) / "dr")
                 try:

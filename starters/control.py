@@ -3,6 +3,8 @@
     python starters/control.py approve|promote|resume|pause|abort|status [--env local]
                                [--as NAME] [--key SSH_KEY] [--reason TEXT] [--version V] [--json]
     python starters/control.py history [--env local] [--limit 20] [--json]
+    python starters/control.py undo [--env local] --as NAME|--key KEY --reason TEXT [--strategy S] [--wait]
+    python starters/control.py status|abort --train [staging,production] [--reason TEXT] [--json]
 
 ``history`` lists the environment's releases, newest first: when, version, strategy, how each
 ended (the engine's phase) and how long it took, from Temporal's visibility store.
@@ -24,6 +26,9 @@ resume carry your SSH signature over this very action of this very run: pass ``-
 private key, or its .pub with the key in ssh-agent; also DEPLOY_SIGNING_KEY). ``--as`` then
 defaults to the approver whose allowed_signers entry holds the key. For the ``temporal`` CLI,
 ``python starters/sign_approval.py approve --env E --key K`` prints the ``--input`` JSON.
+
+``undo`` returns the environment to the previous live version of every component, by the fast path
+within its ``rollback_window``; it needs an approver like promote (``starters/undo.py``).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from engine.client import control_target
 from engine.config import load_config, resolve_environment
 from engine.contracts import Control, ReleaseResult, ReleaseStatus
 from engine.errors import InputError
+from starters import train, undo
 from starters.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -63,8 +69,8 @@ from starters.common import (
 from starters.pipeline import format_report
 from starters.signing import identity_of, sign_for
 
-ACTIONS = ("approve", "promote", "resume", "pause", "abort", "status", "history", "override-window")
-SIGNED = ("approve", "promote", "resume", "override-window")
+ACTIONS = ("approve", "promote", "resume", "pause", "abort", "status", "history", "undo", "override-window")
+SIGNED = ("approve", "promote", "resume", "undo", "override-window")
 """Actions that need the approver's signature where approvals are signed (pause and abort do not)."""
 ANSWER_WITHIN = 30.0
 """Seconds to wait for a worker to run the update."""
@@ -153,7 +159,7 @@ async def _approvers(client: Client, workflow_id: str, ran: WorkflowExecution) -
     return sorted({a.by for a in result.status.approvals})
 
 
-async def main(argv: list[str] | None = None) -> int:
+async def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - and the train's way out
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -171,7 +177,19 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", default=None, help="refuse unless this version is the running release")
     parser.add_argument("--json", action="store_true", help="status or history as JSON")
     parser.add_argument("--limit", type=int, default=20, help="history: how many releases (newest first)")
+    parser.add_argument(
+        "--train",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ENV,ENV",
+        help="status or abort of a promotion train (its environments; alone: the promotion section's)",
+    )
+    parser.add_argument("--strategy", default=None, help="undo outside the rollback window: how")
+    parser.add_argument("--wait", action="store_true", help="undo: follow it to its end")
     args = parser.parse_args(argv)
+    if args.train is not None:
+        return await _train(args)
     try:
         config = load_config(args.config)
         env = resolve_environment(config, args.env)
@@ -184,10 +202,14 @@ async def main(argv: list[str] | None = None) -> int:
             raise InputError(msg)
         identity = args.identity or (identity_of(args.key, env.policy) if signed else default_identity())
         control = Control(identity=identity, reason=args.reason, version=args.version)
+        if args.action == "undo":
+            undo.check(env, control, args.strategy)
     except (InputError, ValueError) as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
 
     client = await temporal.connect()
+    if args.action == "undo":
+        return await undo.undo(client, config, env, args, control)
     handle = client.get_workflow_handle(temporal.release_workflow_id(config.app.name, env.name))
     try:
         if args.action in ("status", "history"):
@@ -211,6 +233,43 @@ async def main(argv: list[str] | None = None) -> int:
         return fail(f"{args.action} refused: {reason}", EXIT_REFUSED)
     except RPCError as exc:
         return fail(f"no release to {args.action} in {env.name}: {exc.message}", EXIT_REFUSED)
+    print(answer)
+    return EXIT_OK
+
+
+async def _train(args: argparse.Namespace) -> int:
+    """``--train``: the promotion train's status, or abort it (starters/train.py)."""
+    try:
+        if args.action not in ("status", "abort"):
+            msg = (
+                f"{args.action} --train: a train takes status and abort; {args.action} goes to the stage's "
+                "release (--env ENV)"
+            )
+            raise InputError(msg)
+        config = load_config(args.config)
+        workflow_id = train.train_id(config, args.train or None)
+        control = Control(
+            identity=args.identity or default_identity(), reason=args.reason, version=args.version
+        )
+    except (InputError, ValueError) as exc:
+        return fail(str(exc), EXIT_BAD_INPUT)
+    client = await temporal.connect()
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        if args.action == "status":
+            await train.show(handle, as_json=args.json)
+            return EXIT_OK
+        answer = await asyncio.wait_for(
+            handle.execute_update("abort", control, result_type=str), timeout=ANSWER_WITHIN
+        )
+    except TimeoutError:
+        msg = f"no worker answered within {ANSWER_WITHIN:g}s: is worker.py running on this task queue?"
+        return fail(msg, EXIT_REFUSED)
+    except WorkflowUpdateFailedError as exc:
+        reason = exc.cause.message if isinstance(exc.cause, FailureError) else str(exc.cause)
+        return fail(f"{args.action} refused: {reason}", EXIT_REFUSED)
+    except RPCError as exc:
+        return fail(f"no train {workflow_id}: {exc.message}", EXIT_REFUSED)
     print(answer)
     return EXIT_OK
 

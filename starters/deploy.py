@@ -1,6 +1,7 @@
 """Start a release, or attach to it if it already runs.
 
     python starters/deploy.py VERSION STRATEGY [--env local] [--wait] [--dry-run] [--first-weight N]
+    python starters/deploy.py VERSION STRATEGY --through staging:30m,production [--wait] [--dry-run]
 
 VERSION ``latest`` is the newest version tag of the environment's CI image repository
 (semantic-version order; its digest is what the release promotes and records).
@@ -38,8 +39,10 @@ from engine.contracts import (
 from engine.contracts.pipeline import PipelineSpec
 from engine.errors import InputError
 from engine.pipeline import resolve_pipeline
+from engine.promotion import resolve_train
 from engine.versions import LATEST
 from engine.windows import closes_at, local_and_utc, next_opening, open_at, why_closed
+from starters import train
 from starters.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -212,7 +215,19 @@ async def main(argv: list[str] | None = None) -> int:
         help="outside the environment's deploy window, refuse (exit 2, nothing started) instead of "
         "starting a release that waits for the window to open",
     )
+    parser.add_argument(
+        "--through",
+        default=None,
+        metavar="ENV[:SOAK],ENV...",
+        help="a promotion train: release to each environment in order, soaking after each, the same "
+        "image digest all the way (e.g. staging:30m,production; soaks default to the promotion section's)",
+    )
+    parser.add_argument(
+        "--train", action="store_true", help="a promotion train through deploy-code.yaml's promotion stages"
+    )
     args = parser.parse_args(argv)
+    if args.through is not None or args.train:
+        return await _train(args)
 
     try:
         config = load_config(args.config)
@@ -248,6 +263,27 @@ async def main(argv: list[str] | None = None) -> int:
             return code
     finally:
         tracing.shutdown()  # run() ends the process with os._exit: flush first
+
+
+async def _train(args: argparse.Namespace) -> int:
+    """``--through`` / ``--train``: one PromotionTrain workflow (starters/train.py)."""
+    try:
+        if args.env is not None:
+            msg = "--env names one environment; a promotion train names its environments with --through"
+            raise InputError(msg)
+        if args.first_weight is not None or args.version == LATEST:
+            msg = "a promotion train takes an exact version (not latest) and each environment's own canary"
+            raise InputError(msg)
+        config = load_config(args.config)
+        spec = resolve_train(
+            config, args.version, args.strategy, through=args.through, requested_by=args.identity
+        )
+    except InputError as exc:
+        return fail(str(exc), EXIT_BAD_INPUT)
+    if args.dry_run:
+        train.print_train_plan(spec)
+        return EXIT_OK
+    return await train.start(args, spec)
 
 
 async def _release(args: argparse.Namespace, spec: ReleaseSpec, pipeline: PipelineSpec) -> int:

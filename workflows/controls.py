@@ -245,6 +245,21 @@ class ReleaseControls(Operation[ReleaseStatus]):
             msg = "the release is past its point of no return (promoted); deploy the previous version instead"
             raise ValueError(msg)
 
+    @workflow.update(name="undo")
+    def undo(self, control: Control) -> str:
+        """``control.py undo`` while this release runs: an abort that needs an approver (signed where
+        approvals are), back to the version that was live (blue-green in its scale-down delay: a flip)."""
+        env = self.env
+        self.authorize(control, "undo", env.approvers, env.name, policy=env.policy, subject=self.spec.version)
+        self.interrupt(
+            f"undone by {control.identity}: {control.reason or 'no reason given'}", by=control.identity
+        )
+        return f"undoing {self.spec.version}: back to the version that was live"
+
+    @undo.validator
+    def _validate_undo(self, control: Control) -> None:
+        self._validate_abort(control)
+
     # The same controls as signals, for the web UI. Refusals are recorded, not raised.
     @workflow.signal(name="approve-signal")
     def approve_signal(self, control: Control) -> None:

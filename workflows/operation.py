@@ -145,17 +145,19 @@ class Operation(Generic[StatusT]):
         *,
         policy: ApprovalPolicy | None = None,
         subject: str = "",
+        run_id: str | None = None,
     ) -> Approval:
         """The approval, recorded; or refused (and the refusal recorded with its reason) when the
         sender is no approver or, where approvals are signed, the signature does not prove that
-        this approver approves this ``action`` of this run (``subject``: its version or target)."""
+        this approver approves this ``action`` of this run (``subject``: its version or target; ``run_id``:
+        the run the signature names, when not this one: an undo names the run it undoes)."""
         if control.identity not in approvers:
             allowed = ", ".join(approvers)
             why = f"{control.identity!r} may not {action} in {where!r} (approvers: {allowed})"
             self._refuse(control, action, why, "NotAnApprover")
         fingerprint = None
         if policy is not None and policy.approvals == "signed":
-            fingerprint = self._check_signature(control, action, where, policy, subject)
+            fingerprint = self._check_signature(control, action, where, policy, subject, run_id=run_id)
         approval = Approval(
             action=action,
             by=control.identity,
@@ -167,7 +169,14 @@ class Operation(Generic[StatusT]):
         return approval
 
     def _check_signature(
-        self, control: Control, action: str, where: str, policy: ApprovalPolicy, subject: str
+        self,
+        control: Control,
+        action: str,
+        where: str,
+        policy: ApprovalPolicy,
+        subject: str,
+        *,
+        run_id: str | None = None,
     ) -> str:
         """The key's fingerprint, if the signature proves it; refused otherwise (deterministic)."""
         signature = control.signature
@@ -177,7 +186,7 @@ class Operation(Generic[StatusT]):
         info = workflow.info()
         text = approvals.message(
             workflow_id=info.workflow_id,
-            run_id=info.run_id,
+            run_id=run_id or info.run_id,
             action=action,
             environment=where,
             version=subject,

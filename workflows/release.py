@@ -112,6 +112,8 @@ class Release(WholeApp):
 
     async def release(self) -> ReleaseResult:
         self.set_phase(Phase.PROGRESSING)
+        if self.pipeline.undo is not None:  # input-gated: only an undo's run (control.py undo) has one
+            await self.check_undo()
         await self.deploy_window()
         await self.pre_validation()
         await self.window_checkpoint()
@@ -129,6 +131,31 @@ class Release(WholeApp):
         self.stage("report", "passed", detail="every stage passed")
         self.set_phase(Phase.SUCCEEDED)
         return self.result(outcome.outcome, outcome.reason)
+
+    async def check_undo(self) -> None:
+        """An undo's run (``engine/undo.py``): its approver, named or signed over the run it undoes and
+        the version it returns to, before any change; refused (recorded, nothing changed) otherwise."""
+        undo, env = self.pipeline.undo, self.env
+        assert undo is not None
+        if undo.to_version != self.spec.version:
+            why = f"the undo returns to {undo.to_version}, but this run releases {self.spec.version}"
+            raise Interrupted(why)
+        approval = undo.approval
+        self.authorize(
+            approval,
+            "undo",
+            env.approvers,
+            env.name,
+            policy=env.policy,
+            subject=undo.to_version,
+            run_id=undo.of_run_id,
+        )
+        how = "the fast path (no analysis, no steps)" if undo.fast else "a normal release (its analysis)"
+        reason = "; ".join(r for r in (undo.window, approval.reason) if r)
+        what = f"undo {undo.from_version} back to {undo.to_version} by {how}"
+        self.decide(what, by=approval.identity, reason=reason)
+        if env.policy.required_approvals > 1:
+            await self.wait_for_approval(f"undo {undo.from_version} back to {undo.to_version}")
 
     # ------------------------------------------------------------------ #
     # 0. The deploy window (environments.NAME.deploy_windows, engine/windows.py)
@@ -339,6 +366,8 @@ class Release(WholeApp):
 
     async def promote_image(self) -> None:
         image = self.pipeline.image
+        if self.pipeline.expected_digest is not None:  # input-gated: only a train's later stage sets it
+            self._check_expected_digest()
         if image is None or self.digest is None:
             self.stage("image promotion", "skipped", detail="no registry configured")
             return
@@ -363,6 +392,19 @@ class Release(WholeApp):
             detail=f"{image.ci_repository} -> {image.production_repository}:{image.tag}, digest verified",
             measurements={"digest": digest, "previous_digest": promoted.previous_digest},
         )
+
+    def _check_expected_digest(self) -> None:
+        """A promotion train's later stage releases the digest its first stage promoted: refused, before
+        anything is promoted, when the CI tag resolved (pre-validation) to another one."""
+        expected, image = self.pipeline.expected_digest, self.pipeline.image
+        where = f"{image.ci_repository}:{image.tag}" if image is not None else "no image registry"
+        if image is not None and self.digest == expected:
+            self.decide(f"{where} is {expected}, the digest the promotion train carries")
+            return
+        found = f"{where} is {self.digest}" if image is not None else f"{self.env.name} has no image registry"
+        why = f"digest mismatch: {found}, the promotion train carries {expected} (released before)"
+        self.stage("image promotion", "failed", detail=why, measurements={"expected_digest": expected})
+        raise Interrupted(why)
 
     # ------------------------------------------------------------------ #
     # 4. The strategy

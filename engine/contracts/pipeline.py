@@ -11,7 +11,8 @@ from pydantic import Field, StringConstraints
 from engine.contracts.dr import ConvergeRequest
 from engine.contracts.environment import AwsSettings, EnvironmentSpec
 from engine.contracts.release import ReleaseSpec
-from engine.contracts.scalars import Duration, Strict
+from engine.contracts.scalars import Duration, Strict, Version
+from engine.contracts.status import Control
 from engine.contracts.windows import DeployWindows
 
 STRATEGY_WORKFLOWS: dict[str, str] = {
@@ -85,6 +86,19 @@ class ReleaseTarget(Strict):
         return f"{self.component} in {self.region}"
 
 
+class UndoSpec(Strict):
+    """An undo (``control.py undo``, ``engine/undo.py``): the run it undoes, the version it returns
+    to, whether it takes the fast path (within ``rollback_window``) and why, and its approval, which
+    the Release workflow verifies before any change (signed: over ``of_run_id`` and ``to_version``)."""
+
+    of_run_id: str
+    from_version: Version
+    to_version: Version
+    fast: bool
+    window: str = ""
+    approval: Control
+
+
 class PipelineSpec(Strict):
     """Everything the Release workflow runs, fixed at start."""
 
@@ -102,6 +116,11 @@ class PipelineSpec(Strict):
     """Run whatever the windows say (an undo, a rollback to a known version): the hook for what must not
     wait for office hours."""
     webhook_url: str | None = None
+    expected_digest: str | None = None
+    """A promotion train's later stage: the digest its first stage promoted. The image stage refuses
+    (before promoting anything) when the CI tag now points at another digest: not re-resolved by tag."""
+    undo: UndoSpec | None = None
+    """An undo's run (``control.py undo``): its approval is verified before any change."""
 
     @property
     def workflow_type(self) -> str:

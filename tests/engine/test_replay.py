@@ -34,6 +34,9 @@ def test_histories_are_stored() -> None:
         "release_window_wait",  # patch deploy-window: waited from Saturday until Monday 09:00 Berlin
         "release_window_closed_paused",  # the window closed mid-canary: window-closed signal to the child
         "canary_window_closed_paused",  # the child: paused after its hold, resumed by alice
+        "promotion_train",  # staging soaked with its analysis, then the same digest to production
+        "release_train_stage",  # production's Release inside the train: the expected digest verified
+        "release_undo_fast",  # control.py undo within the window: signed over the run it undoes, fast path
     } <= names
 
 
