@@ -258,7 +258,7 @@ async def record_undo(name: str, layout: Layout) -> None:
             subject=plan.previous.version,
         )
         approval = Control(identity="alice", reason="recorded", signature=signature)
-        pipeline = resolve_undo(config, plan, strategy="rolling", approval=approval)
+        pipeline = resolve_undo(config, plan, strategy="rolling", approval=approval, local=local)
         handle, _ = await start_or_attach(client, pipeline, redeploy=True, task_queue="record")
         result = await handle.result()
         print(name, result.outcome, result.reason)
