@@ -322,6 +322,7 @@ async def test_a_window_closing_mid_release_pauses_after_the_current_step(skippi
     assert traffic(plan.release.environment) == {"v2.0.0": 100.0}
     assert decided(result, "canary weight 50%") >= resumed_at > five
     assert any(a.action == "resume" and a.by == "alice" for a in result.status.approvals)
+    assert not result.status.paused  # the pipeline learnt of the child's resume: it holds no more
     await store_history(handle, "release_window_closed_paused")
     await store_history(child, "canary_window_closed_paused")
 
@@ -380,6 +381,10 @@ async def test_a_signed_two_person_override_through_control_py(
     async def cli(*argv: str) -> int:
         return await control.main(["override-window", "--env", name, "--config", str(path), *argv])
 
+    assert await control.main(["status", "--env", name, "--config", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert "[Paused]" in shown and "PAUSED: waiting for the deploy window: opens at " in shown
+    assert "UTC): freeze: audit week (until " in shown  # the decision and its reason: why it is closed
     assert await cli("--as", "alice", "--reason", "no key") == 2  # signed: refused before sending
     with pytest.raises(WorkflowUpdateFailedError) as unsigned:
         await handle.execute_update(
