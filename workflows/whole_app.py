@@ -89,10 +89,10 @@ class WholeApp(ReleaseWorkflow):
         """Every target in order; the first that does not succeed ends the release (its undo follows)."""
         outcome: ReleaseResult | None = None
         for index, target in enumerate(self.targets):
-            await self.window_checkpoint()
             self.check_interrupt()
             if target.bake_before:
                 await self._bake(target)
+            await self.window_checkpoint()  # after a bake too: the window may close during it
             previous = await self._running(target)
             self.report_target(index, previous=previous, verdict="running")
             runs = previous or "nothing"

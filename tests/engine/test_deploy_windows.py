@@ -34,8 +34,8 @@ from clients import simulated
 from engine import temporal
 from engine.client import control_target
 from engine.config import parse_config, resolve_release
-from engine.contracts import Control, EnvironmentSpec, ReleaseResult, ReleaseStatus
-from engine.contracts.pipeline import PipelineSpec
+from engine.contracts import Control, EnvironmentSpec, ReleaseResult, ReleaseStatus, RollingSpec
+from engine.contracts.pipeline import PipelineSpec, ReleaseTarget
 from engine.pipeline import resolve_pipeline
 from harness.support import allowed_signers
 from starters import control
@@ -407,3 +407,58 @@ async def test_a_signed_two_person_override_through_control_py(
     assert all(a.fingerprint for a in overrides) and len({a.fingerprint for a in overrides}) == 2
     assert [d.by for d in result.status.refused] == ["alice"]  # the unsigned one, recorded
     assert decided(result, "canary runs as child workflow") < now + timedelta(days=1)
+
+
+async def test_a_window_closing_between_targets_holds_the_pipeline(skipping: Skipping) -> None:
+    """A release of two targets (the second, another simulated environment standing for a standby
+    region, after a 1 h bake): the window closes during the bake, when no child runs; the pipeline
+    holds before the second target (its status says why), which starts only after resume."""
+    zone = "Europe/Berlin"
+    plan = pipeline(zone)
+    main = plan.release
+    standby_env = main.environment.model_copy(update={"name": f"{main.environment.name}-b"})
+    standby = main.model_copy(
+        update={"environment": standby_env, "strategy": "rolling", "canary": None, "rolling": RollingSpec()}
+    )
+    plan = plan.model_copy(
+        update={
+            "targets": [
+                ReleaseTarget(component="api", region="A", role="primary", main=True),
+                ReleaseTarget(
+                    component="api",
+                    region="B",
+                    role="standby",
+                    wave=1,
+                    bake_before=timedelta(hours=1),
+                    release=standby,
+                ),
+            ]
+        }
+    )
+    day = next_weekday(await skipping.now(), 2, zone)  # a Wednesday, 16:30: the canary takes ~12 min
+    await skipping.skip_to(local(day, 16, 30, zone))
+    five = local(day, 17, 0, zone)
+    handle = await skipping.start(plan)
+
+    await skipping.env.sleep(timedelta(hours=2))  # 18:30: the bake ended at ~17:42, the window at 17:00
+
+    status = await handle.query("status", result_type=ReleaseStatus)
+    assert status.paused and status.phase.value == "Paused" and status.child_workflow_id is None, [
+        (d.at.isoformat(), d.what) for d in status.decisions
+    ]
+    assert status.pause_reason.startswith("the deploy window closed: closed at ")
+    assert at(decided(status, "pause: the deploy window closed"), five)
+    assert [t.verdict for t in status.targets] == ["released", "pending"]
+    assert traffic(main.environment) == {"v2.0.0": 100.0}
+    assert traffic(standby_env) == {simulated.SEED_VERSION: 100.0}  # the standby not touched
+
+    target = await control_target(handle)
+    assert target.id == handle.id  # no child runs: the pipeline takes the resume
+    await target.execute_update(
+        "resume", Control(identity="alice", reason="standby tonight"), result_type=str
+    )
+    result = await handle.result()
+
+    assert result.outcome == "succeeded", result.reason
+    assert [t.verdict for t in result.status.targets] == ["released", "released"]
+    assert traffic(standby_env) == {"v2.0.0": 100.0}
