@@ -177,10 +177,11 @@ async def _result(client: Client, workflow_id: str, ran: WorkflowExecution) -> R
 
 
 async def start_train(
-    client: Client, spec: TrainSpec, *, task_queue: str | None = None
+    client: Client, spec: TrainSpec, *, redeploy: bool = False, task_queue: str | None = None
 ) -> tuple[WorkflowHandle, bool]:
     """The handle of this promotion train (workflow ``PromotionTrain``, id ``train-APP-ENV-ENV``),
-    and whether it was already running (the same version and strategy: attached, never twice)."""
+    and whether it was already there: the same version and strategy running, or a train of this
+    version that ran before (a CI re-run attaches, never releases twice; ``redeploy`` runs it anew)."""
     workflow_id = temporal.train_workflow_id(spec.app, [s.environment for s in spec.stages])
     for _ in range(3):
         if await temporal.is_running(client, workflow_id):
@@ -196,6 +197,14 @@ async def start_train(
                 f"python starters/control.py abort --train {','.join(s.environment for s in spec.stages)}"
             )
             raise Refused(msg)
+        if not redeploy:
+            query = f'WorkflowId = "{workflow_id}" AND DeployVersion = "{spec.version}"'
+            async for earlier in client.list_workflows(query, limit=1):
+                if earlier.status != Status.RUNNING:
+                    ran = client.get_workflow_handle(
+                        workflow_id, run_id=earlier.run_id, result_type=TrainResult
+                    )
+                    return ran, True
         try:
             handle = await client.start_workflow(
                 "PromotionTrain",

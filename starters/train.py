@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from engine import temporal
 from engine.client import Refused, follow_train, start_train
 from engine.config import DeployConfig
 from engine.contracts import ReleaseStatus
-from engine.contracts.promotion import TrainSpec, TrainStatus
+from engine.contracts.promotion import TrainResult, TrainSpec, TrainStatus
 from engine.promotion import train_stages
 from starters.common import EXIT_OK, EXIT_REFUSED, EXIT_RELEASE_FAILED, fail, format_decision
 
@@ -80,11 +80,16 @@ async def start(args: argparse.Namespace, spec: TrainSpec) -> int:
     """Start (or attach to) the train; with ``--wait`` follow it to its end."""
     client = await temporal.connect()
     try:
-        handle, attached = await start_train(client, spec)
+        handle, attached = await start_train(client, spec, redeploy=args.redeploy)
     except Refused as exc:
         return fail(str(exc), EXIT_REFUSED)
     verb = "attached to" if attached else "started"
     print(f"{verb} promotion train {spec.train_id}: {temporal.ui_link(handle.id, handle.result_run_id)}")
+    if attached and (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+        ended: TrainResult = await handle.result()
+        print(f"this train ran before and ended {ended.outcome.upper()}: {ended.reason}")
+        print("to run it again: add --redeploy")
+        return EXIT_OK if ended.outcome == "succeeded" else EXIT_RELEASE_FAILED
     if not args.wait:
         return EXIT_OK
     result = await follow_train(handle, TrainPrinter().show)

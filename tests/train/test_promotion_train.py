@@ -26,7 +26,7 @@ from harness.support import REPO
 from harness.train import Stacks, retag
 from infrastructure.local import images
 from infrastructure.local.sample_service import set_behaviour
-from starters import control
+from starters import control, deploy
 
 TRAIN = temporal.train_workflow_id("sample-api", ["staging", "production"])
 
@@ -237,3 +237,34 @@ async def test_a_retagged_ci_image_is_refused_at_productions_image_stage_changin
     assert stage(production, "strategy").verdict == "pending"
     assert snapshot(stacks.production) == before  # instances, router weights, production tags
     assert production_digest(stacks.production, version) is None
+
+
+async def test_deploy_through_starts_the_train_and_waits_for_it(
+    stacks: Stacks,
+    client: Client,
+    task_queue: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    version = new_version()
+    built = stacks.push_both(version)
+    path = stacks.write_config("cli", soak="1h")  # --through's own soak wins over the section's
+    monkeypatch.setenv("TEMPORAL_ADDRESS", stacks.staging.temporal_address)
+    monkeypatch.setattr(temporal, "TASK_QUEUE", task_queue)
+
+    argv = [version, "canary", "--through", "staging:2s,production", "--config", str(path), "--as", "ci"]
+    code = await asyncio.wait_for(deploy.main([*argv, "--wait"]), timeout=240)
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"started promotion train sample-api@{version}: staging -> production" in out
+    assert "staging: soak 0:00:02 (error-rate) before the next stage" in out
+    assert f"SUCCEEDED: {version} ({built}) released to staging, production" in out
+    assert stacks.staging.count_versions(50) == {version: 50}
+    assert stacks.production.count_versions(50) == {version: 50}
+    # A second run of the same command attaches to the finished train: nothing is released twice.
+    assert await deploy.main(argv) == 0
+    again = capsys.readouterr().out
+    assert "attached to promotion train" in again and "this train ran before and ended SUCCEEDED" in again
+    runs = [r async for r in client.list_workflows(f'WorkflowId = "{TRAIN}" AND DeployVersion = "{version}"')]
+    assert len(runs) == 1
