@@ -12,6 +12,7 @@ comparing template.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import TypeAdapter, ValidationError
@@ -31,8 +32,6 @@ from engine.errors import InputError
 from engine.pipeline import resolve_pipeline
 
 if TYPE_CHECKING:
-    from datetime import timedelta
-
     from engine.config import DeployConfig
 
 _DURATION: TypeAdapter[timedelta] = TypeAdapter(Duration)
@@ -112,8 +111,7 @@ def resolve_train(
                 "image digest from stage to stage (every stage promotes and verifies it)"
             )
             raise InputError(msg)
-        refs = _soak_analysis(config, name, stage.analysis, f"{where}.analysis.templates")
-        chunk = stage.analysis.chunk if stage.analysis else SOAK_CHUNK
+        refs, chunk = _soak_analysis(config, name, stage.analysis, f"{where}.analysis.templates")
         stages.append(TrainStage(pipeline=pipeline, soak=stage.soak, analysis=refs, chunk=chunk))
     return TrainSpec(
         app=config.app.name, version=version, strategy=strategy, requested_by=requested_by, stages=stages
@@ -122,9 +120,10 @@ def resolve_train(
 
 def _soak_analysis(
     config: DeployConfig, env: str, analysis: SoakAnalysisConfig | None, where: str
-) -> list[AnalysisRef]:
-    """The templates a soak measures: the stage's own, else the environment's canary background
-    analysis (its threshold templates: during a soak one version serves, nothing to compare with)."""
+) -> tuple[list[AnalysisRef], timedelta]:
+    """The templates a soak measures and its chunk: the stage's own, else the environment's canary
+    background analysis and chunk (its threshold templates: during a soak one version serves,
+    nothing to compare with)."""
     if analysis is not None:
         refs = []
         for name in analysis.templates:
@@ -140,8 +139,9 @@ def _soak_analysis(
                 )
                 raise InputError(msg)
             refs.append(ref)
-        return refs
+        return refs, analysis.chunk
     strategies = config.environments[env].strategies or config.strategies
     background = strategies.canary.background_analysis
     names = background.templates if background else []
-    return [r for r in (config.template_ref(n) for n in names) if r.judge is None]
+    refs = [r for r in (config.template_ref(n) for n in names) if r.judge is None]
+    return refs, background.chunk if background else SOAK_CHUNK

@@ -75,6 +75,7 @@ def test_the_promotion_section_gives_stages_soaks_and_analysis() -> None:
     assert spec.stages[0].chunk == timedelta(seconds=5)
     # production: no analysis of its own -> the environment's background analysis, threshold only
     assert [r.name for r in spec.stages[1].analysis] == ["error-rate"]
+    assert spec.stages[1].chunk == timedelta(seconds=5)  # and its chunk
     # each stage is that environment's own release pipeline, on its own platform and registry
     assert spec.stages[1].pipeline.release.environment.approvers == ["alice", "bob"]
     assert spec.stages[1].pipeline.image is not None
