@@ -142,28 +142,44 @@ async def control_target(handle: WorkflowHandle) -> WorkflowHandle:
     return handle
 
 
-async def release_runs(client: Client, workflow_id: str, *, limit: int = 50) -> list[ReleaseRun]:
+async def release_runs(
+    client: Client,
+    workflow_id: str,
+    *,
+    limit: int = 50,
+    enough: Callable[[list[ReleaseRun]], bool] | None = None,
+) -> list[ReleaseRun]:
     """The runs of an environment's release workflow, newest first, from visibility, each finished
-    one with its result's outcome and live version (what ``control.py undo`` goes back from)."""
+    one with its result's outcome and live version (what ``control.py undo`` goes back from).
+    Results are read a few runs at a time, newest first, until ``enough`` says the runs so far
+    suffice (the undo's previous version found: older runs' results are not read)."""
     found = [ran async for ran in client.list_workflows(f'WorkflowId = "{workflow_id}"', limit=limit)]
     found.sort(key=lambda ran: ran.start_time, reverse=True)
-    results = await asyncio.gather(*(_result(client, workflow_id, ran) for ran in found))
-    runs = []
-    for ran, result in zip(found, results, strict=True):
-        attrs = ran.typed_search_attributes
-        runs.append(
-            ReleaseRun(
-                run_id=ran.run_id,
-                version=attrs.get(temporal.VERSION) or "?",
-                strategy=attrs.get(temporal.STRATEGY) or "?",
-                started=ran.start_time,
-                closed=ran.close_time,
-                outcome=result.outcome if result else None,
-                live_version=result.live_version if result else None,
-                running=ran.status == Status.RUNNING,
+    runs: list[ReleaseRun] = []
+    for at in range(0, len(found), RESULTS_AT_ONCE):
+        batch = found[at : at + RESULTS_AT_ONCE]
+        results = await asyncio.gather(*(_result(client, workflow_id, ran) for ran in batch))
+        for ran, result in zip(batch, results, strict=True):
+            attrs = ran.typed_search_attributes
+            runs.append(
+                ReleaseRun(
+                    run_id=ran.run_id,
+                    version=attrs.get(temporal.VERSION) or "?",
+                    strategy=attrs.get(temporal.STRATEGY) or "?",
+                    started=ran.start_time,
+                    closed=ran.close_time,
+                    outcome=result.outcome if result else None,
+                    live_version=result.live_version if result else None,
+                    running=ran.status == Status.RUNNING,
+                )
             )
-        )
+        if enough is not None and enough(runs):
+            break
     return runs
+
+
+RESULTS_AT_ONCE = 4
+"""Results of release runs read concurrently by :func:`release_runs`."""
 
 
 async def _result(client: Client, workflow_id: str, ran: WorkflowExecution) -> ReleaseResult | None:

@@ -34,7 +34,7 @@ from engine.client import Refused, control_target, release_runs, start_or_attach
 from engine.config import DeployConfig
 from engine.contracts import STRATEGIES, Control, EnvironmentSpec, ReleaseResult
 from engine.errors import InputError
-from engine.undo import plan_undo, resolve_undo
+from engine.undo import ReleaseRun, plan_undo, resolve_undo
 from starters.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_REFUSED, EXIT_RELEASE_FAILED, fail
 from starters.signing import sign, sign_for
 
@@ -60,13 +60,25 @@ async def undo(
 ) -> int:
     """Back to the previous live version (a new Release run), or the running release's approved abort."""
     workflow_id = temporal.release_workflow_id(config.app.name, env.name)
-    runs = await release_runs(client, workflow_id)
+    window = config.environments[env.name].rollback_window
+
+    def enough(runs: list[ReleaseRun]) -> bool:
+        """A release runs, or the previous version is found: older results are not needed."""
+        if runs[0].running:
+            return True
+        try:
+            plan_undo(env.name, runs, window, datetime.now(UTC))
+        except InputError:
+            return False
+        return True
+
+    runs = await release_runs(client, workflow_id, enough=enough)
     if runs and runs[0].running:
         handle = client.get_workflow_handle(workflow_id, run_id=runs[0].run_id, result_type=ReleaseResult)
         return await _undo_running(handle, env, args, control, runs[0].version)
     signed = env.policy.approvals == "signed"
     try:
-        plan = plan_undo(env.name, runs, config.environments[env.name].rollback_window, datetime.now(UTC))
+        plan = plan_undo(env.name, runs, window, datetime.now(UTC))
         undone = plan.current.strategy if plan.current.strategy in STRATEGIES else "canary"
         approval = control
         if signed:
