@@ -65,3 +65,15 @@ async def test_a_signed_approval_verifies_on_replay_only_for_the_run_it_names() 
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is not None and "Nondeterminism" in str(result.replay_failure)
+
+
+async def test_a_signed_undo_verifies_on_replay_only_for_the_workflow_it_names() -> None:
+    """The undo's signature (over the run it undoes, carried in the input) is verified again on replay:
+    under another workflow id it proves nothing, the undo is refused, and the replay diverges."""
+    path = Path(__file__).parent / "histories" / "release_undo_fast.json"
+    history = WorkflowHistory.from_json("release-someone-else", await asyncio.to_thread(path.read_text))
+    replayer = Replayer(
+        workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=WORKFLOW_RUNNER
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is not None and "Nondeterminism" in str(result.replay_failure)
