@@ -3,6 +3,7 @@
     deploy-code deploy v1.2.3 canary [--env local] [--wait] [--dry-run]   # starters/deploy.py
     deploy-code control status|approve|promote|resume|pause|abort|history # starters/control.py
     deploy-code status | history | approve | ...                          # the same, shorter
+    deploy-code undo --as NAME --reason TEXT [--wait]                     # back to the previous version
     deploy-code failover --to B [--drill] [--wait]                        # starters/failover.py
     deploy-code dr-monitor start|status|stop                              # starters/dr_monitor.py
     deploy-code drill-schedule create|trigger|describe|...                # starters/schedule_dr_drill.py
@@ -36,7 +37,7 @@ COMMANDS: dict[str, tuple[str, list[str], str]] = {
     "codec-server": ("starters.codec_server", [], "serve the payload codec to the Temporal web UI"),
     "dashboard": ("starters.dashboard", [], "serve the release dashboard (releases, failovers, one live)"),
 }
-SHORTCUTS = ("status", "history", "approve", "promote", "resume", "pause", "abort")
+SHORTCUTS = ("status", "history", "approve", "promote", "resume", "pause", "abort", "undo")
 """``deploy-code status`` is ``deploy-code control status`` (the same for each control action)."""
 for _action in SHORTCUTS:
     COMMANDS[_action] = ("starters.control", [_action], f"= control {_action}")
