@@ -106,7 +106,7 @@ async def undo(
         f"({pipeline.undo.window}); run {handle.result_run_id}",
         flush=True,
     )
-    return await _ended(handle) if args.wait else EXIT_OK
+    return await _ended(handle, ("succeeded", "no_change")) if args.wait else EXIT_OK
 
 
 async def _undo_running(
@@ -127,11 +127,12 @@ async def _undo_running(
         reason = exc.cause.message if isinstance(exc.cause, FailureError) else str(exc.cause)
         return fail(f"undo refused: {reason}", EXIT_REFUSED)
     print(f"{version} is being released in {env.name}: {answer}", flush=True)
-    return await _ended(handle) if args.wait else EXIT_OK
+    return await _ended(handle, ("rolled_back",)) if args.wait else EXIT_OK
 
 
-async def _ended(handle: WorkflowHandle) -> int:
-    """Wait for the run's end; 0 when it ended where the undo wanted it."""
+async def _ended(handle: WorkflowHandle, wanted: tuple[str, ...]) -> int:
+    """Wait for the run's end; 0 when it ended as the undo wants (the undo's own run succeeded, or the
+    running release it aborted rolled back), else 1."""
     result: ReleaseResult = await handle.result()
     print(f"{result.outcome.upper()}: {result.reason} (live: {result.live_version})")
-    return EXIT_OK if result.outcome in ("succeeded", "no_change", "rolled_back") else EXIT_RELEASE_FAILED
+    return EXIT_OK if result.outcome in wanted else EXIT_RELEASE_FAILED
