@@ -52,6 +52,7 @@ from engine.contracts.analysis import AnalysisResult, JudgeResult
 from engine.contracts.dr import DrResult, DrStatus
 from engine.contracts.pipeline import STRATEGY_WORKFLOWS, PipelineSpec
 from engine.contracts.platform import Observed, RouterState
+from engine.contracts.promotion import TrainResult, TrainStatus
 from engine.contracts.steps import describe_step
 from engine.errors import InputError
 from starters.common import DASHBOARD_URL, EXIT_BAD_INPUT, default_identity, fail, run
@@ -65,6 +66,8 @@ BY_APPROVER = ("approve", "resume")
 """Controls that need an approver: offered in the browser only where approvals are by name."""
 KINDS = {"DrFailover": "failover", "DrDrill": "drill"}
 """Workflow type -> kind of a row on the list page (anything else is a release)."""
+TRAIN = "PromotionTrain"
+"""The workflow type of a promotion train (workflows/train.py): its own list and page."""
 
 
 # --------------------------------------------------------------------------- what is read
@@ -110,6 +113,29 @@ async def recent_runs(client: Client, app: str, env: str, limit: int) -> list[Ro
                 version=attrs.get(temporal.VERSION) or "",
                 strategy=attrs.get(temporal.STRATEGY) or "",
                 phase=attrs.get(temporal.PHASE) or "",
+                status=ran.status.name.lower() if ran.status else "?",
+            )
+        )
+    return rows
+
+
+async def recent_trains(client: Client, app: str, limit: int) -> list[Row]:
+    """The app's promotion trains (one row each, its stages on its page), newest first."""
+    rows = []
+    async for ran in client.list_workflows(f'WorkflowType = "{TRAIN}"', limit=limit):
+        if not ran.id.startswith(f"train-{app}-"):
+            continue
+        attrs = ran.typed_search_attributes
+        rows.append(
+            Row(
+                kind="train " + ran.id.removeprefix(f"train-{app}-").replace("-", " -> "),
+                workflow_id=ran.id,
+                run_id=ran.run_id,
+                started=ran.start_time,
+                closed=ran.close_time,
+                version=attrs.get(temporal.VERSION) or "",
+                strategy=attrs.get(temporal.STRATEGY) or "",
+                phase="",
                 status=ran.status.name.lower() if ran.status else "?",
             )
         )
@@ -455,10 +481,16 @@ def _num(v: float | None) -> str:
     return "-" if v is None else _fmt(v)
 
 
-def list_page(envs: dict[str, list[Row]], app: str) -> str:
+def list_page(envs: dict[str, list[Row]], app: str, trains: list[Row] | None = None) -> str:
     body = [f"<h1>Releases of {e(app)}</h1>"]
-    for env, rows in envs.items():
-        body.append(f'<h2>{e(env)} <small><a href="/env/{quote(env)}">latest release</a></small></h2>')
+    sections = [
+        (env, rows, f'<small><a href="/env/{quote(env)}">latest release</a></small>')
+        for env, rows in envs.items()
+    ]
+    if trains:
+        sections.append(("trains", trains, "<small>promotion through environments</small>"))
+    for env, rows, note in sections:
+        body.append(f"<h2>{e(env)} {note}</h2>")
         if not rows:
             body.append(f'<p data-testid="runs-{e(env)}">nothing has run in {e(env)} yet</p>')
             continue
@@ -750,6 +782,57 @@ def release_page(view: ReleaseView, token: str, message: str = "") -> str:
     return page(title, "".join(body), live=view.running)
 
 
+def train_page(workflow_id: str, run_id: str, status: TrainStatus | None, outcome: str, running: bool) -> str:
+    """A promotion train: its stages in order (each a link to that environment's release page), the
+    one running now, the digest every stage releases, soak time, and the train's decisions."""
+    title = f"train {status.train} of {status.version} ({status.strategy})" if status else workflow_id
+    body = [f'<h1 data-testid="release">{e(title)}</h1>']
+    ui = temporal.ui_link(workflow_id, run_id)
+    body.append(
+        f"<p>workflow <code>{e(workflow_id)}</code> run <code>{e(run_id)}</code> · "
+        f'<a href="{e(ui)}">Temporal UI</a></p>'
+    )
+    if outcome:
+        body.append(f'<p class="big {_outcome_class(outcome)}" data-testid="outcome">{e(outcome)}</p>')
+    if status is None:
+        return page(workflow_id, "".join(body), live=running)
+    body.append(
+        f'<p>phase <span data-testid="train-phase">{e(status.phase)}</span> · digest '
+        f'<code data-testid="digest">{e(status.digest or "not promoted yet")}</code>'
+        + (f" · soak left {status.soak_remaining_s:.0f}s" if status.soak_remaining_s is not None else "")
+        + "</p>"
+    )
+    if running:
+        envs = ",".join(st.environment for st in status.stages)
+        body.append(
+            '<p data-testid="train-abort">abort the train (the stage being released rolls back): '
+            f"<code>python starters/control.py abort --train {e(envs)} --reason ...</code></p>"
+        )
+    rows = []
+    for i, st in enumerate(status.stages):
+        now = " ◀ now" if running and status.current == i else ""
+        link = (
+            f'<a href="/run/{quote(st.workflow_id)}/{quote(st.run_id)}">{e(st.workflow_id)}</a>'
+            if st.run_id
+            else e(st.workflow_id)
+        )
+        soak = f"{st.soaked_s:.0f}s of {st.soak}" if st.soaked_s is not None else str(st.soak)
+        cells = [f"{st.environment}{now}", st.verdict, soak, st.digest or "-", st.detail]
+        rows.append(
+            tr(
+                cells,
+                raw=f"<td>{link}</td>",
+                testid="train-stage",
+                environment=st.environment,
+                verdict=st.verdict,
+            )
+        )
+    headers = ("environment", "verdict", "soak", "digest", "detail", "release")
+    body.append("<h2>Stages</h2>" + table("train-stages", headers, rows))
+    body.append(_decisions("Decisions", "decisions", status.decisions, []))
+    return page(workflow_id, "".join(body), live=running)
+
+
 def dr_page(workflow_id: str, run_id: str, status: DrStatus | None, outcome: str, running: bool) -> str:
     body = [f'<h1 data-testid="release">{e(status.operation if status else workflow_id)}</h1>']
     ui = temporal.ui_link(workflow_id, run_id)
@@ -799,10 +882,12 @@ class Dashboard:
 
     async def index(self, request: web.Request) -> web.Response:
         limit = int(request.query.get("limit", self.limit))
-        found = await asyncio.gather(
-            *(recent_runs(self.client, self.config.app.name, n, limit) for n in self.envs)
+        app = self.config.app.name
+        found, trains = await asyncio.gather(
+            asyncio.gather(*(recent_runs(self.client, app, n, limit) for n in self.envs)),
+            recent_trains(self.client, app, limit),
         )
-        return _html(list_page(dict(zip(self.envs, found, strict=True)), self.config.app.name))
+        return _html(list_page(dict(zip(self.envs, found, strict=True)), app, trains))
 
     async def latest(self, request: web.Request) -> web.Response:
         env = request.match_info["env"]
@@ -820,8 +905,27 @@ class Dashboard:
         message = request.query.get("msg", "")
         if desc.workflow_type in KINDS:
             return await self._dr_page(workflow_id, run_id, desc.status == WorkflowExecutionStatus.RUNNING)
+        if desc.workflow_type == TRAIN:
+            return await self._train_page(workflow_id, run_id, desc.status == WorkflowExecutionStatus.RUNNING)
         view = await release_view(self.client, self.config, workflow_id, run_id)
         return _html(release_page(view, self.token, message))
+
+    async def _train_page(self, workflow_id: str, run_id: str, running: bool) -> web.Response:
+        history = await read_history(self.client, workflow_id, run_id)
+        status: TrainStatus | None = None
+        outcome = ""
+        if history.result:
+            (result,) = await self.client.data_converter.decode(history.result, [TrainResult])
+            status, outcome = result.status, f"{result.outcome}: {result.reason}"
+        else:
+            handle = self.client.get_workflow_handle(workflow_id, run_id=run_id)
+            try:
+                status = await asyncio.wait_for(
+                    handle.query("status", result_type=TrainStatus), ANSWER_WITHIN
+                )
+            except (RPCError, TimeoutError):
+                outcome = "no worker answered the status query"
+        return _html(train_page(workflow_id, run_id, status, outcome, running))
 
     async def _dr_page(self, workflow_id: str, run_id: str, running: bool) -> web.Response:
         history = await read_history(self.client, workflow_id, run_id)

@@ -18,15 +18,17 @@ from temporalio.service import RPCError
 from clients.oci import RegistryClient
 from engine import temporal
 from engine.client import start_train
+from engine.config import load_config
 from engine.contracts import Control, ReleaseResult, ReleaseStatus, StageReport
 from engine.contracts.promotion import TrainResult, TrainSpec, TrainStatus
+from harness.browser import Chromium, chromium_binary, elements
 from harness.pipeline import snapshot
 from harness.stack import Stack, new_version
-from harness.support import REPO
+from harness.support import REPO, free_port
 from harness.train import Stacks, retag
 from infrastructure.local import images
 from infrastructure.local.sample_service import set_behaviour
-from starters import control, deploy
+from starters import control, dashboard, deploy
 
 TRAIN = temporal.train_workflow_id("sample-api", ["staging", "production"])
 
@@ -109,6 +111,31 @@ async def test_train_soaks_staging_then_releases_the_same_digest_to_production(
     assert await control.main(["status", "--train", "--config", str(path)]) == 0
     shown = capsys.readouterr().out
     assert "soaking" in shown and "s left" in shown and "<- now" in shown
+    # The dashboard, in headless Chromium: the train in the list, its page with staging soaking now.
+    chromium = chromium_binary()
+    assert chromium is not None, "Debian's chromium (scripts/dev.sh install)"
+    port = free_port()
+    runner = await dashboard.serve(
+        dashboard.Dashboard(client, load_config(path), ["staging", "production"]), "127.0.0.1", port
+    )
+    try:
+        listed = await Chromium(chromium).dom(f"http://127.0.0.1:{port}/")
+        [row] = [r for r in elements(listed, "run") if r.attrs["data-workflow-id"] == handle.id]
+        assert (
+            row.attrs["data-kind"] == "train staging -> production" and row.attrs["data-version"] == version
+        )
+        shown_page = await Chromium(chromium).dom(
+            f"http://127.0.0.1:{port}/run/{handle.id}/{handle.result_run_id}"
+        )
+        stages = elements(shown_page, "train-stage")
+        assert [(st.attrs["data-environment"], st.attrs["data-verdict"]) for st in stages] == [
+            ("staging", "soaking"),
+            ("production", "pending"),
+        ]
+        assert "◀ now" in stages[0].text and built in elements(shown_page, "digest")[0].text
+        assert "abort --train staging,production" in elements(shown_page, "train-abort")[0].text
+    finally:
+        await runner.cleanup()
 
     result: TrainResult = await asyncio.wait_for(handle.result(), timeout=240)
 
