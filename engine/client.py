@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from temporalio.client import Client, WorkflowExecution, WorkflowHandle
 from temporalio.client import WorkflowExecutionStatus as Status
@@ -50,6 +50,59 @@ async def start_or_attach(
     )
     spec = spec.release if isinstance(spec, PipelineSpec) else spec
     workflow_id = temporal.release_workflow_id(spec.app.name, spec.environment.name)
+    env = spec.environment.name
+
+    def busy(version: str | None, strategy: str | None, run_id: str) -> str:
+        return (
+            f"release {version} ({strategy}) is running in {env} (workflow {workflow_id}, run {run_id}); "
+            f"wait for it, or abort it with: python starters/control.py abort --env {env} --reason '...'"
+        )
+
+    async def start() -> WorkflowHandle:
+        return await client.start_workflow(
+            workflow_type,
+            argument,
+            id=workflow_id,
+            result_type=ReleaseResult,
+            task_queue=task_queue or temporal.TASK_QUEUE,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(temporal.ENVIRONMENT, env),
+                    SearchAttributePair(temporal.VERSION, spec.version),
+                    SearchAttributePair(temporal.STRATEGY, spec.strategy),
+                    SearchAttributePair(temporal.PHASE, "Pending"),
+                ]
+            ),
+            static_summary=summary or f"{spec.strategy} release of {spec.version} to {env}",
+            static_details=f"requested by {spec.requested_by}",
+        )
+
+    return await _start_once(
+        client,
+        workflow_id,
+        (spec.version, spec.strategy),
+        ReleaseResult,
+        busy=busy,
+        start=start,
+        redeploy=redeploy,
+    )
+
+
+async def _start_once(
+    client: Client,
+    workflow_id: str,
+    wanted: tuple[str, str],
+    result_type: type,
+    *,
+    busy: Callable[[str | None, str | None, str], str],
+    start: Callable[[], Awaitable[WorkflowHandle]],
+    redeploy: bool,
+) -> tuple[WorkflowHandle, bool]:
+    """Attach to the run of ``wanted`` (version, strategy) that is running, or (unless ``redeploy``)
+    to one that ran before; refuse another one running (``busy`` says why); else ``start`` it. A
+    starter that loses the race to start looks again (a CI re-run never starts twice)."""
     for _ in range(3):
         try:
             desc = await client.get_workflow_handle(workflow_id).describe()
@@ -60,50 +113,25 @@ async def start_or_attach(
         if desc is not None and desc.status == Status.RUNNING:
             attrs = desc.typed_search_attributes
             version, strategy = attrs.get(temporal.VERSION), attrs.get(temporal.STRATEGY)
-            if version == spec.version and strategy == spec.strategy:
+            if (version, strategy) == wanted:
                 return client.get_workflow_handle(
-                    workflow_id, run_id=desc.run_id, result_type=ReleaseResult
+                    workflow_id, run_id=desc.run_id, result_type=result_type
                 ), True
-            msg = (
-                f"release {version} ({strategy}) is running in {spec.environment.name} "
-                f"(workflow {workflow_id}, run {desc.run_id}); wait for it, or abort it with: "
-                f"python starters/control.py abort --env {spec.environment.name} --reason '...'"
-            )
-            raise Refused(msg)
+            raise Refused(busy(version, strategy, desc.run_id))
         if not redeploy:
-            query = f'WorkflowId = "{workflow_id}" AND DeployVersion = "{spec.version}"'
+            query = f'WorkflowId = "{workflow_id}" AND DeployVersion = "{wanted[0]}"'
             async for earlier in client.list_workflows(query, limit=1):
                 if earlier.status != Status.RUNNING:
                     return (
                         client.get_workflow_handle(
-                            workflow_id, run_id=earlier.run_id, result_type=ReleaseResult
+                            workflow_id, run_id=earlier.run_id, result_type=result_type
                         ),
                         True,
                     )
         try:
-            handle = await client.start_workflow(
-                workflow_type,
-                argument,
-                id=workflow_id,
-                result_type=ReleaseResult,
-                task_queue=task_queue or temporal.TASK_QUEUE,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(temporal.ENVIRONMENT, spec.environment.name),
-                        SearchAttributePair(temporal.VERSION, spec.version),
-                        SearchAttributePair(temporal.STRATEGY, spec.strategy),
-                        SearchAttributePair(temporal.PHASE, "Pending"),
-                    ]
-                ),
-                static_summary=summary
-                or f"{spec.strategy} release of {spec.version} to {spec.environment.name}",
-                static_details=f"requested by {spec.requested_by}",
-            )
+            return await start(), False
         except WorkflowAlreadyStartedError:
             continue  # another starter won the race: look again
-        return handle, False
     msg = f"could not start or attach to {workflow_id}: it keeps changing"
     raise Refused(msg)
 
@@ -158,7 +186,7 @@ async def release_runs(
     runs: list[ReleaseRun] = []
     for at in range(0, len(found), RESULTS_AT_ONCE):
         batch = found[at : at + RESULTS_AT_ONCE]
-        results = await asyncio.gather(*(_result(client, workflow_id, ran) for ran in batch))
+        results = await asyncio.gather(*(run_result(client, workflow_id, ran) for ran in batch))
         for ran, result in zip(batch, results, strict=True):
             attrs = ran.typed_search_attributes
             runs.append(
@@ -182,7 +210,8 @@ RESULTS_AT_ONCE = 4
 """Results of release runs read concurrently by :func:`release_runs`."""
 
 
-async def _result(client: Client, workflow_id: str, ran: WorkflowExecution) -> ReleaseResult | None:
+async def run_result(client: Client, workflow_id: str, ran: WorkflowExecution) -> ReleaseResult | None:
+    """A finished release run's result (None for a run still going, or failed without one)."""
     if ran.status != Status.COMPLETED:
         return None
     handle = client.get_workflow_handle(workflow_id, run_id=ran.run_id, result_type=ReleaseResult)
@@ -199,51 +228,41 @@ async def start_train(
     and whether it was already there: the same version and strategy running, or a train of this
     version that ran before (a CI re-run attaches, never releases twice; ``redeploy`` runs it anew)."""
     workflow_id = temporal.train_workflow_id(spec.app, [s.environment for s in spec.stages])
-    for _ in range(3):
-        if await temporal.is_running(client, workflow_id):
-            desc = await client.get_workflow_handle(workflow_id).describe()
-            attrs = desc.typed_search_attributes
-            version, strategy = attrs.get(temporal.VERSION), attrs.get(temporal.STRATEGY)
-            if version == spec.version and strategy == spec.strategy:
-                return client.get_workflow_handle(
-                    workflow_id, run_id=desc.run_id, result_type=TrainResult
-                ), True
-            msg = (
-                f"train {version} ({strategy}) is running ({workflow_id}); wait for it, or stop it with: "
-                f"python starters/control.py abort --train {','.join(s.environment for s in spec.stages)}"
-            )
-            raise Refused(msg)
-        if not redeploy:
-            query = f'WorkflowId = "{workflow_id}" AND DeployVersion = "{spec.version}"'
-            async for earlier in client.list_workflows(query, limit=1):
-                if earlier.status != Status.RUNNING:
-                    ran = client.get_workflow_handle(
-                        workflow_id, run_id=earlier.run_id, result_type=TrainResult
-                    )
-                    return ran, True
-        try:
-            handle = await client.start_workflow(
-                "PromotionTrain",
-                spec,
-                id=workflow_id,
-                result_type=TrainResult,
-                task_queue=task_queue or temporal.TASK_QUEUE,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(temporal.VERSION, spec.version),
-                        SearchAttributePair(temporal.STRATEGY, spec.strategy),
-                    ]
-                ),
-                static_summary=f"promotion train of {spec.version} ({spec.strategy}): {spec.train_id}",
-                static_details=f"requested by {spec.requested_by}",
-            )
-        except WorkflowAlreadyStartedError:
-            continue  # another starter won the race: look again
-        return handle, False
-    msg = f"could not start or attach to {workflow_id}: it keeps changing"
-    raise Refused(msg)
+
+    def busy(version: str | None, strategy: str | None, _: str) -> str:
+        return (
+            f"train {version} ({strategy}) is running ({workflow_id}); wait for it, or stop it with: "
+            f"python starters/control.py abort --train {','.join(s.environment for s in spec.stages)}"
+        )
+
+    async def start() -> WorkflowHandle:
+        return await client.start_workflow(
+            "PromotionTrain",
+            spec,
+            id=workflow_id,
+            result_type=TrainResult,
+            task_queue=task_queue or temporal.TASK_QUEUE,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(temporal.VERSION, spec.version),
+                    SearchAttributePair(temporal.STRATEGY, spec.strategy),
+                ]
+            ),
+            static_summary=f"promotion train of {spec.version} ({spec.strategy}): {spec.train_id}",
+            static_details=f"requested by {spec.requested_by}",
+        )
+
+    return await _start_once(
+        client,
+        workflow_id,
+        (spec.version, spec.strategy),
+        TrainResult,
+        busy=busy,
+        start=start,
+        redeploy=redeploy,
+    )
 
 
 async def follow_train(

@@ -37,11 +37,10 @@ import argparse
 import asyncio
 import json
 import os
+from collections.abc import Awaitable, Callable
 
 from temporalio.client import (
     Client,
-    WorkflowExecution,
-    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
@@ -49,9 +48,9 @@ from temporalio.exceptions import FailureError
 from temporalio.service import RPCError
 
 from engine import temporal
-from engine.client import control_target
+from engine.client import control_target, run_result
 from engine.config import load_config, resolve_environment
-from engine.contracts import Control, ReleaseResult, ReleaseStatus
+from engine.contracts import Control, ReleaseStatus
 from engine.errors import InputError
 from starters import train, undo
 from starters.common import (
@@ -113,8 +112,9 @@ async def show_history(client: Client, workflow_id: str, *, limit: int, as_json:
     """The runs of the environment's release workflow, newest first."""
     rows = []
     runs = [ran async for ran in client.list_workflows(f'WorkflowId = "{workflow_id}"', limit=limit)]
-    approvers = await asyncio.gather(*(_approvers(client, workflow_id, ran) for ran in runs))
-    for ran, approved in zip(runs, approvers, strict=True):
+    results = await asyncio.gather(*(run_result(client, workflow_id, ran) for ran in runs))
+    for ran, result in zip(runs, results, strict=True):
+        approved = sorted({a.by for a in result.status.approvals}) if result else []
         attrs = ran.typed_search_attributes
         took = (ran.close_time - ran.start_time).total_seconds() if ran.close_time else None
         rows.append(
@@ -146,20 +146,7 @@ async def show_history(client: Client, workflow_id: str, *, limit: int, as_json:
         print(f"{r['started']:<19}  {what} {duration:>7}  {who:<16} {r['run_id']}")
 
 
-async def _approvers(client: Client, workflow_id: str, ran: WorkflowExecution) -> list[str]:
-    """Who approved a finished run (its result's approvals, the strategy child's included); a running
-    or failed run has no result to read: none listed."""
-    if ran.status != WorkflowExecutionStatus.COMPLETED:
-        return []
-    handle = client.get_workflow_handle(workflow_id, run_id=ran.run_id, result_type=ReleaseResult)
-    try:
-        result = await handle.result(follow_runs=False)
-    except (FailureError, RPCError):
-        return []
-    return sorted({a.by for a in result.status.approvals})
-
-
-async def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - and the train's way out
+async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -211,29 +198,41 @@ async def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - and the
     if args.action == "undo":
         return await undo.undo(client, config, env, args, control)
     handle = client.get_workflow_handle(temporal.release_workflow_id(config.app.name, env.name))
-    try:
-        if args.action in ("status", "history"):
-            if args.action == "status":
-                await show_status(handle, as_json=args.json, approvers=env.approvers)
-            else:
-                await show_history(client, handle.id, limit=args.limit, as_json=args.json)
-            return EXIT_OK
+
+    async def send() -> str | None:
+        if args.action == "status":
+            await show_status(handle, as_json=args.json, approvers=env.approvers)
+            return None
+        if args.action == "history":
+            await show_history(client, handle.id, limit=args.limit, as_json=args.json)
+            return None
         target = await asyncio.wait_for(control_target(handle), timeout=ANSWER_WITHIN)
+        signed_control = control
         if signed:
             signature = await sign_for(target, args.key, args.action, env.name)
-            control = control.model_copy(update={"signature": signature})
-        answer = await asyncio.wait_for(
-            target.execute_update(args.action, control, result_type=str), timeout=ANSWER_WITHIN
+            signed_control = control.model_copy(update={"signature": signature})
+        return await asyncio.wait_for(
+            target.execute_update(args.action, signed_control, result_type=str), timeout=ANSWER_WITHIN
         )
+
+    return await _answer(args.action, send, f"no release to {args.action} in {env.name}")
+
+
+async def _answer(action: str, send: Callable[[], Awaitable[str | None]], missing: str) -> int:
+    """Run ``send`` (a status shown, or an update sent) and print the workflow's answer; a worker that
+    does not answer, a refusal or a missing run is said and becomes the exit code."""
+    try:
+        answer = await send()
     except TimeoutError:
         msg = f"no worker answered within {ANSWER_WITHIN:g}s: is worker.py running on this task queue?"
         return fail(msg, EXIT_REFUSED)
     except WorkflowUpdateFailedError as exc:
         reason = exc.cause.message if isinstance(exc.cause, FailureError) else str(exc.cause)
-        return fail(f"{args.action} refused: {reason}", EXIT_REFUSED)
+        return fail(f"{action} refused: {reason}", EXIT_REFUSED)
     except RPCError as exc:
-        return fail(f"no release to {args.action} in {env.name}: {exc.message}", EXIT_REFUSED)
-    print(answer)
+        return fail(f"{missing}: {exc.message}", EXIT_REFUSED)
+    if answer is not None:
+        print(answer)
     return EXIT_OK
 
 
@@ -255,23 +254,16 @@ async def _train(args: argparse.Namespace) -> int:
         return fail(str(exc), EXIT_BAD_INPUT)
     client = await temporal.connect()
     handle = client.get_workflow_handle(workflow_id)
-    try:
+
+    async def send() -> str | None:
         if args.action == "status":
             await train.show(handle, as_json=args.json)
-            return EXIT_OK
-        answer = await asyncio.wait_for(
+            return None
+        return await asyncio.wait_for(
             handle.execute_update("abort", control, result_type=str), timeout=ANSWER_WITHIN
         )
-    except TimeoutError:
-        msg = f"no worker answered within {ANSWER_WITHIN:g}s: is worker.py running on this task queue?"
-        return fail(msg, EXIT_REFUSED)
-    except WorkflowUpdateFailedError as exc:
-        reason = exc.cause.message if isinstance(exc.cause, FailureError) else str(exc.cause)
-        return fail(f"{args.action} refused: {reason}", EXIT_REFUSED)
-    except RPCError as exc:
-        return fail(f"no train {workflow_id}: {exc.message}", EXIT_REFUSED)
-    print(answer)
-    return EXIT_OK
+
+    return await _answer(args.action, send, f"no train {workflow_id}")
 
 
 if __name__ == "__main__":

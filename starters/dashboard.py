@@ -782,18 +782,23 @@ def release_page(view: ReleaseView, token: str, message: str = "") -> str:
     return page(title, "".join(body), live=view.running)
 
 
+def _run_header(title: str, workflow_id: str, run_id: str, outcome: str) -> str:
+    """A failover's or a train's title, its run with a link to Temporal's UI, and how it ended."""
+    ui = temporal.ui_link(workflow_id, run_id)
+    head = (
+        f'<h1 data-testid="release">{e(title)}</h1><p>workflow <code>{e(workflow_id)}</code> run '
+        f'<code>{e(run_id)}</code> · <a href="{e(ui)}">Temporal UI</a></p>'
+    )
+    if outcome:
+        head += f'<p class="big {_outcome_class(outcome)}" data-testid="outcome">{e(outcome)}</p>'
+    return head
+
+
 def train_page(workflow_id: str, run_id: str, status: TrainStatus | None, outcome: str, running: bool) -> str:
     """A promotion train: its stages in order (each a link to that environment's release page), the
     one running now, the digest every stage releases, soak time, and the train's decisions."""
     title = f"train {status.train} of {status.version} ({status.strategy})" if status else workflow_id
-    body = [f'<h1 data-testid="release">{e(title)}</h1>']
-    ui = temporal.ui_link(workflow_id, run_id)
-    body.append(
-        f"<p>workflow <code>{e(workflow_id)}</code> run <code>{e(run_id)}</code> · "
-        f'<a href="{e(ui)}">Temporal UI</a></p>'
-    )
-    if outcome:
-        body.append(f'<p class="big {_outcome_class(outcome)}" data-testid="outcome">{e(outcome)}</p>')
+    body = [_run_header(title, workflow_id, run_id, outcome)]
     if status is None:
         return page(workflow_id, "".join(body), live=running)
     body.append(
@@ -834,14 +839,7 @@ def train_page(workflow_id: str, run_id: str, status: TrainStatus | None, outcom
 
 
 def dr_page(workflow_id: str, run_id: str, status: DrStatus | None, outcome: str, running: bool) -> str:
-    body = [f'<h1 data-testid="release">{e(status.operation if status else workflow_id)}</h1>']
-    ui = temporal.ui_link(workflow_id, run_id)
-    body.append(
-        f"<p>workflow <code>{e(workflow_id)}</code> run <code>{e(run_id)}</code> · "
-        f'<a href="{e(ui)}">Temporal UI</a></p>'
-    )
-    if outcome:
-        body.append(f'<p class="big {_outcome_class(outcome)}" data-testid="outcome">{e(outcome)}</p>')
+    body = [_run_header(status.operation if status else workflow_id, workflow_id, run_id, outcome)]
     if status is not None:
         body.append(f"<p>phase {e(status.phase.value)} · step {e(status.step)}</p>")
         if status.approvals:
