@@ -200,7 +200,9 @@ def resolve_undo(
         approval=approval,
     )
     targets = fast_targets(pipeline.targets) if fast else pipeline.targets
-    changes = {"targets": targets, "terraform": None, "undo": undo, "ignore_windows": True}
+    changes: dict[str, object] = {"targets": targets, "terraform": None, "undo": undo, "ignore_windows": True}
+    if fast:  # an emergency way back to what ran: no dependency gate holds it (the image is still checked)
+        changes["checks"] = []
     return pipeline.model_copy(update=changes)
 
 

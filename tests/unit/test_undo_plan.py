@@ -77,9 +77,12 @@ def test_a_whole_app_undo_in_the_window_is_one_switch_and_one_batch_everywhere()
         assert target.release.rolling.analysis == [] and not target.bake_before
     assert pipeline.terraform is None and pipeline.ignore_windows  # undo ignores deploy windows
     assert pipeline.undo is not None and pipeline.undo.of_run_id == "r2" and pipeline.undo.fast
+    # No dependency gate holds the way back to what ran (its image is still checked).
+    assert pipeline.checks == [] and pipeline.image is not None
     # Outside the window: the chosen strategy with its steps and analysis, the worker behind its gate.
     late = plan_undo("local", runs, RollbackWindow(versions=0), NOW)
     normal = resolve_undo(config, late, strategy="canary", approval=Control(identity="alice"))
     assert normal.release.strategy == "canary" and normal.undo is not None and not normal.undo.fast
     worker = normal.targets[1].release
     assert worker is not None and worker.rolling is not None and worker.rolling.analysis
+    assert normal.checks  # a normal release of the old version checks its dependencies first
