@@ -44,6 +44,7 @@ from kubernetes import client
 from activities.interfaces import Progress
 from clients import kube
 from engine.contracts.dr import DrSpec, KubernetesDrRegion, KubernetesDrSettings, KubernetesWorker
+from engine.contracts.scalars import POOLS
 from engine.errors import BadRequest
 
 log = structlog.get_logger()
@@ -86,7 +87,22 @@ class KubernetesRegions:
         if component != "api":
             msg = f"region {region}: the engine runs the api and the worker on Kubernetes, not {component!r}"
             raise BadRequest(msg)
-        return self._cluster(region).name(self._conf(region).pool)
+        return self._cluster(region).name(self._pool(region))
+
+    def _pool(self, region: str) -> str:
+        """The pool whose Deployment runs the region's api: the configured one, or the other one where
+        a release in that cluster moved it (a blue-green or canary ends on the other pool) unless
+        another region in the same namespace is that pool; the configured one when neither exists."""
+        conf, cluster = self._conf(region), self._cluster(region)
+        if cluster.read(conf.pool) is not None:
+            return conf.pool
+        other = next(p for p in POOLS if p != conf.pool)
+        place = conf.kubernetes.model_copy(update={"image": ""})
+        claimed = any(  # regions that share a namespace tell their Deployments apart by pool
+            r != region and c.pool == other and c.kubernetes.model_copy(update={"image": ""}) == place
+            for r, c in self.settings.regions.items()
+        )
+        return other if not claimed and cluster.read(other) is not None else conf.pool
 
     def _deployment(self, region: str, component: str = "api") -> Any:
         cluster, name = self._cluster(region), self._name(region, component)
@@ -106,8 +122,8 @@ class KubernetesRegions:
 
     # ---- Regions ---------------------------------------------------------------------------
     def scale(self, region: str, count: int, *, progress: Progress) -> int:
-        conf, cluster = self._conf(region), self._cluster(region)
-        cluster.scale(pool=conf.pool, count=count, progress=progress)
+        conf, cluster, pool = self._conf(region), self._cluster(region), self._pool(region)
+        cluster.scale(pool=pool, count=count, progress=progress)
         workers = self.spec.workers if count >= self.spec.instances else self.spec.standby_workers
         if conf.worker is not None and workers:  # at full size where users are, standby size else
             name = conf.worker.deployment
@@ -116,7 +132,7 @@ class KubernetesRegions:
                 name, cluster.namespace, {"spec": {"replicas": workers}}
             )
             cluster.wait_for_named(name, workers, progress)
-        pods = cluster.pods(cluster.labels(conf.pool))
+        pods = cluster.pods(cluster.labels(pool))
         return sum(1 for p in pods if not p.metadata.deletion_timestamp and p.status and p.status.pod_ip)
 
     def _host(self, database: str) -> str:
@@ -263,12 +279,13 @@ class KubernetesRegions:
         conf, cluster = self._conf(region), self._cluster(region)
         failures = []
         try:
-            d = cluster.read(conf.pool)
+            pool = self._pool(region)
+            d = cluster.read(pool)
             if d is None:
-                failures.append(f"no Deployment {cluster.name(conf.pool)!r} in {region}")
+                failures.append(f"no Deployment {cluster.name(pool)!r} in {region}")
             else:
                 try:
-                    cluster.rollout_state(conf.pool, int(d.spec.replicas or 0))
+                    cluster.rollout_state(pool, int(d.spec.replicas or 0))
                 except kube.RolloutFailed as exc:
                     failures.append(f"{region}: {exc}")
                 available = int((d.status and d.status.available_replicas) or 0)

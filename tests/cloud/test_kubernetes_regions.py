@@ -216,3 +216,30 @@ def test_a_regions_workers_are_read_converged_and_scaled_by_their_own_deployment
     controller.failures["claude-deployment-worker"] = "CrashLoopBackOff"
     with pytest.raises(RolloutFailed, match="CrashLoopBackOff"):
         regions.converge("B", {"worker": "v1.2.0"}, progress=seen.append)
+
+
+def test_the_home_regions_api_is_found_in_the_pool_a_release_moved_it_to(kube: KubeCluster) -> None:
+    """dr.kubernetes.regions.A.pool says blue, but the last canary in A's cluster ended on green (and
+    deleted blue): a failback to A scales, reads and checks green, not a Deployment that is gone."""
+    kube.apps.create_namespaced_deployment(
+        "home", deployment("sample-api", "green", "img:v2.0.0", 1, {"DATABASE_NODE": "A"}, namespace="home")
+    )
+    kube.play_controller()
+    spec = _spec(kube)
+    assert spec.kubernetes is not None
+    home = spec.kubernetes.regions["A"]
+    moved = home.model_copy(update={"kubernetes": home.kubernetes.model_copy(update={"namespace": "home"})})
+    regions_conf = {**spec.kubernetes.regions, "A": moved}
+    spec = spec.model_copy(
+        update={"kubernetes": spec.kubernetes.model_copy(update={"regions": regions_conf})}
+    )
+    regions = KubernetesRegions(spec)
+    regions._cluster("A").poll = 0.05
+    assert moved.pool == "blue"
+    assert regions.versions("A") == {"api": "v2.0.0"}
+    assert regions.scale("A", 2, progress=lambda _: None) == 2
+    green = kube.apps.read_namespaced_deployment("sample-api-green", "home")
+    assert green.spec.replicas == 2 and green.status.available_replicas == 2
+    assert regions.health("A") == [] and regions.writes_to("A") == "A"
+    names = sorted(d.metadata.name for d in kube.apps.list_namespaced_deployment("home").items)
+    assert names == ["sample-api-green"]  # nothing created in the configured pool
